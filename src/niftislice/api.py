@@ -1,0 +1,42 @@
+"""The Python API; the CLI is a thin layer over these functions."""
+
+from __future__ import annotations
+
+import os
+from importlib.resources import as_file, files
+from pathlib import Path
+
+from .batch import BatchResult, check_jobs, discover, run_batch
+from .info import info
+from .options import ConvertOptions
+from .volume import Volume
+
+SAMPLE_NAME = "mni152_t1_1mm.nii.gz"
+
+
+def sample_path() -> Path:
+    """The built-in sample: the MNI152 2009a T1 template (1 mm, 197 x 233 x 189)."""
+    with as_file(files("niftislice") / "data" / SAMPLE_NAME) as p:
+        return Path(p)
+
+
+def convert(
+    inputs: str | os.PathLike[str] | list[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    options: ConvertOptions | None = None,
+    *,
+    scheduler: str | None = None,
+) -> BatchResult:
+    """Convert files and folders into ``out_dir``; one result per input, failures included."""
+    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    jobs = discover(items)
+    check_jobs(jobs)
+    return run_batch(jobs, out_dir, options or ConvertOptions(), scheduler=scheduler)
+
+
+def load(path: str | os.PathLike[str], options: ConvertOptions | None = None, *, volume: int = 0) -> Volume:
+    """One 3D volume, windowed once, whose :meth:`Volume.slices` yield display-ready arrays."""
+    return Volume(path, options or ConvertOptions(), volume)
+
+
+__all__ = ["convert", "info", "load", "sample_path"]

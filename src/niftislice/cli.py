@@ -1,0 +1,225 @@
+"""The ``niftislice`` command: a parser and one error handler over the Python API.
+
+Exit status: 0 when every input succeeded, 1 when some input failed (one line each on stderr),
+2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._version import __version__
+from .errors import NiftisliceError, OptionError
+from .intensity import CT_PRESETS
+
+log = logging.getLogger("niftislice")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _add_image_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("geometry")
+    g.add_argument("--views", default="axial,coronal,sagittal", help="comma-separated subset of axial,coronal,sagittal")
+    g.add_argument("--neurological", action="store_true", help="patient left on image left (default: radiological)")
+    g.add_argument("--spacing", default="finest", help="mm per pixel, 'finest' (default: finest in-plane spacing) or 'native'")
+    g.add_argument("--interp", default="linear", choices=["linear", "nearest", "cubic", "area", "lanczos"])
+    g.add_argument("--slices", default="all", help="all, middle, N or A:B[:STEP] (RAS+ indices, Python-style)")
+    g.add_argument("--volumes", default="all", help="4D: all, N or A:B[:STEP]")
+    i = p.add_argument_group("intensity")
+    i.add_argument("--window", default="auto",
+                   help=f"auto (0.5-99.5 percentiles), minmax, LOW:HIGH, pLOW:pHIGH or a CT preset: {', '.join(CT_PRESETS)}")
+    i.add_argument("--level", type=float, help="window level (with --width), data units")
+    i.add_argument("--width", type=float, help="window width (with --level), data units")
+    i.add_argument("--label", dest="label", action="store_true", default=None, help="label map: nearest neighbour, exact values")
+    i.add_argument("--no-label", dest="label", action="store_false", help="never treat as a label map")
+    i.add_argument("--bit-depth", type=int, default=8, choices=[8, 16])
+    i.add_argument("--lossless", action="store_true", help="integer data stored exactly as 16-bit (no windowing)")
+    o = p.add_argument_group("limits")
+    o.add_argument("--max-voxels", type=int, default=2**31, help="refuse volumes with more voxels (default 2^31)")
+    o.add_argument("--allow-many-slices", action="store_true", help="accept more than 4096 slices along an axis")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="niftislice", description="NIfTI volumes to anatomically correct image sequences.")
+    parser.add_argument("--version", action="version", version=f"niftislice {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress bar")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    c = sub.add_parser("convert", help="write one image per slice per view, and a JSON sidecar")
+    c.add_argument("inputs", nargs="*", help="NIfTI files or folders (searched recursively)")
+    c.add_argument("-o", "--output", required=True, help="output folder")
+    c.add_argument("--sample", action="store_true", help="convert the built-in sample (MNI152 T1 template)")
+    c.add_argument("--format", default="png", help="png, jpg, tif or webp")
+    c.add_argument("--quality", type=int, help="jpg/webp quality 1..100")
+    c.add_argument("--skip-empty", action="store_true", help="leave out slices that are all background")
+    c.add_argument("-j", "--jobs", type=int, help="parallel workers (default: all cores)")
+    c.add_argument("--overwrite", action="store_true", help="replace existing output")
+    c.add_argument("--skip-existing", action="store_true", help="keep complete existing output (resume)")
+    c.add_argument("--report", help="write a JSON report with one record per input")
+    c.add_argument("--scheduler", help="run on a Dask cluster at this address (needs niftislice[dask])")
+    c.add_argument("-q", "--quiet", dest="sub_quiet", action="store_true", help=argparse.SUPPRESS)
+    _add_image_options(c)
+
+    i = sub.add_parser("info", help="describe a file: geometry, scaling, range, images per view")
+    i.add_argument("input", nargs="?")
+    i.add_argument("--sample", action="store_true", help="describe the built-in sample")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.add_argument("--header", action="store_true", help="include every raw header field")
+    _add_image_options(i)
+
+    pv = sub.add_parser("preview", help="the three middle slices side by side, labelled")
+    pv.add_argument("input", nargs="?")
+    pv.add_argument("-o", "--output", required=True, help="image file to write (.png, .jpg)")
+    pv.add_argument("--sample", action="store_true", help="preview the built-in sample")
+    _add_image_options(pv)
+    return parser
+
+
+def _options(a: argparse.Namespace, **extra: object):
+    from .options import ConvertOptions
+
+    kw: dict[str, object] = dict(
+        views=a.views, neurological=a.neurological, spacing=a.spacing, interp=a.interp,
+        slices=a.slices, volumes=a.volumes, window=a.window, level=a.level, width=a.width,
+        label=a.label, bit_depth=a.bit_depth, lossless=a.lossless, max_voxels=a.max_voxels,
+        allow_many_slices=a.allow_many_slices,
+    )
+    kw.update(extra)
+    return ConvertOptions(**kw)  # type: ignore[arg-type]
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("niftislice: %(levelname)s: %(message)s"))
+    root = logging.getLogger("niftislice")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _say(kind: str, where: str, message: str) -> None:
+    flat = " ".join(str(message).split())
+    sys.stderr.write(f"niftislice: {kind}: {where}: {flat}\n" if where else f"niftislice: {kind}: {flat}\n")
+
+
+def _printable(path: str | os.PathLike[str]) -> str:
+    return str(path).encode("unicode_escape").decode("ascii") if any(c in str(path) for c in "\n\r\t") else str(path)
+
+
+def _cmd_convert(a: argparse.Namespace) -> int:
+    from .api import sample_path
+    from .batch import check_jobs, discover, run_batch
+    from .convert import ConvertResult
+
+    inputs = list(a.inputs)
+    if a.sample:
+        inputs.append(str(sample_path()))
+    if not inputs:
+        raise UsageError("niftislice convert: give input files or folders, or --sample")
+    opts = _options(
+        a, format=a.format, quality=a.quality, skip_empty=a.skip_empty, jobs=a.jobs,
+        overwrite=a.overwrite, skip_existing=a.skip_existing,
+    )
+    jobs = discover(inputs)
+    check_jobs(jobs)
+    quiet = a.quiet or a.sub_quiet
+    bar = None
+    if not quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), unit="file", file=sys.stderr, dynamic_ncols=True)
+
+    def on_result(r: ConvertResult) -> None:
+        where = _printable(r.source)
+        if r.status == "failed":
+            _say("error", where, r.error or "failed")
+        elif not quiet:
+            for w in r.warnings:
+                _say("warning", where, w)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"{r.images} images" if r.status == "converted" else r.status)
+
+    try:
+        result = run_batch(jobs, a.output, opts, on_result=on_result, scheduler=a.scheduler)
+    finally:
+        if bar is not None:
+            bar.close()
+    if a.report:
+        Path(a.report).write_text(json.dumps(result.to_json(), indent=1))
+    if not quiet:
+        sys.stderr.write(f"niftislice: {result.summary()}\n")
+    return 0 if result.ok else 1
+
+
+def _cmd_info(a: argparse.Namespace) -> int:
+    from .api import sample_path
+    from .info import format_info, info
+
+    src = str(sample_path()) if a.sample else a.input
+    if not src:
+        raise UsageError("niftislice info: give an input file or --sample")
+    facts = info(src, _options(a), header=a.header)
+    for w in facts["warnings"]:
+        log.debug("%s: %s", a.input, w)
+    sys.stdout.write((json.dumps(facts, indent=1) if a.json else format_info(facts)) + "\n")
+    return 0
+
+
+def _cmd_preview(a: argparse.Namespace) -> int:
+    from .api import sample_path
+    from .preview import preview
+
+    src = str(sample_path()) if a.sample else a.input
+    if not src:
+        raise UsageError("niftislice preview: give an input file or --sample")
+    out = preview(src, a.output, _options(a, slices="middle"))
+    if not a.quiet:
+        sys.stderr.write(f"niftislice: wrote {out}\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    where = ""
+    try:
+        a = parser.parse_args(argv)
+        _configure_logging(a.verbose, a.quiet)
+        if a.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        where = _printable(getattr(a, "input", "") or "")
+        return {"convert": _cmd_convert, "info": _cmd_info, "preview": _cmd_preview}[a.command](a)
+    except SystemExit as e:  # --help and --version
+        return int(e.code or 0)
+    except UsageError as e:
+        sys.stderr.write(f"{e}\n")
+        return 2
+    except OptionError as e:
+        _say("error", "", str(e))
+        return 2
+    except NiftisliceError as e:
+        _say("error", where, str(e))
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("niftislice: interrupted\n")
+        return 130
+    except Exception as e:  # a bug: one line for the user, the traceback at debug level
+        log.debug("unexpected error", exc_info=True)
+        _say("error", where, f"internal error: {type(e).__name__}: {e} (run with -vv for details)")
+        return 1

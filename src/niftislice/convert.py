@@ -1,0 +1,185 @@
+"""Converting one file: plan, render every selected volume and view, write atomically.
+
+Images go to a temporary folder inside the output folder and are moved into place only when all
+of them (and the sidecar, written last) succeeded; existing output is kept unless ``overwrite``.
+Slices are resampled, encoded and written on a thread pool (OpenCV releases the GIL).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .encoding import EXTENSIONS, encode
+from .errors import NiftisliceError, OutputError
+from .loading import Limits, NiftiFile, ReadResult, iter_volumes, read_header
+from .naming import image_name, stem_of
+from .options import ConvertOptions, View
+from .pipeline import Plan, make_plan, map_volume, output_image, render_view
+from .sidecar import build_sidecar
+
+log = logging.getLogger(__name__)
+
+TMP_PREFIX = ".niftislice-tmp-"
+ProgressFn = Callable[[int], None]
+
+
+@dataclass
+class ConvertResult:
+    """What happened to one input."""
+
+    source: str
+    status: str  # "converted", "skipped" or "failed"
+    output_dir: str | None = None
+    images: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def limits_of(options: ConvertOptions) -> Limits:
+    return Limits(options.max_voxels, options.max_slices, options.allow_many_slices)
+
+
+def output_dir_for(path: Path, out_root: Path, rel_dir: Path = Path(), stem: str | None = None) -> Path:
+    return out_root / rel_dir / (stem or stem_of(path))
+
+
+def is_complete(out_dir: Path) -> bool:
+    """Output is complete when its sidecar exists (the sidecar is written last)."""
+    return (out_dir / f"{out_dir.name}.json").is_file()
+
+
+def convert_file(
+    path: str | os.PathLike[str],
+    out_root: str | os.PathLike[str],
+    options: ConvertOptions = ConvertOptions(),
+    *,
+    rel_dir: Path = Path(),
+    stem: str | None = None,
+    threads: int | None = None,
+    progress: ProgressFn | None = None,
+) -> ConvertResult:
+    """Convert one file; raises :class:`NiftisliceError` on failure (nothing is left behind)."""
+    start = time.perf_counter()
+    src = Path(path)
+    out_root = Path(out_root)
+    final = output_dir_for(src, out_root, rel_dir, stem)
+    if final.exists() or final.is_symlink():
+        if options.skip_existing and is_complete(final):
+            return ConvertResult(str(src), "skipped", str(final))
+        if not options.overwrite:
+            raise OutputError(f"output {final} exists (use --overwrite to replace it, --skip-existing to keep it)")
+    nf = read_header(src, limits_of(options))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name[:40] + "-", dir=final.parent))
+    except OSError as e:
+        raise OutputError(f"cannot create output folder in {final.parent}: {e.strerror or e}") from None
+    try:
+        plan, n_images = _write_all(nf, options, tmp, final.name, threads or options.effective_jobs, progress)
+        _move_into_place(tmp, final, options.overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ConvertResult(
+        str(src), "converted", str(final), n_images, time.perf_counter() - start,
+        warnings=list(plan.warnings),
+    )
+
+
+def _write_all(
+    nf: NiftiFile, options: ConvertOptions, tmp: Path, stem: str, threads: int,
+    progress: ProgressFn | None,
+) -> tuple[Plan, int]:
+    read = ReadResult()
+    selected = options.volumes.indices(nf.n_volumes)  # type: ignore[union-attr]
+    first: list[np.ndarray] = []
+    if nf.n_volumes == 1:
+        # one 3D volume: read it once and use it for both statistics and images
+        first = [arr for _, arr in iter_volumes(nf, None, read)]
+        plan = make_plan(nf, options, lambda: first)
+    else:
+        plan = make_plan(nf, options, lambda: (a for _, a in iter_volumes(nf, selected)))
+    ext = EXTENSIONS[options.format]  # type: ignore[index]
+    files: dict[View, dict[int, dict[int, str]]] = {v: {} for v in plan.geometries}
+    for view in plan.geometries:
+        (tmp / view.value).mkdir()
+    volumes = _handover(first) if first else iter_volumes(nf, selected, read)
+    count = 0
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for t, raw in volumes:
+            mapped = map_volume(plan, raw)
+            del raw
+            for view, g in plan.geometries.items():
+                block, indices = render_view(plan, mapped, view)
+                names = {
+                    k: image_name(stem, view.value, k, g.n_slices, ext,
+                                  t if plan.is_4d else None, nf.n_volumes)
+                    for k in indices
+                }
+
+                def job(k: int, view: View = view, block: np.ndarray = block, names: dict[int, str] = names) -> None:
+                    data = encode(output_image(plan, block, view, k), options.format, options.quality)  # type: ignore[arg-type]
+                    _write_bytes(tmp / view.value / names[k], data)
+
+                for fut_k, fut in [(k, pool.submit(job, k)) for k in indices]:
+                    fut.result()
+                    files[view].setdefault(fut_k, {})[t] = names[fut_k]
+                    count += 1
+                    if progress:
+                        progress(1)
+                del block
+            del mapped
+    sidecar = build_sidecar(plan, nf.path, read.sha256, files)
+    _write_bytes(tmp / f"{stem}.json", json.dumps(sidecar, indent=1).encode())
+    return plan, count
+
+
+def _handover(first: list[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield the already-read 3D volume without keeping a reference to it."""
+    yield 0, first.pop()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise OutputError(f"disk full while writing {path.name}: {e.strerror}") from None
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _move_into_place(tmp: Path, final: Path, overwrite: bool) -> None:
+    old: Path | None = None
+    try:
+        if final.exists() or final.is_symlink():
+            if not overwrite:  # appeared while we worked
+                raise OutputError(f"output {final} exists (use --overwrite to replace it)")
+            old = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + "old-", dir=final.parent))
+            os.rename(final, old / "previous")
+        os.rename(tmp, final)
+    except NiftisliceError:
+        raise
+    except OSError as e:
+        if old is not None and not final.exists():
+            os.rename(old / "previous", final)  # put the previous output back
+        raise OutputError(f"cannot move output into {final}: {e.strerror or e}") from None
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,348 @@
+"""Intensity windows: one linear mapping from data units to pixel values per volume.
+
+A window ``[low, high]`` in data units (after ``scl_slope``/``scl_inter``) maps linearly to
+``[0, out_max]``; values outside are clipped, NaN and -Inf become 0, +Inf becomes ``out_max``.
+The inverse is ``data = low + pixel * (high - low) / out_max`` (exact to half a step).
+
+Statistics are computed from raw (unscaled, native dtype) voxels: integer volumes of up to 16
+bits through an exact histogram (no sort, no float copy), everything else through a fine
+histogram between the finite minimum and maximum.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import OptionError
+
+log = logging.getLogger(__name__)
+
+#: Named CT windows in Hounsfield units, as (level, width).
+CT_PRESETS: dict[str, tuple[float, float]] = {
+    "brain": (40.0, 80.0),
+    "subdural": (75.0, 215.0),
+    "stroke": (32.0, 8.0),
+    "bone": (400.0, 1800.0),
+    "lung": (-600.0, 1500.0),
+    "soft-tissue": (40.0, 400.0),
+    "liver": (60.0, 160.0),
+    "mediastinum": (50.0, 350.0),
+    "abdomen": (40.0, 350.0),
+    "temporal-bone": (600.0, 2800.0),
+}
+
+_CHUNK = 1 << 22  # voxels per chunk: bounds temporaries to a few tens of MiB
+_FLOAT_BINS = 1 << 20
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """How to choose the window. ``kind`` is one of auto, minmax, range, percentile, preset."""
+
+    kind: str
+    a: float = 0.0
+    b: float = 0.0
+    name: str = ""
+
+    @property
+    def needs_stats(self) -> bool:
+        return self.kind in ("auto", "minmax", "percentile")
+
+    def describe(self) -> str:
+        if self.kind == "auto":
+            return "auto (percentiles 0.5-99.5 of finite voxels)"
+        if self.kind == "percentile":
+            return f"percentiles {self.a:g}-{self.b:g} of finite voxels"
+        if self.kind == "minmax":
+            return "minimum-maximum of finite voxels"
+        if self.kind == "preset":
+            level, width = CT_PRESETS[self.name]
+            return f"CT preset {self.name} (level {level:g} HU, width {width:g} HU)"
+        return f"explicit {self.a:g}:{self.b:g}"
+
+
+def parse_window(text: str | WindowSpec, *, level_width: bool = False) -> WindowSpec:
+    """Parse ``auto``, ``minmax``, ``LOW:HIGH``, ``pLOW:pHIGH``, ``LEVEL/WIDTH`` or a CT preset."""
+    if isinstance(text, WindowSpec):
+        return text
+    t = str(text).strip().lower()
+    if t == "auto":
+        return WindowSpec("auto", 0.5, 99.5)
+    if t in ("minmax", "min-max", "full"):
+        return WindowSpec("minmax")
+    if t in CT_PRESETS:
+        level, width = CT_PRESETS[t]
+        return WindowSpec("preset", level - width / 2, level + width / 2, name=t)
+    try:
+        if "/" in t:
+            level, width = (float(v) for v in t.split("/"))
+            if not (math.isfinite(level) and math.isfinite(width) and width > 0):
+                raise OptionError(f"level/width: width must be positive and finite, got {text!r}")
+            return WindowSpec("range", level - width / 2, level + width / 2)
+        if ":" in t:
+            lo, hi = t.split(":")
+            if lo.startswith("p") and hi.startswith("p"):
+                a, b = float(lo[1:]), float(hi[1:])
+                if not (0 <= a < b <= 100):
+                    raise OptionError(f"window: percentiles need 0 <= LOW < HIGH <= 100, got {text!r}")
+                return WindowSpec("percentile", a, b)
+            a, b = float(lo), float(hi)
+            if not (math.isfinite(a) and math.isfinite(b) and a < b):
+                raise OptionError(f"window: need finite LOW < HIGH, got {text!r}")
+            return WindowSpec("range", a, b)
+    except ValueError:
+        pass
+    what = "level/width" if level_width else "window"
+    presets = ", ".join(CT_PRESETS)
+    raise OptionError(
+        f"{what}: expected auto, minmax, LOW:HIGH, pLOW:pHIGH or a CT preset ({presets}), got {text!r}"
+    )
+
+
+@dataclass(frozen=True)
+class Window:
+    """A resolved window in data units and the output range it maps onto."""
+
+    low: float
+    high: float
+    out_max: int
+    description: str
+
+    def to_json(self) -> dict[str, object]:
+        step = (self.high - self.low) / self.out_max
+        return {
+            "low": self.low,
+            "high": self.high,
+            "out_min": 0,
+            "out_max": self.out_max,
+            "method": self.description,
+            "pixel_to_data": {"scale": step, "offset": self.low},
+            "inverse": "data = offset + pixel * scale (values outside [low, high] were clipped)",
+            "nan": 0,
+            "posinf": self.out_max,
+            "neginf": 0,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# statistics
+
+
+def _small_int(dtype: np.dtype) -> bool:
+    return dtype.kind in "iu" and dtype.itemsize <= 2
+
+
+def _chunks(arr: np.ndarray) -> Iterator[np.ndarray]:
+    flat = arr.reshape(-1, order="A")  # no copy for contiguous arrays
+    for start in range(0, flat.size, _CHUNK):
+        yield flat[start : start + _CHUNK]
+
+
+@dataclass(frozen=True)
+class RawStats:
+    """Summary of finite raw voxel values: extremes and a histogram for percentiles."""
+
+    vmin: float
+    vmax: float
+    count: int
+    edges_lo: float  # value of bin 0
+    bin_width: float  # 1 for exact integer histograms
+    counts: np.ndarray
+    exact: bool
+    nonfinite: int
+
+    def percentile(self, q: float) -> float:
+        """Like ``np.percentile(values, q)`` (linear method); exact for small integer types."""
+        if self.count == 0:
+            return float("nan")
+        pos = q / 100.0 * (self.count - 1)
+        lo_rank = math.floor(pos)
+        frac = pos - lo_rank
+        cum = np.cumsum(self.counts)
+        i0 = int(np.searchsorted(cum, lo_rank, side="right"))
+        i1 = int(np.searchsorted(cum, min(lo_rank + 1, self.count - 1), side="right"))
+        v0 = self.edges_lo + i0 * self.bin_width
+        v1 = self.edges_lo + i1 * self.bin_width
+        if not self.exact:  # place the value inside its bin by rank
+            v0 += self.bin_width / 2
+            v1 += self.bin_width / 2
+        return float(min(max(v0 + frac * (v1 - v0), self.vmin), self.vmax))
+
+
+def raw_stats(volumes: Callable[[], Iterable[np.ndarray]]) -> RawStats:
+    """Statistics of finite raw values over every array ``volumes()`` yields.
+
+    ``volumes`` is called once for 16-bit-or-smaller integer data and twice otherwise (the second
+    pass builds a histogram between the extremes found by the first).
+    """
+    it = iter(volumes())
+    first = next(it, None)
+    if first is None:
+        raise ValueError("no volumes to compute statistics on")
+    dtype = first.dtype
+    if _small_int(dtype):
+        bits = dtype.itemsize * 8
+        unsigned = np.dtype(f"u{dtype.itemsize}")
+        counts = np.zeros(1 << bits, dtype=np.int64)
+        for arr in _prepend(first, it):
+            for chunk in _chunks(arr):
+                counts += np.bincount(chunk.view(unsigned), minlength=1 << bits)
+        values = np.arange(1 << bits, dtype=unsigned).view(dtype.newbyteorder("="))
+        order = np.argsort(values, kind="stable")
+        counts = counts[order]
+        lo = int(values[order[0]])
+        nz = np.nonzero(counts)[0]
+        total = int(counts.sum())
+        if total == 0:
+            return RawStats(float("nan"), float("nan"), 0, 0.0, 1.0, counts, True, 0)
+        return RawStats(float(lo + nz[0]), float(lo + nz[-1]), total, float(lo), 1.0, counts, True, 0)
+
+    vmin, vmax, count, nonfinite = math.inf, -math.inf, 0, 0
+    for arr in _prepend(first, it):
+        for chunk in _chunks(arr):
+            if chunk.dtype.kind == "f":
+                fin = chunk[np.isfinite(chunk)]
+                nonfinite += chunk.size - fin.size
+            else:
+                fin = chunk
+            if fin.size:
+                vmin = min(vmin, float(fin.min()))
+                vmax = max(vmax, float(fin.max()))
+                count += fin.size
+    if count == 0:
+        return RawStats(float("nan"), float("nan"), 0, 0.0, 1.0, np.zeros(1, np.int64), True, nonfinite)
+    if vmin == vmax:
+        return RawStats(vmin, vmax, count, vmin, 1.0, np.array([count]), True, nonfinite)
+    width = (vmax - vmin) / _FLOAT_BINS
+    counts = np.zeros(_FLOAT_BINS, dtype=np.int64)
+    for arr in volumes():
+        for chunk in _chunks(arr):
+            fin = chunk[np.isfinite(chunk)] if chunk.dtype.kind == "f" else chunk
+            idx = ((fin.astype(np.float64) - vmin) / width).astype(np.int64)
+            np.clip(idx, 0, _FLOAT_BINS - 1, out=idx)
+            counts += np.bincount(idx, minlength=_FLOAT_BINS)
+    return RawStats(vmin, vmax, count, vmin, width, counts, False, nonfinite)
+
+
+def _prepend(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    yield first
+    yield from rest
+
+
+# --------------------------------------------------------------------------------------------
+# resolving and applying
+
+
+def resolve_window(
+    spec: WindowSpec,
+    stats: RawStats | None,
+    slope: float,
+    inter: float,
+    out_max: int,
+) -> tuple[Window, list[str]]:
+    """Turn a spec into a window in data units; returns warnings for degenerate cases."""
+    warnings: list[str] = []
+    if not spec.needs_stats:
+        return Window(spec.a, spec.b, out_max, spec.describe()), warnings
+    assert stats is not None
+    if stats.count == 0:
+        warnings.append("no finite voxel values; every pixel is 0")
+        return Window(0.0, 1.0, out_max, "no finite values"), warnings
+    if spec.kind == "minmax":
+        r0, r1 = stats.vmin, stats.vmax
+    else:
+        r0, r1 = stats.percentile(spec.a), stats.percentile(spec.b)
+    lo, hi = sorted((r0 * slope + inter, r1 * slope + inter))
+    desc = spec.describe()
+    if hi <= lo and spec.kind != "minmax":
+        lo, hi = sorted((stats.vmin * slope + inter, stats.vmax * slope + inter))
+        if hi > lo:
+            warnings.append(f"the {desc} window is empty; using the full range instead")
+            desc = "minimum-maximum of finite voxels (percentile window was empty)"
+    if hi <= lo:
+        warnings.append(f"constant volume (every finite voxel is {lo:g}); it maps to mid-grey")
+        return Window(lo - 0.5, lo + 0.5, out_max, "constant volume"), warnings
+    return Window(lo, hi, out_max, desc), warnings
+
+
+def apply_window(raw: np.ndarray, window: Window, slope: float, inter: float) -> np.ndarray:
+    """Map raw voxels to uint8/uint16 pixels, keeping the input's memory order and shape.
+
+    Small integer types go through a lookup table (one pass, no float copy); others are mapped
+    chunk by chunk in float64 so temporaries stay small.
+    """
+    out_dtype = np.uint8 if window.out_max <= 255 else np.uint16
+    order = "F" if raw.flags.f_contiguous and not raw.flags.c_contiguous else "C"
+    raw = np.asarray(raw, order=order)
+    out = np.empty(raw.shape, dtype=out_dtype, order=order)
+    out_flat = out.reshape(-1, order="A")
+    scale = window.out_max / (window.high - window.low)
+    if _small_int(raw.dtype):
+        unsigned = np.dtype(f"u{raw.dtype.itemsize}")
+        values = np.arange(1 << (8 * raw.dtype.itemsize), dtype=unsigned).view(
+            raw.dtype.newbyteorder("=")
+        )
+        lut = _map_values(values.astype(np.float64) * slope + inter, window.low, scale, window.out_max)
+        lut = lut.astype(out_dtype)
+        for i, chunk in enumerate(_chunks(raw)):
+            np.take(lut, chunk.view(unsigned), out=out_flat[i * _CHUNK : i * _CHUNK + chunk.size])
+        return out
+    for i, chunk in enumerate(_chunks(raw)):
+        vals = chunk.astype(np.float64) * slope + inter
+        out_flat[i * _CHUNK : i * _CHUNK + chunk.size] = _map_values(
+            vals, window.low, scale, window.out_max
+        )
+    return out
+
+
+def _map_values(vals: np.ndarray, low: float, scale: float, out_max: int) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):
+        mapped = (vals - low) * scale
+        np.clip(mapped, 0, out_max, out=mapped)
+        np.rint(mapped, out=mapped)
+    mapped[np.isnan(mapped)] = 0
+    return mapped
+
+
+def identity_window(
+    stats: RawStats, slope: float, inter: float, *, purpose: str, bit_depth: int
+) -> Window:
+    """Store data values exactly (labels, lossless): ``pixel = data - offset``.
+
+    Raises :class:`ValueError` with a message naming the range when the values are not integers
+    or do not fit the output type.
+    """
+    if stats.count == 0:
+        return Window(0.0, 255.0 if bit_depth == 8 else 65535.0, 255 if bit_depth == 8 else 65535, purpose)
+    lo, hi = sorted((stats.vmin * slope + inter, stats.vmax * slope + inter))
+    integral = stats.exact and float(slope).is_integer() and float(inter).is_integer()
+    if not integral and not (float(lo).is_integer() and float(hi).is_integer()):
+        raise ValueError(f"{purpose} needs integer values, found {lo:g} to {hi:g}")
+    offset = 0.0 if lo >= 0 else lo
+    span = hi - offset
+    if purpose == "label" and bit_depth == 8 and span <= 255 and offset == 0:
+        out_max = 255
+    elif span <= 65535:
+        out_max = 65535
+    else:
+        raise ValueError(
+            f"{purpose} values {lo:g} to {hi:g} span {span:g}, more than 16 bits can hold"
+        )
+    desc = f"{purpose}: pixel = data - ({offset:g})"
+    return Window(offset, offset + out_max, out_max, desc)
+
+
+def check_integral(raw: np.ndarray, slope: float, inter: float, purpose: str) -> None:
+    """Raise ValueError if scaled float data is not whole numbers (chunked, no full copy)."""
+    if raw.dtype.kind in "iu" and float(slope).is_integer() and float(inter).is_integer():
+        return
+    for chunk in _chunks(raw):
+        vals = chunk.astype(np.float64) * slope + inter
+        fin = vals[np.isfinite(vals)]
+        if fin.size and not np.all(fin == np.round(fin)):
+            raise ValueError(f"{purpose} needs integer values; this volume has fractional values")

@@ -1,0 +1,43 @@
+"""File and folder names: safe characters only, zero-padded so they sort in slice order."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+_SUFFIXES = (".nii.gz", ".nii", ".gz")
+
+
+def stem_of(path: str | Path) -> str:
+    """``sub-01_T1w.nii.gz`` -> ``sub-01_T1w``; unsafe characters become ``_``."""
+    name = Path(path).name
+    lower = name.lower()
+    for suffix in _SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    safe = _UNSAFE.sub("_", name).strip("_")
+    if not safe or safe.startswith((".", "-")):
+        safe = "_" + safe if safe else "volume"
+    return safe[:200]
+
+
+def safe_relative_dir(rel: Path) -> Path:
+    """A relative folder made of safe parts only (no ``..``, no absolute anchors)."""
+    parts = [stem_of(p) if p not in ("", ".") else "" for p in rel.parts if p not in ("..", "/")]
+    return Path(*[p for p in parts if p]) if any(parts) else Path()
+
+
+def index_width(n: int) -> int:
+    """Digits for zero-padding ``n`` items: at least 4."""
+    return max(4, len(str(max(n - 1, 0))))
+
+
+def image_name(
+    stem: str, view: str, index: int, n_slices: int, ext: str,
+    volume: int | None = None, n_volumes: int = 1,
+) -> str:
+    """``<stem>_<view>_0042.png`` or, for 4D, ``<stem>_t0003_<view>_0042.png``."""
+    t = f"_t{volume:0{index_width(n_volumes)}d}" if volume is not None else ""
+    return f"{stem}{t}_{view}_{index:0{index_width(n_slices)}d}{ext}"

@@ -1,0 +1,213 @@
+"""Conversion options: one frozen dataclass, validated on construction.
+
+Every option accepts the plain strings the CLI passes (``"axial,coronal"``, ``"1.5"``,
+``"native"``, ``"40:80"``) as well as typed values, and a bad value raises
+:class:`~niftislice.errors.OptionError` naming the option and the value.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Union
+
+from .errors import OptionError
+from .intensity import WindowSpec, parse_window
+
+
+class View(str, Enum):
+    """Anatomical views; slices run along the RAS+ axis named in the comment."""
+
+    AXIAL = "axial"  # along z, inferior to superior
+    CORONAL = "coronal"  # along y, posterior to anterior
+    SAGITTAL = "sagittal"  # along x, left to right
+
+
+class Interp(str, Enum):
+    LINEAR = "linear"
+    NEAREST = "nearest"
+    CUBIC = "cubic"
+    AREA = "area"
+    LANCZOS = "lanczos"
+
+
+class ImageFormat(str, Enum):
+    PNG = "png"
+    JPG = "jpg"
+    TIF = "tif"
+    WEBP = "webp"
+
+
+_FORMAT_ALIASES = {"jpeg": "jpg", "tiff": "tif"}
+ALL_VIEWS: tuple[View, ...] = (View.AXIAL, View.CORONAL, View.SAGITTAL)
+
+SpacingLike = Union[float, int, str, None]
+
+
+@dataclass(frozen=True)
+class IndexRange:
+    """A Python-style half-open range ``start:stop:step``; ``None`` ends mean the full extent.
+
+    ``middle`` selects the single middle index. Negative values count from the end.
+    """
+
+    start: int | None = None
+    stop: int | None = None
+    step: int = 1
+    middle: bool = False
+
+    @classmethod
+    def parse(cls, text: str | int | IndexRange, option: str) -> IndexRange:
+        if isinstance(text, IndexRange):
+            return text
+        if isinstance(text, int):
+            return cls(text, text + 1 if text != -1 else None)
+        t = str(text).strip().lower()
+        if t in ("all", ""):
+            return cls()
+        if t == "middle":
+            return cls(middle=True)
+        parts = t.split(":")
+        try:
+            if len(parts) == 1:
+                i = int(parts[0])
+                return cls(i, i + 1 if i != -1 else None)
+            if len(parts) in (2, 3):
+                vals = [int(p) if p.strip() else None for p in parts]
+                step = vals[2] if len(vals) == 3 and vals[2] is not None else 1
+                if step <= 0:
+                    raise OptionError(f"{option}: step must be positive, got {text!r}")
+                return cls(vals[0], vals[1], step)
+        except ValueError:
+            pass
+        raise OptionError(
+            f"{option}: expected 'all', 'middle', N or A:B[:STEP], got {text!r}"
+        )
+
+    def indices(self, n: int) -> range:
+        """The selected indices among ``n`` (empty when the range selects nothing)."""
+        if self.middle:
+            return range(n // 2, n // 2 + 1) if n else range(0)
+        return range(n)[slice(self.start, self.stop, self.step)]
+
+
+def _parse_views(value: object) -> tuple[View, ...]:
+    if isinstance(value, View):
+        return (value,)
+    items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    views: list[View] = []
+    for item in items:
+        name = item.value if isinstance(item, View) else str(item).strip().lower()
+        if name == "all":
+            return ALL_VIEWS
+        try:
+            v = View(name)
+        except ValueError:
+            raise OptionError(
+                f"views: unknown view {item!r} (choose from axial, coronal, sagittal)"
+            ) from None
+        if v not in views:
+            views.append(v)
+    if not views:
+        raise OptionError("views: at least one view is needed")
+    return tuple(views)
+
+
+def _parse_spacing(value: SpacingLike) -> float | str:
+    if value is None:
+        return "finest"
+    if isinstance(value, str):
+        t = value.strip().lower()
+        if t in ("finest", "native"):
+            return t
+        try:
+            value = float(t)
+        except ValueError:
+            raise OptionError(
+                f"spacing: expected a number of mm, 'finest' or 'native', got {value!r}"
+            ) from None
+    f = float(value)
+    if not (f > 0 and f < 1e4):
+        raise OptionError(f"spacing: must be a positive number of mm, got {value!r}")
+    return f
+
+
+def _enum(cls: type[Enum], value: object, option: str, aliases: dict[str, str] | None = None):
+    if isinstance(value, cls):
+        return value
+    t = str(value).strip().lower()
+    t = (aliases or {}).get(t, t)
+    try:
+        return cls(t)
+    except ValueError:
+        choices = ", ".join(m.value for m in cls)  # type: ignore[attr-defined]
+        raise OptionError(f"{option}: expected one of {choices}, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Everything that shapes a conversion. Units: mm for spacing, data units for windows."""
+
+    views: tuple[View, ...] | str = ALL_VIEWS
+    neurological: bool = False
+    spacing: SpacingLike = "finest"
+    interp: Interp | str = Interp.LINEAR
+    label: bool | None = None  # None: auto-detect from the header intent
+    window: WindowSpec | str = "auto"
+    level: float | None = None
+    width: float | None = None
+    bit_depth: int = 8
+    format: ImageFormat | str = ImageFormat.PNG
+    quality: int | None = None
+    slices: IndexRange | str = "all"
+    skip_empty: bool = False
+    volumes: IndexRange | str = "all"
+    lossless: bool = False
+    jobs: int | None = None
+    overwrite: bool = False
+    skip_existing: bool = False
+    max_voxels: int = 2**31
+    allow_many_slices: bool = False
+    max_slices: int = 4096
+    extra: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        s(self, "views", _parse_views(self.views))
+        s(self, "spacing", _parse_spacing(self.spacing))
+        s(self, "interp", _enum(Interp, self.interp, "interp"))
+        s(self, "format", _enum(ImageFormat, self.format, "format", _FORMAT_ALIASES))
+        s(self, "slices", IndexRange.parse(self.slices, "slices"))  # type: ignore[arg-type]
+        s(self, "volumes", IndexRange.parse(self.volumes, "volumes"))  # type: ignore[arg-type]
+        if (self.level is None) != (self.width is None):
+            raise OptionError("level/width: give both --level and --width, or neither")
+        if self.level is not None:
+            if not isinstance(self.window, str) or self.window not in ("auto",):
+                if not (isinstance(self.window, WindowSpec) and self.window.kind == "auto"):
+                    raise OptionError("level/width: cannot be combined with --window")
+            s(self, "window", parse_window(f"{self.level}/{self.width}", level_width=True))
+        else:
+            s(self, "window", parse_window(self.window))
+        if self.bit_depth not in (8, 16):
+            raise OptionError(f"bit-depth: expected 8 or 16, got {self.bit_depth!r}")
+        fmt = self.format
+        if (self.bit_depth == 16 or self.lossless) and fmt not in (ImageFormat.PNG, ImageFormat.TIF):
+            raise OptionError(
+                f"format: {fmt.value} cannot store 16-bit images; use png or tif"  # type: ignore[union-attr]
+            )
+        if self.quality is not None:
+            if not (1 <= int(self.quality) <= 100):
+                raise OptionError(f"quality: expected 1..100, got {self.quality!r}")
+            if fmt not in (ImageFormat.JPG, ImageFormat.WEBP):
+                raise OptionError(f"quality: only applies to jpg and webp, not {fmt.value}")  # type: ignore[union-attr]
+        if self.jobs is not None and int(self.jobs) < 1:
+            raise OptionError(f"jobs: expected a positive number, got {self.jobs!r}")
+        if self.overwrite and self.skip_existing:
+            raise OptionError("overwrite/skip-existing: choose one")
+        if int(self.max_voxels) < 1:
+            raise OptionError(f"max-voxels: expected a positive number, got {self.max_voxels!r}")
+
+    @property
+    def effective_jobs(self) -> int:
+        return int(self.jobs) if self.jobs else (os.cpu_count() or 1)

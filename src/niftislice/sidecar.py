@@ -1,0 +1,124 @@
+"""The JSON sidecar: how every pixel relates to the source voxels and to world space."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._version import __version__
+from .loading import NiftiFile
+from .options import View
+from .pipeline import Plan
+
+SCHEMA_VERSION = 1
+_UNITS = {0: "unknown", 1: "m", 2: "mm", 3: "um", 8: "s", 16: "ms", 24: "us", 32: "Hz", 40: "ppm", 48: "rad/s"}
+
+
+def _num(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _matrix(m: np.ndarray) -> list[list[float]]:
+    return [[round(float(v), 9) for v in row] for row in m]
+
+
+def header_facts(nf: NiftiFile) -> dict[str, Any]:
+    """Facts from the header that the sidecar and ``info`` share."""
+    h = nf.header
+    space_units, time_units = int(h["xyzt_units"]) & 0x07, int(h["xyzt_units"]) & 0x38
+    pixdim = [float(v) for v in h["pixdim"]]
+    return {
+        "nifti_version": nf.nifti_version,
+        "compressed": nf.compressed,
+        "shape": list(nf.data_shape),
+        "dtype": str(nf.dtype.newbyteorder("=")) if not nf.rgb_channels else ("rgb" if nf.rgb_channels == 3 else "rgba"),
+        "byte_order": "big" if nf.dtype.byteorder == ">" else "little",
+        "voxel_sizes": list(nf.zooms),
+        "time_step": _num(pixdim[4]) if len(nf.data_shape) > 3 else None,
+        "units": {"space": _UNITS.get(space_units, str(space_units)), "time": _UNITS.get(time_units, str(time_units))},
+        "affine": _matrix(nf.affine),
+        "affine_source": nf.affine_source,
+        "axcodes": None,
+        "qform_code": int(h["qform_code"]),
+        "sform_code": int(h["sform_code"]),
+        "qform": _matrix(h.get_qform()) if int(h["qform_code"]) > 0 and _safe_qform(nf) else None,
+        "sform": _matrix(h.get_sform()) if int(h["sform_code"]) > 0 else None,
+        "scl_slope_on_disk": _num(float(h["scl_slope"])),
+        "scl_inter_on_disk": _num(float(h["scl_inter"])),
+        "scl_slope_applied": nf.slope,
+        "scl_inter_applied": nf.inter,
+        "intent": int(h["intent_code"]),
+        "description": bytes(h["descrip"]).split(b"\x00")[0].decode("latin-1"),
+    }
+
+
+def _safe_qform(nf: NiftiFile) -> bool:
+    try:
+        q = nf.header.get_qform()
+    except Exception:
+        return False
+    return bool(np.all(np.isfinite(q)))
+
+
+def build_sidecar(
+    plan: Plan,
+    source_path: Path,
+    sha256: str | None,
+    files: dict[View, dict[int, dict[int, str]]],
+) -> dict[str, Any]:
+    """``files[view][k][t]`` is the file name of slice ``k`` of volume ``t``."""
+    nf, reo, opts = plan.nf, plan.reo, plan.options
+    source = header_facts(nf)
+    source["axcodes"] = "".join(reo.source_axcodes)
+    source["path"] = os.path.abspath(source_path)
+    source["sha256"] = sha256
+    views: dict[str, Any] = {}
+    for view, g in plan.geometries.items():
+        smp = plan.samplings[view]
+        slices = []
+        for k in sorted(files.get(view, {})):
+            entry: dict[str, Any] = {"index": k, "pixel_to_world": _matrix(plan.pixel_to_world(view, k))}
+            per_t = files[view][k]
+            if plan.is_4d:
+                entry["files"] = {str(t): name for t, name in sorted(per_t.items())}
+            else:
+                entry["file"] = next(iter(per_t.values()))
+            slices.append(entry)
+        views[view.value] = {
+            "folder": view.value,
+            "image_size": [smp.width, smp.height],
+            "pixel_spacing_mm": [smp.col_spacing, smp.row_spacing],
+            "n_slices_in_volume": g.n_slices,
+            "geometry": g.to_json(),
+            "slices": slices,
+        }
+    return {
+        "niftislice": {"version": __version__, "sidecar_schema": SCHEMA_VERSION},
+        "source": source,
+        "orientation": {
+            **reo.to_json(),
+            "oblique": reo.is_oblique,
+            "display": "neurological" if opts.neurological else "radiological",
+            "pixel_to_world_note": "pixel (column, row, 0, 1) -> world mm; column 0 is the left edge, row 0 the top",
+        },
+        "intensity": (
+            {"kind": "rgb", "note": "colour volume stored as is"}
+            if plan.window is None
+            else {"kind": "label" if plan.label else ("lossless" if opts.lossless else "window"), **plan.window.to_json()}
+        ),
+        "output": {
+            "format": opts.format.value,  # type: ignore[union-attr]
+            "bit_depth": 8 if plan.window is None or plan.window.out_max == 255 else 16,
+            "interpolation": plan.interp.value,
+            "spacing": opts.spacing,
+            "label": plan.label,
+            "volumes": list(plan.volumes) if plan.is_4d else None,
+            "volume_subindex": {str(t): list(nf.volume_subindex(t)) for t in plan.volumes} if len(nf.data_shape) > 4 else None,
+        },
+        "views": views,
+        "warnings": list(plan.warnings),
+    }

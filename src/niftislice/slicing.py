@@ -1,0 +1,170 @@
+"""Views of a canonical (RAS+) volume as display-ready 2D images, and their geometry.
+
+Display convention (DESIGN.md): axial slices along z with anterior up, coronal along y with
+superior up, sagittal along x with superior up and anterior on the left; radiological display puts
+the patient's right on the image left in axial and coronal views, neurological mirrors them.
+Only flips and transposes are used here, never interpolation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .options import View
+
+# view -> (slice axis, row axis, column axis) in canonical x=0, y=1, z=2
+_AXES: dict[View, tuple[int, int, int]] = {
+    View.AXIAL: (2, 1, 0),
+    View.CORONAL: (1, 2, 0),
+    View.SAGITTAL: (0, 2, 1),
+}
+_AXIS_NAMES = "xyz"
+# letters at the (top, bottom, left, right) edges for the positive/negative ends of x, y, z
+_POS, _NEG = "RAS", "LPI"
+
+
+@dataclass(frozen=True)
+class ViewGeometry:
+    """How one view's images index the canonical grid.
+
+    Column ``c`` of a native image is canonical index ``n_cols - 1 - c`` along ``col_axis`` when
+    ``col_flip`` (likewise rows); image row 0 is the top.
+    """
+
+    view: View
+    slice_axis: int
+    row_axis: int
+    col_axis: int
+    row_flip: bool
+    col_flip: bool
+    n_slices: int
+    n_rows: int
+    n_cols: int
+    row_spacing: float  # mm between native rows
+    col_spacing: float
+    slice_spacing: float
+
+    @property
+    def edge_letters(self) -> dict[str, str]:
+        """Anatomical direction at each image edge, e.g. axial radiological: A, P, R, L."""
+
+        def ends(axis: int, flip: bool) -> tuple[str, str]:
+            pos, neg = _POS[axis], _NEG[axis]
+            return (pos, neg) if flip else (neg, pos)
+
+        top, bottom = ends(self.row_axis, self.row_flip)
+        left, right = ends(self.col_axis, self.col_flip)
+        return {"top": top, "bottom": bottom, "left": left, "right": right}
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "slice_axis": _AXIS_NAMES[self.slice_axis],
+            "row_axis": _AXIS_NAMES[self.row_axis],
+            "col_axis": _AXIS_NAMES[self.col_axis],
+            "row_flip": self.row_flip,
+            "col_flip": self.col_flip,
+            "native_size": [self.n_cols, self.n_rows],
+            "native_spacing_mm": [self.col_spacing, self.row_spacing],
+            "slice_spacing_mm": self.slice_spacing,
+            "orientation_letters": self.edge_letters,
+        }
+
+
+def view_geometry(
+    view: View, shape: tuple[int, int, int], spacing: tuple[float, float, float], neurological: bool
+) -> ViewGeometry:
+    s, r, c = _AXES[view]
+    # Columns run along x in axial/coronal: radiological puts patient right (max x) at the left.
+    col_flip = True if view is View.SAGITTAL else not neurological
+    return ViewGeometry(
+        view=view,
+        slice_axis=s,
+        row_axis=r,
+        col_axis=c,
+        row_flip=True,  # top of the image is the positive end (anterior or superior)
+        col_flip=col_flip,
+        n_slices=shape[s],
+        n_rows=shape[r],
+        n_cols=shape[c],
+        row_spacing=float(spacing[r]),
+        col_spacing=float(spacing[c]),
+        slice_spacing=float(spacing[s]),
+    )
+
+
+def view_block(canonical: np.ndarray, g: ViewGeometry) -> np.ndarray:
+    """The view's slices as one C-contiguous ``(n_slices, n_rows, n_cols[, channels])`` array.
+
+    One block transpose per view keeps every slice contiguous, so per-slice work never strides
+    across the volume.
+    """
+    arr = canonical
+    if g.row_flip:
+        arr = np.flip(arr, axis=g.row_axis)
+    if g.col_flip:
+        arr = np.flip(arr, axis=g.col_axis)
+    axes = (g.slice_axis, g.row_axis, g.col_axis, *range(3, canonical.ndim))
+    return np.ascontiguousarray(np.transpose(arr, axes))
+
+
+def display_slice(canonical: np.ndarray, g: ViewGeometry, k: int) -> np.ndarray:
+    """One display-oriented slice (a copy), for callers that need a single image."""
+    index: list[object] = [slice(None)] * canonical.ndim
+    index[g.slice_axis] = k
+    plane = canonical[tuple(index)]  # remaining axes in order: the two in-plane axes
+    in_plane = [a for a in range(3) if a != g.slice_axis]
+    row_pos, col_pos = in_plane.index(g.row_axis), in_plane.index(g.col_axis)
+    plane = np.transpose(plane, (row_pos, col_pos, *range(2, plane.ndim)))
+    if g.row_flip:
+        plane = plane[::-1]
+    if g.col_flip:
+        plane = plane[:, ::-1]
+    return np.ascontiguousarray(plane)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Output image size for a view and the pixel spacing it really has."""
+
+    width: int
+    height: int
+    col_spacing: float  # mm per output pixel, horizontally
+    row_spacing: float
+
+
+def sampling(g: ViewGeometry, spacing: float | str) -> Sampling:
+    """Square pixels at ``spacing`` mm (``finest``: the finer in-plane spacing), or ``native``."""
+    if spacing == "native":
+        return Sampling(g.n_cols, g.n_rows, g.col_spacing, g.row_spacing)
+    target = min(g.col_spacing, g.row_spacing) if spacing == "finest" else float(spacing)  # type: ignore[arg-type]
+    w = max(1, round(g.n_cols * g.col_spacing / target))
+    h = max(1, round(g.n_rows * g.row_spacing / target))
+    return Sampling(w, h, g.n_cols * g.col_spacing / w, g.n_rows * g.row_spacing / h)
+
+
+def pixel_to_world(g: ViewGeometry, smp: Sampling, k: int, canonical_affine: np.ndarray) -> np.ndarray:
+    """4x4 matrix taking output pixel ``(column, row, 0, 1)`` of slice ``k`` to world mm.
+
+    Pixel centres follow the half-pixel convention of the resampler (OpenCV's): output pixel
+    ``c`` samples native position ``(c + 0.5) * n_cols / width - 0.5``. The third column steps to
+    the next slice index, so ``(column, row, s, 1)`` reaches slice ``k + s``.
+    """
+    sx, sy = g.n_cols / smp.width, g.n_rows / smp.height
+    # output pixel -> native display coordinates (u, v, k)
+    to_display = np.array(
+        [[sx, 0, 0, 0.5 * sx - 0.5], [0, sy, 0, 0.5 * sy - 0.5], [0, 0, 1, k], [0, 0, 0, 1]],
+        dtype=np.float64,
+    )
+    # native display coordinates -> canonical voxel index (i, j, k)
+    to_voxel = np.zeros((4, 4))
+    to_voxel[3, 3] = 1
+    for src, axis, flip, n in (
+        (0, g.col_axis, g.col_flip, g.n_cols),
+        (1, g.row_axis, g.row_flip, g.n_rows),
+        (2, g.slice_axis, False, g.n_slices),
+    ):
+        to_voxel[axis, src] = -1.0 if flip else 1.0
+        to_voxel[axis, 3] = (n - 1) if flip else 0.0
+    return canonical_affine @ to_voxel @ to_display

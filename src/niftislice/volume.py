@@ -1,0 +1,79 @@
+"""In-memory access for code that never writes files (e.g. ML data loaders).
+
+``niftislice.load(path)`` returns a :class:`Volume`; its :meth:`Volume.slices` yields the very
+images ``convert`` would write, as arrays, with their geometry.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .loading import NiftiFile, ReadResult, iter_volumes, read_header
+from .options import ConvertOptions, View
+from .pipeline import Plan, make_plan, map_volume, render_view, output_image
+from .convert import limits_of
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One display-ready image and where its pixels are in the world."""
+
+    view: View
+    index: int  # slice index along the view's RAS+ axis
+    volume: int  # index of the 3D volume in a 4D series (0 for 3D)
+    image: np.ndarray  # (H, W) or (H, W, C); uint8/uint16 pixels
+    spacing_mm: tuple[float, float]  # (column, row) mm per pixel
+    pixel_to_world: np.ndarray  # 4x4: (column, row, 0, 1) -> world mm
+
+
+class Volume:
+    """One 3D volume of a NIfTI file, windowed once, ready to be sliced in any view."""
+
+    def __init__(self, path: str | os.PathLike[str], options: ConvertOptions = ConvertOptions(), volume: int = 0) -> None:
+        self.path = Path(path)
+        self.options = options
+        self.file: NiftiFile = read_header(self.path, limits_of(options))
+        t = volume % self.file.n_volumes if self.file.n_volumes else 0
+        read = ReadResult()
+        self.raw = next(a for i, a in iter_volumes(self.file, [t], read) if i == t)
+        self.volume_index = t
+        self.sha256 = read.sha256
+        self.plan: Plan = make_plan(self.file, options, lambda: [self.raw])
+        self._mapped = map_volume(self.plan, self.raw)
+
+    @property
+    def affine(self) -> np.ndarray:
+        """Affine of the canonical RAS+ grid (voxel index -> world mm)."""
+        return self.plan.reo.canonical_affine
+
+    @property
+    def spacing_mm(self) -> tuple[float, float, float]:
+        return self.plan.reo.spacing_mm
+
+    def data(self) -> np.ndarray:
+        """Voxel values in data units (scl_slope/scl_inter applied) on the canonical RAS+ grid."""
+        arr = self.plan.reo.apply(self.raw)
+        if self.file.is_scaled:
+            return arr.astype(np.float32) * np.float32(self.file.slope) + np.float32(self.file.inter)
+        return arr
+
+    def slices(self, view: View | str) -> Iterator[Slice]:
+        v = View(view)
+        if v not in self.plan.geometries:
+            raise ValueError(f"view {v.value} was not selected in the options")
+        smp = self.plan.samplings[v]
+        block, indices = render_view(self.plan, self._mapped, v)
+        for k in indices:
+            yield Slice(
+                v, k, self.volume_index, output_image(self.plan, block, v, k),
+                (smp.col_spacing, smp.row_spacing), self.plan.pixel_to_world(v, k),
+            )
+
+    def __repr__(self) -> str:
+        shape = "x".join(map(str, self.plan.reo.canonical_shape))
+        return f"Volume({self.path.name!r}, RAS shape {shape}, source {''.join(self.plan.reo.source_axcodes)})"
