@@ -57,9 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"niftislice {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress bar")
+    # -q/-v are accepted after the subcommand too (SUPPRESS keeps the global value otherwise)
+    common = _Parser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="errors only, no progress bar")
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    c = sub.add_parser("convert", help="write one image per slice per view, and a JSON sidecar")
+    c = sub.add_parser("convert", parents=[common], help="write one image per slice per view, and a JSON sidecar")
     c.add_argument("inputs", nargs="*", help="NIfTI files or folders (searched recursively)")
     c.add_argument("-o", "--output", required=True, help="output folder")
     c.add_argument("--sample", action="store_true", help="convert the built-in sample (MNI152 T1 template)")
@@ -71,17 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--skip-existing", action="store_true", help="keep complete existing output (resume)")
     c.add_argument("--report", help="write a JSON report with one record per input")
     c.add_argument("--scheduler", help="run on a Dask cluster at this address (needs niftislice[dask])")
-    c.add_argument("-q", "--quiet", dest="sub_quiet", action="store_true", help=argparse.SUPPRESS)
     _add_image_options(c)
 
-    i = sub.add_parser("info", help="describe a file: geometry, scaling, range, images per view")
+    i = sub.add_parser("info", parents=[common], help="describe a file: geometry, scaling, range, images per view")
     i.add_argument("input", nargs="?")
     i.add_argument("--sample", action="store_true", help="describe the built-in sample")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--header", action="store_true", help="include every raw header field")
     _add_image_options(i)
 
-    pv = sub.add_parser("preview", help="the three middle slices side by side, labelled")
+    pv = sub.add_parser("preview", parents=[common], help="the three middle slices side by side, labelled")
     pv.add_argument("input", nargs="?")
     pv.add_argument("-o", "--output", required=True, help="image file to write (.png, .jpg)")
     pv.add_argument("--sample", action="store_true", help="preview the built-in sample")
@@ -137,7 +140,7 @@ def _cmd_convert(a: argparse.Namespace) -> int:
     )
     jobs = discover(inputs)
     check_jobs(jobs)
-    quiet = a.quiet or a.sub_quiet
+    quiet = a.quiet
     bar = None
     if not quiet and sys.stderr.isatty():
         from tqdm import tqdm
