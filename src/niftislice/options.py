@@ -8,7 +8,7 @@ Every option accepts the plain strings the CLI passes (``"axial,coronal"``, ``"1
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Union
 
@@ -170,7 +170,6 @@ class ConvertOptions:
     max_voxels: int = 2**31
     allow_many_slices: bool = False
     max_slices: int = 4096
-    extra: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -182,13 +181,15 @@ class ConvertOptions:
         s(self, "volumes", IndexRange.parse(self.volumes, "volumes"))  # type: ignore[arg-type]
         if (self.level is None) != (self.width is None):
             raise OptionError("level/width: give both --level and --width, or neither")
+        window = parse_window(self.window)
         if self.level is not None:
-            if not isinstance(self.window, str) or self.window not in ("auto",):
-                if not (isinstance(self.window, WindowSpec) and self.window.kind == "auto"):
-                    raise OptionError("level/width: cannot be combined with --window")
-            s(self, "window", parse_window(f"{self.level}/{self.width}", level_width=True))
-        else:
-            s(self, "window", parse_window(self.window))
+            if window.kind != "auto":
+                raise OptionError("level/width: cannot be combined with --window")
+            window = parse_window(f"{self.level}/{self.width}", level_width=True)
+            # folded into the window, so dataclasses.replace() on these options stays valid
+            s(self, "level", None)
+            s(self, "width", None)
+        s(self, "window", window)
         if self.bit_depth not in (8, 16):
             raise OptionError(f"bit-depth: expected 8 or 16, got {self.bit_depth!r}")
         fmt = self.format
