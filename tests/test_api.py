@@ -1,0 +1,73 @@
+"""The Python API mirrors the CLI and serves ML code that never writes files."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import NIBABEL_DATA
+
+import niftislice
+from niftislice import ConvertOptions, OptionError
+from niftislice.naming import image_name, index_width, stem_of
+
+
+def test_load_yields_the_images_convert_writes(tmp_path):
+    src = NIBABEL_DATA / "anatomical.nii"
+    opts = ConvertOptions(views="coronal")
+    result = niftislice.convert(src, tmp_path, opts)
+    assert result.ok and result.count("converted") == 1 and result.images == 41
+    side = json.loads((tmp_path / "anatomical" / "anatomical.json").read_text())
+    vol = niftislice.load(src, opts)
+    for s, entry in zip(vol.slices("coronal"), side["views"]["coronal"]["slices"]):
+        png = niftislice.encoding.decode((tmp_path / "anatomical" / "coronal" / entry["file"]).read_bytes())
+        assert s.index == entry["index"]
+        assert np.array_equal(s.image, png)
+        assert np.allclose(s.pixel_to_world, entry["pixel_to_world"], atol=1e-6)
+
+
+def test_volume_data_is_canonical_ras_in_data_units():
+    src = NIBABEL_DATA / "anatomical.nii"
+    vol = niftislice.load(src)
+    ref = nib.as_closest_canonical(nib.load(src))
+    assert np.array_equal(vol.data(), ref.get_fdata())
+    assert np.allclose(vol.affine, ref.affine)
+    assert vol.spacing_mm == pytest.approx((2.0, 2.0, 2.0))
+    assert "LAS" in repr(vol)
+
+
+def test_4d_load_picks_a_volume():
+    src = NIBABEL_DATA / "example4d.nii.gz"
+    v1 = niftislice.load(src, volume=1)
+    ref = np.asanyarray(nib.as_closest_canonical(nib.load(src)).dataobj)[..., 1]
+    assert v1.volume_index == 1 and np.array_equal(v1.data(), ref)
+
+
+def test_options_reject_bad_values_by_name():
+    for kwargs, word in [
+        ({"views": "axial,top"}, "views"), ({"spacing": -1}, "spacing"), ({"spacing": "wide"}, "spacing"),
+        ({"interp": "bilinear"}, "interp"), ({"bit_depth": 12}, "bit-depth"), ({"format": "bmp"}, "format"),
+        ({"quality": 0, "format": "jpg"}, "quality"), ({"slices": "1:2:0"}, "slices"), ({"volumes": "x"}, "volumes"),
+        ({"jobs": 0}, "jobs"), ({"overwrite": True, "skip_existing": True}, "overwrite"),
+    ]:
+        with pytest.raises(OptionError, match=word):
+            ConvertOptions(**kwargs)
+    assert ConvertOptions(format="JPEG").format.value == "jpg"
+    assert ConvertOptions(views=["sagittal", "axial"]).views[0].value == "sagittal"
+
+
+@pytest.mark.parametrize("name,stem", [
+    ("sub-01_T1w.nii.gz", "sub-01_T1w"), ("SCAN.NII.GZ", "SCAN"), ("a b.nii", "a_b"),
+    ("-rf.nii", "_-rf"), ("../../etc.nii", "etc"), ("tête.nii.gz", "t_te"), ("x.nii.gz.nii.gz", "x.nii.gz"),
+    ("line\nbreak.nii", "line_break"), (".nii", "_.nii"),
+])
+def test_stems_are_safe(name, stem):
+    assert stem_of(name) == stem
+
+
+def test_names_pad_to_slice_count():
+    assert index_width(10) == 4 and index_width(10001) == 5
+    assert image_name("s", "axial", 7, 400, ".png") == "s_axial_0007.png"
+    assert image_name("s", "axial", 7, 400, ".png", volume=3, n_volumes=200) == "s_t0003_axial_0007.png"
