@@ -52,6 +52,35 @@ def _add_image_options(p: argparse.ArgumentParser) -> None:
     o.add_argument("--allow-many-slices", action="store_true", help="accept more than 4096 slices along an axis")
 
 
+def _add_picture_options(p: argparse.ArgumentParser, convert: bool) -> None:
+    g = p.add_argument_group("pictures")
+    g.add_argument("--colormap", help="colour map for non-anatomical data: gray, viridis, hot, ... or a diverging "
+                   "map centred on 0 for statistics: bwr, coolwarm, cold-hot")
+    g.add_argument("--overlay", metavar="MASK", help="label map blended onto every image (resampled by its affine if needed)")
+    g.add_argument("--overlay-alpha", type=float, default=0.4, help="overlay opacity 0..1 (default 0.4)")
+    g.add_argument("--overlay-contour", action="store_true", help="draw label outlines only")
+    if not convert:
+        return
+    g.add_argument("--pair", metavar="MASK", help="also export MASK as label images: OUT/images/<stem>/... and "
+                   "OUT/masks/<stem>/... with identical names and geometry")
+    g.add_argument("--montage", action="store_true", help="a contact sheet per view: OUT/<stem>/<stem>_<view>_montage.png")
+    g.add_argument("--montage-count", type=int, default=16, help="tiles per contact sheet (default 16)")
+    g.add_argument("--gif", action="store_true", help="an animated GIF per view through the slices (needs niftislice[anim])")
+    g.add_argument("--webp-anim", action="store_true", help="an animated WebP per view (needs niftislice[anim])")
+    g.add_argument("--fps", type=float, default=10.0, help="animation frames per second (default 10)")
+    g.add_argument("--html", action="store_true", help="a self-contained viewer page: OUT/<stem>/index.html")
+
+
+def _picture_kwargs(a: argparse.Namespace) -> dict[str, object]:
+    kw: dict[str, object] = dict(
+        colormap=a.colormap, overlay=a.overlay, overlay_alpha=a.overlay_alpha, overlay_contour=a.overlay_contour,
+    )
+    if hasattr(a, "montage"):
+        kw.update(pair=a.pair, montage=a.montage, montage_count=a.montage_count, gif=a.gif,
+                  webp_anim=a.webp_anim, fps=a.fps, html=a.html)
+    return kw
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="niftislice", description="NIfTI volumes to anatomically correct image sequences.")
     parser.add_argument("--version", action="version", version=f"niftislice {__version__}")
@@ -76,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--report", help="write a JSON report with one record per input")
     c.add_argument("--scheduler", help="run on a Dask cluster at this address (needs niftislice[dask])")
     _add_image_options(c)
+    _add_picture_options(c, convert=True)
 
     i = sub.add_parser("info", parents=[common], help="describe a file: geometry, scaling, range, images per view")
     i.add_argument("input", nargs="?")
@@ -89,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("-o", "--output", required=True, help="image file to write (.png, .jpg)")
     pv.add_argument("--sample", action="store_true", help="preview the built-in sample")
     _add_image_options(pv)
+    _add_picture_options(pv, convert=False)
     return parser
 
 
@@ -136,7 +167,7 @@ def _cmd_convert(a: argparse.Namespace) -> int:
         raise UsageError("niftislice convert: give input files or folders, or --sample")
     opts = _options(
         a, format=a.format, quality=a.quality, skip_empty=a.skip_empty, jobs=a.jobs,
-        overwrite=a.overwrite, skip_existing=a.skip_existing,
+        overwrite=a.overwrite, skip_existing=a.skip_existing, **_picture_kwargs(a),
     )
     jobs = discover(inputs)
     check_jobs(jobs)
@@ -191,7 +222,7 @@ def _cmd_preview(a: argparse.Namespace) -> int:
     src = str(sample_path()) if a.sample else a.input
     if not src:
         raise UsageError("niftislice preview: give an input file or --sample")
-    out = preview(src, a.output, _options(a, slices="middle"))
+    out = preview(src, a.output, _options(a, slices="middle", **_picture_kwargs(a)))
     if not a.quiet:
         sys.stderr.write(f"niftislice: wrote {out}\n")
     return 0

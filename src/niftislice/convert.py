@@ -26,6 +26,7 @@ from .errors import NiftisliceError, OutputError
 from .loading import Limits, NiftiFile, ReadResult, iter_volumes, read_header
 from .naming import image_name, stem_of
 from .options import ConvertOptions, View
+from .pictures import PAIR_TMP, Painter, Pictures, pair_roots
 from .pipeline import Plan, make_plan, map_volume, output_image, render_view
 from .sidecar import build_sidecar
 
@@ -77,13 +78,16 @@ def convert_file(
     """Convert one file; raises :class:`NiftisliceError` on failure (nothing is left behind)."""
     start = time.perf_counter()
     src = Path(path)
-    out_root = Path(out_root)
+    out_root, masks_root = pair_roots(Path(out_root), options)  # --pair: OUT/images + OUT/masks
     final = output_dir_for(src, out_root, rel_dir, stem)
+    masks_final = output_dir_for(src, masks_root, rel_dir, stem) if masks_root else None
     if final.exists() or final.is_symlink():
         if options.skip_existing and is_complete(final):
             return ConvertResult(str(src), "skipped", str(final))
         if not options.overwrite:
             raise OutputError(f"output {final} exists (use --overwrite to replace it, --skip-existing to keep it)")
+    if masks_final is not None and masks_final.exists() and not options.overwrite:
+        raise OutputError(f"output {masks_final} exists (use --overwrite to replace it)")
     nf = read_header(src, limits_of(options))
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +96,9 @@ def convert_file(
         raise OutputError(f"cannot create output folder in {final.parent}: {e.strerror or e}") from None
     try:
         plan, n_images = _write_all(nf, options, tmp, final.name, threads or options.effective_jobs, progress)
+        if masks_final is not None:
+            masks_final.parent.mkdir(parents=True, exist_ok=True)
+            _move_into_place(tmp / PAIR_TMP, masks_final, options.overwrite)
         _move_into_place(tmp, final, options.overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -119,6 +126,8 @@ def _write_all(
     files: dict[View, dict[int, dict[int, str]]] = {v: {} for v in plan.geometries}
     for view in plan.geometries:
         (tmp / view.value).mkdir()
+    pictures = Pictures(plan)  # colour map, overlay, pair, montage, animation, html
+    pictures.prepare(tmp)
     volumes = _handover(first) if first else iter_volumes(nf, selected, read)
     count = 0
     with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -127,15 +136,20 @@ def _write_all(
             del raw
             for view, g in plan.geometries.items():
                 block, indices = render_view(plan, mapped, view)
+                paint = pictures.painter(view)
                 names = {
                     k: image_name(stem, view.value, k, g.n_slices, ext,
                                   t if plan.is_4d else None, nf.n_volumes)
                     for k in indices
                 }
 
-                def job(k: int, view: View = view, block: np.ndarray = block, names: dict[int, str] = names) -> None:
-                    data = encode(output_image(plan, block, view, k), options.format, options.quality)  # type: ignore[arg-type]
+                def job(k: int, view: View = view, block: np.ndarray = block, names: dict[int, str] = names,
+                        paint: Painter = paint) -> None:
+                    image = paint(output_image(plan, block, view, k), k)
+                    data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
                     _write_bytes(tmp / view.value / names[k], data)
+                    for rel, extra in paint.extra_files(k, names[k]):
+                        _write_bytes(tmp / rel, extra)
 
                 for fut_k, fut in [(k, pool.submit(job, k)) for k in indices]:
                     fut.result()
@@ -143,9 +157,12 @@ def _write_all(
                     count += 1
                     if progress:
                         progress(1)
+                pictures.finish_view(tmp, stem, view, t if plan.is_4d else None, names, block)
                 del block
             del mapped
     sidecar = build_sidecar(plan, nf.path, read.sha256, files)
+    sidecar.update(pictures.sidecar_fields())
+    pictures.finish(tmp, stem, sidecar)
     _write_bytes(tmp / f"{stem}.json", json.dumps(sidecar, indent=1).encode())
     return plan, count
 

@@ -170,6 +170,18 @@ class ConvertOptions:
     max_voxels: int = 2**31
     allow_many_slices: bool = False
     max_slices: int = 4096
+    # pictures (see pictures.py): montages, animations, overlays, colour maps, a viewer page
+    montage: bool = False
+    montage_count: int = 16
+    gif: bool = False
+    webp_anim: bool = False
+    fps: float = 10.0
+    overlay: str | None = None  # label map painted on every image
+    overlay_alpha: float = 0.4
+    overlay_contour: bool = False
+    pair: str | None = None  # label map exported into a parallel tree (OUT/images, OUT/masks)
+    colormap: str | None = None
+    html: bool = False
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -208,7 +220,57 @@ class ConvertOptions:
             raise OptionError("overwrite/skip-existing: choose one")
         if int(self.max_voxels) < 1:
             raise OptionError(f"max-voxels: expected a positive number, got {self.max_voxels!r}")
+        _check_pictures(self)
 
     @property
     def effective_jobs(self) -> int:
         return int(self.jobs) if self.jobs else (os.cpu_count() or 1)
+
+
+def _check_pictures(o: ConvertOptions) -> None:
+    """Validate (and normalise) the picture options of ``o``."""
+    s = object.__setattr__
+    try:
+        count, fps, alpha = int(o.montage_count), float(o.fps), float(o.overlay_alpha)
+    except (TypeError, ValueError):
+        raise OptionError(
+            "montage-count/fps/overlay-alpha: expected numbers, got "
+            f"{o.montage_count!r}, {o.fps!r}, {o.overlay_alpha!r}"
+        ) from None
+    if not 1 <= count <= 1000:
+        raise OptionError(f"montage-count: expected 1..1000 tiles, got {o.montage_count!r}")
+    if not 0.1 <= fps <= 50:
+        raise OptionError(f"fps: expected 0.1..50 frames per second, got {o.fps!r}")
+    if not 0 < alpha <= 1:
+        raise OptionError(f"overlay-alpha: expected a number in (0, 1], got {o.overlay_alpha!r}")
+    s(o, "montage_count", count)
+    s(o, "fps", fps)
+    s(o, "overlay_alpha", alpha)
+    for name in ("overlay", "pair"):
+        value = getattr(o, name)
+        if value is None:
+            continue
+        if not os.path.isfile(value):
+            raise OptionError(f"{name}: no such file {str(value)!r}")
+        s(o, name, os.fspath(value))
+    if o.overlay_contour and o.overlay is None:
+        raise OptionError("overlay-contour: needs --overlay MASK")
+    not_8bit = f"colours need 8-bit images, not bit-depth {o.bit_depth} or --lossless"
+    eight_bit = o.bit_depth == 8 and not o.lossless
+    if o.colormap is not None:
+        from .colormap import normalise_name
+
+        s(o, "colormap", normalise_name(o.colormap))
+        if not eight_bit:
+            raise OptionError(f"colormap: {not_8bit}")
+    if o.overlay is not None and not eight_bit:
+        raise OptionError(f"overlay: {not_8bit}")
+    if o.pair is not None and o.format not in (ImageFormat.PNG, ImageFormat.TIF):
+        fmt = o.format.value  # type: ignore[union-attr]
+        raise OptionError(f"pair: masks need a lossless format; use --format png or tif, not {fmt}")
+    if o.gif or o.webp_anim:
+        import importlib.util
+
+        if importlib.util.find_spec("PIL") is None:
+            which = "gif" if o.gif else "webp-anim"
+            raise OptionError(f"{which}: animations need Pillow; pip install 'niftislice[anim]'")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .colormap import centre_window
 from .errors import InputError, OptionError
 from .intensity import RawStats, Window, apply_window, check_integral, identity_window, raw_stats, resolve_window
 from .loading import NiftiFile
@@ -71,6 +72,8 @@ def make_plan(nf: NiftiFile, options: ConvertOptions, volumes: VolumeSource) -> 
     samplings = {v: sampling(g, options.spacing) for v, g in geometries.items()}  # type: ignore[arg-type]
     interp = Interp.NEAREST if label else options.interp
     window = _window(nf, options, label, volumes, warnings)
+    if window is not None and options.colormap and not label:
+        window = centre_window(window, options.colormap)  # diverging maps: symmetric about 0
     if not any(len(options.slices.indices(g.n_slices)) for g in geometries.values()):  # type: ignore[union-attr]
         raise OptionError("slices: the selection is empty in every view")
     return Plan(nf, options, reo, label, window, geometries, samplings, selected, interp, tuple(warnings))  # type: ignore[arg-type]

@@ -14,7 +14,9 @@ import numpy as np
 
 from .encoding import encode
 from .errors import OutputError
+from .histogram import histogram_panel
 from .options import ALL_VIEWS, ConvertOptions, ImageFormat
+from .pictures import Pictures
 from .slicing import ViewGeometry
 from .volume import Volume
 
@@ -40,11 +42,12 @@ def _letters(tile: np.ndarray, g: ViewGeometry) -> None:
 
 
 def render_preview(volume: Volume, height: int = _TILE_HEIGHT) -> np.ndarray:
-    """An RGB uint8 image: three labelled middle slices and a caption."""
+    """An RGB uint8 image: three labelled middle slices, a histogram with the window, a caption."""
     tiles = []
+    pictures = Pictures(volume.plan)  # colour map and overlay, as in the exported images
     for view in volume.plan.geometries:
         s = next(volume.slices(view))
-        img = s.image
+        img = pictures.painter(view)(s.image, s.index)
         if img.dtype == np.uint16:
             img = (img >> 8).astype(np.uint8)
         if img.ndim == 2:
@@ -68,7 +71,11 @@ def render_preview(volume: Volume, height: int = _TILE_HEIGHT) -> np.ndarray:
     caption += f"   {'neurological' if plan.options.neurological else 'radiological'}   {volume.path.name}"
     bar = np.zeros((30, row.shape[1], 3), np.uint8)
     _text(bar, caption[: max(10, row.shape[1] // 8)], (6, 20), 0.45, (230, 230, 230))
-    return np.vstack([row, bar])
+    parts = [row]
+    if plan.window is not None:
+        f = volume.file
+        parts.append(histogram_panel(volume.raw, f.slope, f.inter, plan.window, row.shape[1], pictures.cmap))
+    return np.vstack([*parts, bar])
 
 
 def preview(

@@ -1,0 +1,166 @@
+"""Contact sheets: evenly spaced slices of one view in a grid, each tile labelled.
+
+Tiles are the exported images themselves (same window, same pixels, true aspect); only images
+smaller than :data:`MIN_TILE` pixels are enlarged, by a whole factor with nearest neighbour, so
+that their labels stay readable. The drawing helpers here (outlined text, orientation letters at
+the image edges) are shared with the animations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+MIN_TILE = 96  # px: the shorter side of a tile (or animation frame) is at least this
+_GAP = 4
+_LETTER_COLOUR = (255, 220, 0)
+_TEXT_COLOUR = (255, 255, 255)
+
+
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """Any exported image (grey/RGB/RGBA, 8 or 16 bit) as 8-bit RGB (16-bit keeps the top byte)."""
+    img = image
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(img[:, :, :3])
+
+
+def enlarge(image: np.ndarray, min_side: int = MIN_TILE) -> tuple[np.ndarray, int]:
+    """The image enlarged by a whole factor (nearest neighbour) until its shorter side reaches
+    ``min_side``; returns the image and the factor (1: unchanged). Keeps the aspect exactly."""
+    short = min(image.shape[:2])
+    factor = max(1, math.ceil(min_side / max(short, 1)))
+    if factor == 1:
+        return image, 1
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1), factor
+
+
+def text_scale(height: int) -> float:
+    return float(min(max(height / 450.0, 0.35), 0.8))
+
+
+def draw_text(
+    img: np.ndarray,
+    text: str,
+    org: tuple[int, int],
+    scale: float,
+    colour: tuple[int, int, int] = _TEXT_COLOUR,
+) -> None:
+    """Text with a dark outline, readable on any background."""
+    cv2.putText(img, text, org, _FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(img, text, org, _FONT, scale, colour, 1, cv2.LINE_AA)
+
+
+def draw_letters(img: np.ndarray, letters: dict[str, str], scale: float) -> None:
+    """Orientation letters at the middle of each edge (``top``, ``bottom``, ``left``, ``right``)."""
+    h, w = img.shape[:2]
+    (tw, th), _ = cv2.getTextSize("M", _FONT, scale, 1)
+    draw_text(img, letters["top"], (w // 2 - tw // 2, th + 3), scale, _LETTER_COLOUR)
+    draw_text(img, letters["bottom"], (w // 2 - tw // 2, h - 4), scale, _LETTER_COLOUR)
+    draw_text(img, letters["left"], (3, h // 2 + th // 2), scale, _LETTER_COLOUR)
+    draw_text(img, letters["right"], (w - tw - 3, h // 2 + th // 2), scale, _LETTER_COLOUR)
+
+
+def label_image(image: np.ndarray, letters: dict[str, str], caption: str) -> np.ndarray:
+    """An RGB copy of an exported image (enlarged if tiny), with letters and a caption."""
+    tile, _ = enlarge(to_rgb8(image))
+    tile = np.array(tile)
+    scale = text_scale(tile.shape[0])
+    draw_letters(tile, letters, scale)
+    draw_text(tile, caption, (4, tile.shape[0] - 6), scale)
+    return tile
+
+
+def evenly_spaced(indices: Sequence[int], count: int, content: Sequence[int] = ()) -> list[int]:
+    """``count`` entries of ``indices`` spread evenly from the first to the last (all if fewer).
+
+    With ``content`` (the indices whose image is not all background), the spread covers only the
+    stretch from the first to the last slice with content, so a sheet is not wasted on empty
+    slices beyond the head.
+    """
+    items = list(indices)
+    if content:
+        lo, hi = min(content), max(content)
+        items = [k for k in items if lo <= k <= hi]
+    if len(items) <= count:
+        return items
+    if count == 1:
+        return [items[len(items) // 2]]
+    picks = np.rint(np.linspace(0, len(items) - 1, count)).astype(int)
+    return [items[i] for i in picks]
+
+
+@dataclass(frozen=True)
+class Tile:
+    index: int  # slice index
+    x: int  # top-left corner of the tile in the sheet, pixels
+    y: int
+    width: int
+    height: int
+    scale: int  # whole-number enlargement of the exported image (1: pixel for pixel)
+
+    def to_json(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Montage:
+    image: np.ndarray  # RGB uint8
+    tiles: tuple[Tile, ...]
+
+
+def build_montage(
+    images: Sequence[tuple[int, np.ndarray]],
+    letters: dict[str, str],
+    caption: str,
+    footer: np.ndarray | None = None,
+) -> Montage:
+    """A grid of ``(slice index, exported image)`` tiles, row by row, with a caption strip (and
+    ``footer``, e.g. a colour bar, left-aligned) below. Each tile carries its slice index and the
+    orientation letters."""
+    if not images:
+        raise ValueError("a montage needs at least one image")
+    tiles_img = []
+    factors = []
+    for _, img in images:
+        rgb, f = enlarge(to_rgb8(img))
+        tiles_img.append(rgb)
+        factors.append(f)
+    th = max(t.shape[0] for t in tiles_img)
+    tw = max(t.shape[1] for t in tiles_img)
+    n = len(images)
+    cols = min(n, max(1, round(math.sqrt(n * th / tw))))  # a roughly square sheet
+    rows = math.ceil(n / cols)
+    width = cols * tw + (cols + 1) * _GAP
+    grid_h = rows * th + (rows + 1) * _GAP
+    sheet = np.zeros((grid_h, width, 3), np.uint8)
+    scale = text_scale(th)
+    placed = []
+    for i, ((k, _), tile, f) in enumerate(zip(images, tiles_img, factors, strict=False)):
+        r, c = divmod(i, cols)
+        x, y = _GAP + c * (tw + _GAP), _GAP + r * (th + _GAP)
+        h, w = tile.shape[:2]
+        cell = sheet[y : y + h, x : x + w]
+        cell[:] = tile
+        draw_letters(cell, letters, scale)
+        draw_text(cell, str(k), (4, h - 6), scale)
+        placed.append(Tile(k, x, y, w, h, f))
+    strip = np.zeros((26, width, 3), np.uint8)
+    limit = max(10, width // 8)
+    draw_text(strip, caption[:limit], (6, 18), 0.45, (230, 230, 230))
+    parts = [sheet, strip]
+    if footer is not None:
+        bar = np.zeros((footer.shape[0], width, 3), np.uint8)
+        bw = min(width, footer.shape[1])
+        bar[:, :bw] = footer[:, :bw]
+        parts.append(bar)
+    return Montage(np.vstack(parts), tuple(placed))

@@ -1,0 +1,280 @@
+"""Pictures on top of a conversion, behind a few small hooks in ``convert``.
+
+- every exported image: a colour map (:mod:`.colormap`), then a label overlay (:mod:`.overlay`);
+- ``--pair``: the mask exported as a label map into a parallel tree with identical names;
+- after each view: a contact sheet (:mod:`.montage`) and animations (:mod:`.animation`), built
+  from the images just written, so they show exactly what the conversion produced;
+- after the sidecar: the HTML viewer (:mod:`.html_viewer`).
+
+When no picture option is set every hook is a no-op and the images are unchanged.
+
+Paired layout (``--pair MASK``)::
+
+    OUT/images/<stem>/axial/<stem>_axial_0042.png   the anatomy, as without --pair
+    OUT/masks/<stem>/axial/<stem>_axial_0042.png    the mask: same size, same name, label values
+    OUT/images/<stem>/<stem>.json, OUT/masks/<stem>/<stem>.json
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .animation import encode_animation
+from .colormap import Colormap, colour_bar, get_colormap
+from .encoding import decode, encode, resize
+from .errors import InputError, OutputError
+from .montage import build_montage, evenly_spaced, label_image
+from .naming import index_width
+from .options import ImageFormat, Interp, View
+from .overlay import Mask, load_mask, paint_labels
+from .pipeline import Plan
+from .slicing import view_block
+
+PAIR_TMP = ".niftislice-pair-masks"  # the mask tree inside the temporary output folder
+IMAGES_DIR, MASKS_DIR = "images", "masks"
+
+
+def pair_roots(out_root: Path, options: Any) -> tuple[Path, Path | None]:
+    """Where images (and, with ``pair``, masks) go: ``OUT`` or ``OUT/images`` + ``OUT/masks``."""
+    if getattr(options, "pair", None):
+        return out_root / IMAGES_DIR, out_root / MASKS_DIR
+    return out_root, None
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _labels_block(plan: Plan, mask: Mask, view: View) -> np.ndarray:
+    return view_block(plan.reo.apply(mask.labels), plan.geometries[view])
+
+
+class Painter:
+    """One view's per-image work: ``painter(image, k)`` is the picture to write for slice ``k``;
+    ``extra_files(k, name)`` are the paired mask images to write beside it."""
+
+    def __init__(self, pictures: Pictures, view: View) -> None:
+        plan = pictures.plan
+        self.view = view
+        self.cmap = pictures.cmap
+        self.alpha = float(plan.options.overlay_alpha)  # type: ignore[attr-defined]
+        self.contour = bool(plan.options.overlay_contour)  # type: ignore[attr-defined]
+        self.fmt = plan.options.format
+        smp = plan.samplings[view]
+        self.size = (smp.width, smp.height)
+        self._overlay = _labels_block(plan, pictures.overlay, view) if pictures.overlay else None
+        self._pair = _labels_block(plan, pictures.pair, view) if pictures.pair else None
+
+    def labels(self, block: np.ndarray, k: int) -> np.ndarray:
+        return resize(block[k], self.size[0], self.size[1], Interp.NEAREST)
+
+    def __call__(self, image: np.ndarray, k: int) -> np.ndarray:
+        if self.cmap is not None:
+            image = self.cmap.apply(image)
+        if self._overlay is not None:
+            image = paint_labels(image, self.labels(self._overlay, k), self.alpha, self.contour)
+        return image
+
+    def extra_files(self, k: int, name: str) -> list[tuple[Path, bytes]]:
+        if self._pair is None:
+            return []
+        data = encode(self.labels(self._pair, k), self.fmt)  # type: ignore[arg-type]
+        return [(Path(PAIR_TMP) / self.view.value / name, data)]
+
+
+class Pictures:
+    """Everything picture-related for one file's conversion (see the module docstring)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        opts: Any = plan.options
+        self.cmap: Colormap | None = get_colormap(opts.colormap) if opts.colormap else None
+        where = plan.nf.path.name
+        if self.cmap is not None and plan.window is None:
+            raise InputError(
+                f"colormap: {where} is a colour (RGB) volume; a colour map needs scalar data"
+            )
+        if self.cmap is not None and plan.label:
+            raise InputError(
+                f"colormap: {where} is a label map; use --no-label to window it, "
+                "or show the labels with --overlay"
+            )
+        self.overlay: Mask | None = (
+            load_mask(opts.overlay, plan.nf, "overlay") if opts.overlay else None
+        )
+        self.pair: Mask | None = None
+        if opts.pair:
+            same = (
+                self.overlay is not None
+                and Path(opts.pair).resolve() == self.overlay.path.resolve()
+            )
+            self.pair = self.overlay if same else load_mask(opts.pair, plan.nf, "pair")
+        self.montages: list[dict[str, Any]] = []
+        self.animations: list[dict[str, Any]] = []
+        self._painters: dict[View, Painter] = {}
+
+    @property
+    def active(self) -> bool:
+        o: Any = self.plan.options
+        return bool(
+            self.cmap or self.overlay or self.pair or o.montage or o.gif or o.webp_anim or o.html
+        )
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def prepare(self, folder: Path) -> None:
+        """Create the paired mask folders inside the (temporary) output folder."""
+        if self.pair is not None:
+            for view in self.plan.geometries:
+                (folder / PAIR_TMP / view.value).mkdir(parents=True, exist_ok=True)
+
+    def painter(self, view: View) -> Painter:
+        if view not in self._painters:
+            self._painters[view] = Painter(self, view)
+        return self._painters[view]
+
+    def finish_view(
+        self,
+        folder: Path,
+        stem: str,
+        view: View,
+        t: int | None,
+        names: dict[int, str],
+        block: np.ndarray,
+    ) -> None:
+        """Montage and animations of one view (of volume ``t`` in 4D) from the images written;
+        ``block`` is the view's display block (to tell slices with content from empty ones)."""
+        opts: Any = self.plan.options
+        if not names or not (opts.montage or opts.gif or opts.webp_anim):
+            return
+        g = self.plan.geometries[view]
+        letters = g.edge_letters
+        tpart = f"_t{t:0{index_width(self.plan.nf.n_volumes)}d}" if t is not None else ""
+        prefix = f"{stem}{tpart}_{view.value}"
+        order = sorted(names)
+
+        def image(k: int) -> np.ndarray:
+            return decode((folder / view.value / names[k]).read_bytes())
+
+        if opts.montage:
+            flat = block.reshape(block.shape[0], -1)
+            content = [k for k in order if flat[k].any()]
+            picks = evenly_spaced(order, int(opts.montage_count), content)
+            m = build_montage([(k, image(k)) for k in picks], letters, self._caption(view))
+            sheet = m.image
+            if self.cmap is not None and self.plan.window is not None:
+                sheet = np.vstack([sheet, colour_bar(self.cmap, self.plan.window, sheet.shape[1])])
+            name = f"{prefix}_montage.png"
+            _write(folder / name, encode(sheet, ImageFormat.PNG))
+            self.montages.append(
+                {
+                    "view": view.value,
+                    "volume": t,
+                    "file": name,
+                    "tiles": [tile.to_json() for tile in m.tiles],
+                }
+            )
+        for fmt, wanted in (("gif", opts.gif), ("webp", opts.webp_anim)):
+            if not wanted:
+                continue
+            frames = [label_image(image(k), letters, str(k)) for k in order]
+            name = f"{prefix}_animation.{fmt}"
+            _write(folder / name, encode_animation(frames, fmt, float(opts.fps), opts.quality))
+            self.animations.append(
+                {
+                    "view": view.value,
+                    "volume": t,
+                    "file": name,
+                    "format": fmt,
+                    "frames": len(frames),
+                    "fps": float(opts.fps),
+                    "slices": order,
+                }
+            )
+
+    def sidecar_fields(self) -> dict[str, Any]:
+        """Fields to add to the sidecar (nothing when no picture option is set)."""
+        if not self.active:
+            return {}
+        opts: Any = self.plan.options
+        overlay = None
+        if self.overlay is not None:
+            overlay = {
+                **self.overlay.to_json(),
+                "alpha": float(opts.overlay_alpha),
+                "mode": "contour" if opts.overlay_contour else "filled",
+            }
+        pair = None
+        if self.pair is not None:
+            pair = {
+                "role": "image",
+                "mask": self.pair.to_json(),
+                "images_root": IMAGES_DIR,
+                "masks_root": MASKS_DIR,
+                "layout": "the mask image of OUT/images/<path> is OUT/masks/<path> (same name, "
+                "same size, label values, nearest neighbour)",
+            }
+        return {
+            "pictures": {
+                "colormap": self.cmap.to_json() if self.cmap else None,
+                "overlay": overlay,
+                "pair": pair,
+                "montages": self.montages,
+                "animations": self.animations,
+                "html": "index.html" if opts.html else None,
+            }
+        }
+
+    def finish(self, folder: Path, stem: str, sidecar: dict[str, Any]) -> None:
+        """After the sidecar: the paired masks' sidecar and the HTML viewer."""
+        if self.pair is not None:
+            _write(
+                folder / PAIR_TMP / f"{stem}.json",
+                json.dumps(self._mask_sidecar(sidecar), indent=1).encode(),
+            )
+        if getattr(self.plan.options, "html", False):
+            from .html_viewer import build_page
+
+            _write(folder / "index.html", build_page(sidecar, stem).encode("utf-8"))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _caption(self, view: View) -> str:
+        plan = self.plan
+        display = "neurological" if plan.options.neurological else "radiological"
+        window = (
+            "colour volume"
+            if plan.window is None
+            else f"window {plan.window.low:.4g}..{plan.window.high:.4g}"
+        )
+        cmap = f"  {self.cmap.name}" if self.cmap else ""
+        return f"{plan.nf.path.name}  {view.value}  {window}{cmap}  {display}"
+
+    def _mask_sidecar(self, sidecar: dict[str, Any]) -> dict[str, Any]:
+        assert self.pair is not None
+        out = copy.deepcopy(sidecar)
+        top = max(self.pair.values, default=0)
+        out["intensity"] = {
+            "kind": "label",
+            "note": "pixel value = mask label (0 = background)",
+            "low": 0.0,
+            "high": 255.0 if top <= 255 else 65535.0,
+            "out_min": 0,
+            "out_max": 255 if top <= 255 else 65535,
+        }
+        out["output"] = {
+            **out["output"],
+            "interpolation": "nearest",
+            "label": True,
+            "bit_depth": 8 if top <= 255 else 16,
+        }
+        out["pictures"] = {"pair": {**out["pictures"]["pair"], "role": "mask"}}
+        return out
