@@ -8,12 +8,13 @@ The public API mirrors the command line::
     vol = niftislice.load("scan.nii.gz")                # display-ready slices in memory
     for s in vol.slices("axial"):
         s.image, s.spacing_mm, s.pixel_to_world
+    niftislice.stack("out/scan/axial", "back.nii.gz")   # images back onto the source grid
 """
 
 from __future__ import annotations
 
 from ._version import __version__
-from .api import convert, info, load, sample_path
+from .api import convert, info, load, sample_path, stack
 from .errors import InputError, NiftisliceError, OptionError, OutputError
 from .options import ConvertOptions, View
 
@@ -29,4 +30,5 @@ __all__ = [
     "info",
     "load",
     "sample_path",
+    "stack",
 ]

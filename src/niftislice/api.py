@@ -9,6 +9,7 @@ from pathlib import Path
 from .batch import BatchResult, check_jobs, discover, run_batch
 from .info import info
 from .options import ConvertOptions
+from .stack import stack
 from .volume import Volume
 
 SAMPLE_NAME = "mni152_t1_1mm.nii.gz"
@@ -39,4 +40,4 @@ def load(path: str | os.PathLike[str], options: ConvertOptions | None = None, *,
     return Volume(path, options or ConvertOptions(), volume)
 
 
-__all__ = ["convert", "info", "load", "sample_path"]
+__all__ = ["convert", "info", "load", "sample_path", "stack"]

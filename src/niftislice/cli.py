@@ -119,6 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("-o", "--output", required=True, help="image file to write (.png, .jpg)")
     pv.add_argument("--sample", action="store_true", help="preview the built-in sample")
     _add_image_options(pv)
+
+    st = sub.add_parser("stack", parents=[common], help="images of one view back into a NIfTI volume on the source grid")
+    st.add_argument("input", metavar="FOLDER", help="export folder, one view's folder, or edited images with the exported names")
+    st.add_argument("-o", "--output", required=True, help="NIfTI file to write (.nii or .nii.gz)")
+    st.add_argument("--view", help="axial, coronal or sagittal (required when the folder holds several)")
+    st.add_argument("--sidecar", help="the export's JSON sidecar, when it is not in FOLDER or its parent")
+    st.add_argument("--values", default="data", choices=["data", "pixel"],
+                    help="data: invert the intensity mapping (default); pixel: keep pixel values")
+    st.add_argument("--channel", help="colour images: channel to use (0-3 or r, g, b, a)")
+    st.add_argument("--fill", default="0", help="value for slices without an image (output units, default 0)")
+    st.add_argument("--volume", type=int, help="4D: stack this source volume only (default: every exported volume)")
+    st.add_argument("--interp", default="auto", choices=["auto", "nearest", "linear"],
+                    help="auto: nearest for label exports, linear otherwise")
+    st.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     _add_picture_options(pv, convert=False)
     return parser
 
@@ -228,6 +242,26 @@ def _cmd_preview(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stack(a: argparse.Namespace) -> int:
+    from .stack import StackOptions, stack_folder
+
+    opts = StackOptions(
+        view=a.view, values=a.values, channel=a.channel, fill=a.fill, volume=a.volume,
+        interp=a.interp, overwrite=a.overwrite,
+    )
+    result = stack_folder(a.input, a.output, opts, sidecar=a.sidecar)
+    if not a.quiet:
+        for w in result.warnings:
+            _say("warning", _printable(a.input), w)
+        img = result.image
+        shape = "x".join(map(str, img.shape))
+        sys.stderr.write(
+            f"niftislice: wrote {_printable(a.output)} ({result.view.value}, {result.images_read} images, "
+            f"{shape} {img.get_data_dtype()})\n"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     where = ""
@@ -238,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         where = _printable(getattr(a, "input", "") or "")
-        return {"convert": _cmd_convert, "info": _cmd_info, "preview": _cmd_preview}[a.command](a)
+        return {"convert": _cmd_convert, "info": _cmd_info, "preview": _cmd_preview, "stack": _cmd_stack}[a.command](a)
     except SystemExit as e:  # --help and --version
         return int(e.code or 0)
     except UsageError as e:

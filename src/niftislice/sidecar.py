@@ -64,6 +64,10 @@ def _safe_qform(nf: NiftiFile) -> bool:
     return bool(np.all(np.isfinite(q)))
 
 
+def _range_json(r: range) -> dict[str, int]:
+    return {"start": r.start, "stop": r.stop, "step": r.step}
+
+
 def build_sidecar(
     plan: Plan,
     source_path: Path,
@@ -93,6 +97,8 @@ def build_sidecar(
             "image_size": [smp.width, smp.height],
             "pixel_spacing_mm": [smp.col_spacing, smp.row_spacing],
             "n_slices_in_volume": g.n_slices,
+            # which slices were asked for; with skip_empty, selected slices without a file were blank
+            "selected_slices": _range_json(plan.slice_indices(view)),
             "geometry": g.to_json(),
             "slices": slices,
         }
@@ -116,6 +122,7 @@ def build_sidecar(
             "interpolation": plan.interp.value,
             "spacing": opts.spacing,
             "label": plan.label,
+            "skip_empty": bool(opts.skip_empty),
             "volumes": list(plan.volumes) if plan.is_4d else None,
             "volume_subindex": {str(t): list(nf.volume_subindex(t)) for t in plan.volumes} if len(nf.data_shape) > 4 else None,
         },
