@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("-o", "--output", required=True, help="image file to write (.png, .jpg)")
     pv.add_argument("--sample", action="store_true", help="preview the built-in sample")
     _add_image_options(pv)
+    _add_picture_options(pv, convert=False)
 
     st = sub.add_parser("stack", parents=[common], help="images of one view back into a NIfTI volume on the source grid")
     st.add_argument("input", metavar="FOLDER", help="export folder, one view's folder, or edited images with the exported names")
@@ -133,7 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--interp", default="auto", choices=["auto", "nearest", "linear"],
                     help="auto: nearest for label exports, linear otherwise")
     st.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    _add_picture_options(pv, convert=False)
     return parser
 
 
