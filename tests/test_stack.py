@@ -106,6 +106,18 @@ def test_lossless_refuses_data_beyond_16_bits_naming_the_range(tmp_path, capsys)
     assert not (tmp_path / "out" / "wide").exists()
 
 
+def test_lossless_export_that_resamples_says_values_are_interpolated(tmp_path):
+    data = (np.arange(8 * 9 * 6).reshape(8, 9, 6) % 50).astype(np.int16)
+    src = save(tmp_path / "aniso.nii.gz", data, np.diag([1.0, 1.0, 2.5, 1.0]))
+    res = niftislice.convert(src, tmp_path / "out", niftislice.ConvertOptions(lossless=True))
+    (warning,) = [w for w in res.results[0].warnings if "lossless" in w]
+    assert "coronal, sagittal" in warning and "--spacing native" in warning
+    res = niftislice.convert(
+        src, tmp_path / "native", niftislice.ConvertOptions(lossless=True, spacing="native")
+    )
+    assert not [w for w in res.results[0].warnings if "lossless" in w]
+
+
 def test_values_pixel_keeps_the_images_values(native_export, tmp_path):
     src, folder = native_export
     img = niftislice.stack(folder, None, view="coronal", values="pixel")

@@ -257,7 +257,7 @@ def _cmd_stack(a: argparse.Namespace) -> int:
         shape = "x".join(map(str, img.shape))
         sys.stderr.write(
             f"niftislice: wrote {_printable(a.output)} ({result.view.value}, {result.images_read} images, "
-            f"{shape} {img.get_data_dtype()})\n"
+            f"{shape} {img.get_data_dtype().name})\n"
         )
     return 0
 

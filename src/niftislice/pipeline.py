@@ -71,6 +71,15 @@ def make_plan(nf: NiftiFile, options: ConvertOptions, volumes: VolumeSource) -> 
     geometries = {v: view_geometry(v, reo.canonical_shape, spacing, options.neurological) for v in options.views}  # type: ignore[union-attr]
     samplings = {v: sampling(g, options.spacing) for v, g in geometries.items()}  # type: ignore[arg-type]
     interp = Interp.NEAREST if label else options.interp
+    resampled = [
+        v.value for v, g in geometries.items()
+        if (samplings[v].width, samplings[v].height) != (g.n_cols, g.n_rows)
+    ]
+    if options.lossless and not label and interp is not Interp.NEAREST and resampled:
+        warnings.append(
+            f"lossless: {', '.join(resampled)} images are resampled to square pixels ({interp.value}), "
+            "so their values are interpolated; use --spacing native for an exact copy"
+        )
     window = _window(nf, options, label, volumes, warnings)
     if window is not None and options.colormap and not label:
         window = centre_window(window, options.colormap)  # diverging maps: symmetric about 0
