@@ -22,16 +22,20 @@ _LETTER_COLOUR = (255, 220, 0)
 _TEXT_COLOUR = (255, 255, 255)
 
 
-def to_rgb8(image: np.ndarray) -> np.ndarray:
-    """Any exported image (grey/RGB/RGBA, 8 or 16 bit) as 8-bit RGB (16-bit keeps the top byte)."""
+def to_8bit(image: np.ndarray) -> np.ndarray:
+    """Any exported image as 8-bit grey (H, W) or RGB (H, W, 3); 16-bit keeps the top byte."""
     img = image
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    return np.ascontiguousarray(img[:, :, :3])
+    return img if img.ndim == 2 else np.ascontiguousarray(img[:, :, :3])
+
+
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """Any exported image (grey/RGB/RGBA, 8 or 16 bit) as 8-bit RGB."""
+    img = to_8bit(image)
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB) if img.ndim == 2 else img
 
 
 def enlarge(image: np.ndarray, min_side: int = MIN_TILE) -> tuple[np.ndarray, int]:
@@ -71,8 +75,9 @@ def draw_letters(img: np.ndarray, letters: dict[str, str], scale: float) -> None
 
 
 def label_image(image: np.ndarray, letters: dict[str, str], caption: str) -> np.ndarray:
-    """An RGB copy of an exported image (enlarged if tiny), with letters and a caption."""
-    tile, _ = enlarge(to_rgb8(image))
+    """A copy of an exported image (enlarged if tiny) with letters and a caption. Grey images
+    stay grey (letters in white), so a GIF keeps every grey level exactly."""
+    tile, _ = enlarge(to_8bit(image))
     tile = np.array(tile)
     scale = text_scale(tile.shape[0])
     draw_letters(tile, letters, scale)
