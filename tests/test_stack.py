@@ -95,6 +95,30 @@ def test_anatomical_big_endian_negative_values_round_trip_through_tiff(tmp_path)
         assert back.header.get_xyzt_units() == source.header.get_xyzt_units() == ("mm", "sec")
 
 
+def test_oblique_and_scaled_integer_sources_round_trip_exactly(small, tmp_path):
+    """An oblique affine (not resampled, so the grid comes back as stored) and int16 voxels with a
+    fractional scl_slope/scl_inter (kept: the stored integers and the scaling come back)."""
+    raw = np.asanyarray(small.dataobj)[::2, ::2, ::2].astype(np.int16) - 40
+    c, s = np.cos(np.radians(15)), np.sin(np.radians(15))
+    tilt = np.array([[1, 0, 0, 0], [0, c, -s, 0], [0, s, c, 0], [0, 0, 0, 1]])
+    img = nib.Nifti1Image(raw, tilt @ np.diag([4.0, 4.0, 4.0, 1.0]))
+    img.header.set_slope_inter(0.25, -3.5)
+    img.set_qform(img.affine, code=1)
+    img.set_sform(img.affine, code=4)
+    src = tmp_path / "tilted_scaled.nii.gz"
+    nib.save(img, src)
+    folder = export(src, tmp_path / "out", lossless=True, spacing="native")
+    assert sidecar(folder)["orientation"]["oblique"]
+    for view in VIEWS:
+        out = tmp_path / f"{view}.nii.gz"
+        niftislice.stack(folder, out, view=view)
+        back = nib.load(out)
+        np.testing.assert_array_equal(stored(out), raw)
+        assert (back.dataobj.slope, back.dataobj.inter) == (0.25, -3.5)
+        assert max_affine_error(back, nib.load(src)) < 1e-6
+        assert (int(back.header["qform_code"]), int(back.header["sform_code"])) == (1, 4)
+
+
 def test_lossless_refuses_data_beyond_16_bits_naming_the_range(tmp_path, capsys):
     data = np.zeros((6, 7, 5), np.int32)
     data[0, 0, 0], data[-1, -1, -1] = -40000, 40000

@@ -103,6 +103,8 @@ def _window(
         purpose = "label" if label else "lossless"
         assert stats is not None
         try:
+            if options.lossless and not label and _stored_integers_scaled(nf):
+                return _stored_integer_window(stats, nf)
             if not stats.exact:
                 for arr in volumes():
                     check_integral(arr, nf.slope, nf.inter, purpose)
@@ -115,6 +117,23 @@ def _window(
     if stats is not None and stats.nonfinite:
         warnings.append(f"{stats.nonfinite:,} NaN/Inf voxels (NaN and -Inf become 0, +Inf the maximum)")
     return window
+
+
+def _stored_integers_scaled(nf: NiftiFile) -> bool:
+    """Integer voxels with a fractional scl_slope/scl_inter: data values are not whole numbers."""
+    return nf.dtype.kind in "iu" and not (float(nf.slope).is_integer() and float(nf.inter).is_integer())
+
+
+def _stored_integer_window(stats: RawStats, nf: NiftiFile) -> Window:
+    """Lossless for scaled integer data: ``pixel = stored - offset``, so the stored integers (and,
+    through scl_slope/scl_inter, the data) are kept exactly; the window is expressed in data units."""
+    raw = identity_window(stats, 1.0, 0.0, purpose="lossless (stored integers)", bit_depth=16)
+    return Window(
+        raw.low * nf.slope + nf.inter,
+        raw.high * nf.slope + nf.inter,
+        raw.out_max,
+        f"lossless: pixel = stored - ({raw.low:g}), data = stored * {nf.slope:g} + {nf.inter:g}",
+    )
 
 
 def _check_scaling(nf: NiftiFile, stats: RawStats) -> None:

@@ -176,21 +176,16 @@ def stack_folder(
     if holes:
         warnings.append(_holes_message(holes, volumes, n_out, view, options.fill, n_slices))
 
-    data = output_values(
-        acc,
-        options.values,
-        options.fill,
-        intensity,
-        source,
-        img_dtype or np.dtype(np.uint8),
-        warnings,
+    fill = options.fill if holes else None
+    data, slope, inter = output_values(
+        acc, options.values, fill, intensity, source, img_dtype or np.dtype(np.uint8), warnings
     )
     for pos, k in holes:
         target = data[..., pos] if n_out else data
-        np.moveaxis(target, axis, 0)[maps[k].index] = options.fill
+        np.moveaxis(target, axis, 0)[maps[k].index] = (options.fill - inter) / slope
     if len(source["shape"]) < 3:
         data = data.reshape(tuple(source["shape"]))
-    image = nifti_image(data, source, view, options.values)
+    image = nifti_image(data, source, view, options.values, (slope, inter))
     if out is not None:
         save_atomically(image, out)
     return StackResult(

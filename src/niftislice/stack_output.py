@@ -9,6 +9,7 @@ qform/sform with their codes, units, intent, NIfTI version and byte order.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -27,21 +28,24 @@ _UNIT_CODES = {name: code for code, name in _UNITS.items()}
 def output_values(
     acc: np.ndarray,
     values: str,
-    fill: float,
+    fill: float | None,
     intensity: dict[str, Any],
     source: dict[str, Any],
     img_dtype: np.dtype,
     warnings: list[str],
-) -> np.ndarray:
-    """Stacked pixel values ``acc`` (float32) in output units and dtype; ``fill`` must fit too."""
+) -> tuple[np.ndarray, float, float]:
+    """Stacked pixel values ``acc`` (float32) as stored values, with the scl_slope and scl_inter
+    that turn them into output units (1, 0 unless a scaled integer source was exported lossless).
+
+    ``fill`` (output units; None when no slice is missing) must be storable too.
+    """
     if values == "pixel":
         dtype = np.dtype(img_dtype)
-        if dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            if not (fill.is_integer() and info.min <= fill <= info.max):
-                raise OptionError(f"fill: {fill:g} cannot be stored in the images' {dtype} pixels")
-            return _cast(acc, dtype, 1.0, 0.0)
-        return acc.astype(dtype if dtype.itemsize >= 4 else np.float32)
+        if dtype.kind not in "iu":
+            return acc.astype(dtype if dtype.itemsize >= 4 else np.float32), 1.0, 0.0
+        if fill is not None and not (fill.is_integer() and _fits(dtype, fill, fill)):
+            raise OptionError(f"fill: {fill:g} cannot be stored in the images' {dtype} pixels")
+        return _cast(acc, dtype, 1.0, 0.0), 1.0, 0.0
     p2d = intensity["pixel_to_data"]
     scale, offset = float(p2d["scale"]), float(p2d["offset"])
     if intensity.get("kind") == "window":
@@ -51,26 +55,43 @@ def output_values(
             "(export with --lossless for exact values)"
         )
     src = np.dtype(str(source["dtype"]))
-    integral_scaling = (
-        float(source.get("scl_slope_applied", 1.0)).is_integer()
-        and float(source.get("scl_inter_applied", 0.0)).is_integer()
-    )
-    if src.kind == "f" or not integral_scaling:
-        return _cast(
-            acc,
-            src if src.kind == "f" and src.itemsize >= 4 else np.dtype(np.float32),
-            scale,
-            offset,
+    slope = float(source.get("scl_slope_applied", 1.0))
+    inter = float(source.get("scl_inter_applied", 0.0))
+    integral_scaling = slope.is_integer() and inter.is_integer()
+    if src.kind in "iu" and not integral_scaling and intensity.get("kind") == "lossless":
+        # pixels are the stored integers minus an offset: keep them, with the source's scaling
+        stored = _stored_range(acc, scale / slope, (offset - inter) / slope)
+        stored_fill = None if fill is None else (fill - inter) / slope
+        if stored_fill is not None:
+            stored = (min(stored[0], stored_fill), max(stored[1], stored_fill))
+        if (stored_fill is None or stored_fill.is_integer()) and _fits(src, *stored):
+            return _cast(acc, src, scale / slope, (offset - inter) / slope), slope, inter
+        warnings.append(
+            f"values are not stored {src} integers under scl_slope {slope:g}, scl_inter {inter:g} "
+            f"(edited images or --fill {fill:g}?); written as float32"
         )
-    if not fill.is_integer():
+    if src.kind == "f" or not integral_scaling:
+        dtype = src if src.kind == "f" and src.itemsize >= 4 else np.dtype(np.float32)
+        return _cast(acc, dtype, scale, offset), 1.0, 0.0
+    if fill is not None and not fill.is_integer():
         raise OptionError(f"fill: {fill:g} cannot be stored in integer ({src}) output")
-    lo, hi = (float(np.rint(offset + scale * v)) for v in (np.min(acc), np.max(acc)))
-    lo, hi = min(lo, hi, fill), max(lo, hi, fill)
+    lo, hi = _stored_range(acc, scale, offset)
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN in float images from elsewhere
+        warnings.append(f"the images hold NaN or infinite values; written as float32, not {src}")
+        return _cast(acc, np.dtype(np.float32), scale, offset), 1.0, 0.0
+    if fill is not None:
+        lo, hi = min(lo, fill), max(hi, fill)
     dtype = src
     if not _fits(src, lo, hi):
         dtype = np.promote_types(np.min_scalar_type(int(lo)), np.min_scalar_type(int(hi)))
         warnings.append(f"values {lo:g} to {hi:g} do not fit the source's {src}; stored as {dtype}")
-    return _cast(acc, dtype, scale, offset)
+    return _cast(acc, dtype, scale, offset), 1.0, 0.0
+
+
+def _stored_range(acc: np.ndarray, scale: float, offset: float) -> tuple[float, float]:
+    """Smallest and largest of ``rint(offset + acc * scale)``."""
+    ends = [float(np.rint(offset + scale * float(v))) for v in (np.min(acc), np.max(acc))]
+    return min(ends), max(ends)
 
 
 def _fits(dtype: np.dtype, lo: float, hi: float) -> bool:
@@ -92,8 +113,13 @@ def _cast(acc: np.ndarray, dtype: np.dtype, scale: float, offset: float) -> np.n
 
 
 def nifti_image(
-    data: np.ndarray, source: dict[str, Any], view: View, values: str
+    data: np.ndarray,
+    source: dict[str, Any],
+    view: View,
+    values: str,
+    scaling: tuple[float, float] = (1.0, 0.0),
 ) -> nib.Nifti1Image:
+    """A NIfTI image of ``data`` with the source's geometry, units, intent and byte order."""
     v2 = int(source.get("nifti_version", 1)) == 2
     hdr_class = nib.Nifti2Header if v2 else nib.Nifti1Header
     hdr = hdr_class(endianness=">" if source.get("byte_order") == "big" else "<")
@@ -115,7 +141,7 @@ def nifti_image(
     h["xyzt_units"] = _unit_code(units.get("space")) | _unit_code(units.get("time"))
     h["intent_code"] = int(source.get("intent") or 0)
     h["descrip"] = f"niftislice stack {view.value} ({values})".encode()[:79]
-    h.set_slope_inter(1.0, 0.0)
+    h.set_slope_inter(*scaling)  # (1, 0) unless stored integers keep the source's scaling
     return img
 
 
