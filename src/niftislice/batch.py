@@ -1,11 +1,15 @@
-"""Many inputs: discovery, output layout, parallel workers and a per-input result.
+"""Many inputs: discovery, output layout, resume, parallel workers and a per-input result.
 
 Folders are searched recursively for ``.nii``/``.nii.gz`` (any case), skipping hidden and ``._*``
-files; the input tree is mirrored under the output folder. One bad input never stops the others.
+files and hidden folders; the input tree is mirrored under the output folder. One bad input never
+stops the others. Files run in parallel processes (or as Dask tasks); the slices of one file run
+on threads inside :func:`~niftislice.convert.convert_file`.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import multiprocessing
 import os
@@ -15,14 +19,20 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .convert import ConvertResult, convert_file
-from .errors import NiftisliceError, OptionError
+from .convert import ConvertResult, convert_file, is_complete, output_dir_for
+from .errors import NiftisliceError, OptionError, OutputError
 from .naming import safe_relative_dir, stem_of
 from .options import ConvertOptions
 
 log = logging.getLogger(__name__)
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+#: ``done(job_index, result)``: called once per job, in the calling thread, as results arrive.
+DoneFn = Callable[[int, ConvertResult], None]
+ResultFn = Callable[[ConvertResult], None]
+#: ``images(n)``: ``n`` more images were written (per image in-process, per file from workers).
+ImagesFn = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -33,9 +43,14 @@ class Job:
     rel_dir: Path
     stem: str
 
+    def output_dir(self, out_root: Path) -> Path:
+        return output_dir_for(self.path, out_root, self.rel_dir, self.stem)
+
 
 @dataclass
 class BatchResult:
+    """One :class:`ConvertResult` per job, in the order the jobs were given."""
+
     results: list[ConvertResult] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -48,6 +63,7 @@ class BatchResult:
 
     @property
     def ok(self) -> bool:
+        """Every input was converted or skipped (complete output kept)."""
         return all(r.status != "failed" for r in self.results)
 
     def summary(self) -> str:
@@ -69,13 +85,30 @@ class BatchResult:
         }
 
 
+def write_report(result: BatchResult, path: str | os.PathLike[str]) -> None:
+    """The JSON report: a summary and one record per input (status, output folder, error)."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(result.to_json(), indent=1) + "\n")
+        os.replace(tmp, p)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write the report {p}: {e.strerror or e}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# discovery
+
+
 def is_nifti_name(name: str) -> bool:
-    low = name.lower()
-    return low.endswith(_NIFTI_SUFFIXES) and not name.startswith((".", "._"))
+    """``.nii``/``.nii.gz`` in any case; hidden files and macOS ``._*`` resource forks are not."""
+    return name.lower().endswith(_NIFTI_SUFFIXES) and not name.startswith(".")
 
 
 def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
-    """Expand folders recursively; files named explicitly are taken whatever their suffix."""
+    """Expand folders recursively (sorted, hidden folders skipped); files named explicitly are
+    taken whatever their name and go to the top of the output folder."""
     found: list[tuple[Path, Path]] = []
     for item in inputs:
         p = Path(item)
@@ -88,103 +121,196 @@ def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
                         found.append((f, f.parent.relative_to(p)))
         else:
             found.append((p, Path()))
-    return _assign_stems(found)
+    return _assign_stems(_unique(found))
+
+
+def _unique(found: Iterable[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """Drop a file named twice for the same place (``a.nii a.nii``, or a folder given twice)."""
+    seen: set[tuple[str, Path]] = set()
+    out: list[tuple[Path, Path]] = []
+    for p, rel in found:
+        key = (os.path.normcase(os.path.abspath(p)), rel)
+        if key not in seen:
+            seen.add(key)
+            out.append((p, rel))
+    return out
 
 
 def _assign_stems(found: Iterable[tuple[Path, Path]]) -> list[Job]:
-    """Distinct output folders: inputs whose stems collide keep their suffix in the name."""
+    """Distinct output folders, also on case-insensitive file systems.
+
+    Inputs whose stems collide (``a.nii`` beside ``a.nii.gz``, ``A.nii`` beside ``a.nii``) keep
+    their suffix in the folder name (``a_nii``, ``a_nii_gz``); identical names (the same file
+    name from two folders given explicitly) are numbered (``a``, ``a_2``).
+    """
     items = list(found)
     keys = [(safe_relative_dir(rel), stem_of(p)) for p, rel in items]
-    seen: dict[tuple[Path, str], int] = {}
-    for k in keys:
-        seen[k] = seen.get(k, 0) + 1
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, (rel, stem) in enumerate(keys):
+        groups.setdefault(_fold(rel, stem), []).append(i)
     jobs: list[Job] = []
-    used: set[tuple[Path, str]] = set()
-    for (p, _), (rel, stem) in zip(items, keys):
-        if seen[(rel, stem)] > 1:
+    used: set[tuple[str, str]] = set()
+    for (p, _), (rel, stem) in zip(items, keys, strict=True):
+        group = groups[_fold(rel, stem)]
+        names = {items[j][0].name for j in group}
+        if len(group) > 1 and len(names) == len(group):
             stem = stem_of(p.name.replace(".", "_") + ".nii")
         base, n = stem, 2
-        while (rel, stem) in used:  # the same file named twice, or a pathological clash
+        while _fold(rel, stem) in used:
             stem, n = f"{base}_{n}", n + 1
-        used.add((rel, stem))
+        used.add(_fold(rel, stem))
         jobs.append(Job(p, rel, stem))
     return jobs
 
 
-def _run_one(job: Job, out_root: Path, options: ConvertOptions, threads: int) -> ConvertResult:
-    start = time.perf_counter()
-    try:
-        return convert_file(job.path, out_root, options, rel_dir=job.rel_dir, stem=job.stem, threads=threads)
-    except NiftisliceError as e:
-        return ConvertResult(str(job.path), "failed", error=str(e), seconds=time.perf_counter() - start)
-    except MemoryError:
-        return ConvertResult(str(job.path), "failed", error="out of memory", seconds=time.perf_counter() - start)
-    except Exception as e:  # a bug: keep the batch going, keep the traceback in the log
-        log.debug("unexpected error converting %s", job.path, exc_info=True)
-        return ConvertResult(str(job.path), "failed", error=f"internal error: {type(e).__name__}: {e}",
-                             seconds=time.perf_counter() - start)
-
-
-ResultFn = Callable[[ConvertResult], None]
-
-
-def run_batch(
-    jobs: Sequence[Job],
-    out_root: str | os.PathLike[str],
-    options: ConvertOptions = ConvertOptions(),
-    *,
-    on_result: ResultFn | None = None,
-    scheduler: str | None = None,
-) -> BatchResult:
-    """Convert every job; files in parallel processes, slices of one file on threads."""
-    start = time.perf_counter()
-    out = Path(out_root)
-    batch = BatchResult()
-
-    def done(r: ConvertResult) -> None:
-        batch.results.append(r)
-        if on_result:
-            on_result(r)
-
-    if scheduler:
-        from .distributed import run_on_dask
-
-        run_on_dask(jobs, out, options, scheduler, done)
-    else:
-        jobs_n = options.effective_jobs
-        workers = min(jobs_n, len(jobs))
-        if workers <= 1:
-            for job in jobs:
-                done(_run_one(job, out, options, jobs_n))
-        else:
-            _run_pool(jobs, out, options, workers, max(1, jobs_n // workers), done)
-    order = {str(j.path): i for i, j in enumerate(jobs)}
-    batch.results.sort(key=lambda r: order.get(r.source, 0))
-    batch.seconds = time.perf_counter() - start
-    return batch
-
-
-def _run_pool(
-    jobs: Sequence[Job], out: Path, options: ConvertOptions, workers: int, threads: int,
-    done: ResultFn,
-) -> None:
-    ctx = multiprocessing.get_context("forkserver" if hasattr(os, "fork") else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending: dict[Future[ConvertResult], Job] = {}
-        queue = list(jobs)[::-1]
-        while queue or pending:
-            while queue and len(pending) < workers * 2:
-                job = queue.pop()
-                pending[pool.submit(_run_one, job, out, options, threads)] = job
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                job = pending.pop(fut)
-                try:
-                    done(fut.result())
-                except Exception as e:  # a worker died (killed, out of memory)
-                    done(ConvertResult(str(job.path), "failed", error=f"worker failed: {type(e).__name__}: {e}"))
+def _fold(rel: Path, stem: str) -> tuple[str, str]:
+    return rel.as_posix().casefold(), stem.casefold()
 
 
 def check_jobs(jobs: Sequence[Job]) -> None:
     if not jobs:
         raise OptionError("no NIfTI files found in the given inputs")
+
+
+def check_outputs(
+    jobs: Sequence[Job], out_root: str | os.PathLike[str], options: ConvertOptions
+) -> None:
+    """Refuse the whole batch, before anything is written, if some output exists already and
+    neither ``overwrite`` nor ``skip_existing`` says what to do with it."""
+    if options.overwrite or options.skip_existing:
+        return
+    out = Path(out_root)
+    existing = [d for d in (j.output_dir(out) for j in jobs) if d.exists() or d.is_symlink()]
+    if existing:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise OutputError(
+            f"output {existing[0]}{more} exists; nothing was converted "
+            "(use --skip-existing to keep complete output and resume, --overwrite to replace it)"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# running
+
+
+def _run_one(
+    job: Job,
+    out_root: Path,
+    options: ConvertOptions,
+    threads: int,
+    progress: ImagesFn | None = None,
+) -> ConvertResult:
+    """Convert one job, never raising: failures become a ``failed`` result with one-line error."""
+    start = time.perf_counter()
+    try:
+        opts = _resume_options(job.output_dir(out_root), options)
+        return convert_file(job.path, out_root, opts, rel_dir=job.rel_dir, stem=job.stem,
+                            threads=threads, progress=progress)
+    except NiftisliceError as e:
+        error = str(e)
+    except MemoryError:
+        error = "out of memory"
+    except Exception as e:  # a bug: keep the batch going, keep the traceback in the log
+        log.debug("unexpected error converting %s", job.path, exc_info=True)
+        error = f"internal error: {type(e).__name__}: {e}"
+    return ConvertResult(str(job.path), "failed", error=error, seconds=time.perf_counter() - start)
+
+
+def _resume_options(final: Path, options: ConvertOptions) -> ConvertOptions:
+    """With ``skip_existing``, output without its sidecar is incomplete: convert it again,
+    replacing it (atomically, as ``overwrite`` does)."""
+    exists = final.exists() or final.is_symlink()
+    if not options.skip_existing or not exists or is_complete(final):
+        return options
+    log.info("%s has no sidecar (incomplete); converting again", final)
+    redo = copy.copy(options)  # not dataclasses.replace: options are validated once, as given
+    object.__setattr__(redo, "overwrite", True)
+    object.__setattr__(redo, "skip_existing", False)
+    return redo
+
+
+def run_batch(
+    jobs: Sequence[Job],
+    out_root: str | os.PathLike[str],
+    options: ConvertOptions | None = None,
+    *,
+    on_result: ResultFn | None = None,
+    on_images: ImagesFn | None = None,
+    scheduler: str | None = None,
+) -> BatchResult:
+    """Convert every job: files on parallel processes (``options.jobs``, default all cores) or
+    Dask workers (``scheduler``), the slices of a file on threads.
+
+    Existing output is refused as a whole (:class:`OutputError`, nothing written) unless
+    ``options.overwrite`` or ``options.skip_existing``. ``on_result`` sees each result as it
+    arrives; the returned results are in job order.
+    """
+    start = time.perf_counter()
+    options = options or ConvertOptions()
+    out = Path(out_root)
+    check_outputs(jobs, out, options)
+    slots: list[ConvertResult | None] = [None] * len(jobs)
+
+    def done(i: int, r: ConvertResult) -> None:
+        slots[i] = r
+        if on_result:
+            on_result(r)
+
+    def done_counting(i: int, r: ConvertResult) -> None:
+        done(i, r)
+        if on_images and r.images:
+            on_images(r.images)
+
+    if scheduler:
+        from .distributed import run_on_dask
+
+        run_on_dask(jobs, out, options, scheduler, done_counting)
+    else:
+        jobs_n = options.effective_jobs
+        workers = min(jobs_n, len(jobs))
+        if workers <= 1:
+            for i, job in enumerate(jobs):
+                done(i, _run_one(job, out, options, jobs_n, on_images))
+        else:
+            _run_pool(jobs, out, options, workers, max(1, jobs_n // workers), done_counting)
+    results = [
+        r or ConvertResult(str(j.path), "failed", error="not run")
+        for j, r in zip(jobs, slots, strict=True)
+    ]
+    return BatchResult(results, time.perf_counter() - start)
+
+
+def _run_pool(
+    jobs: Sequence[Job], out: Path, options: ConvertOptions, workers: int, threads: int,
+    done: DoneFn,
+) -> None:
+    """A process per worker, each converting one file at a time; at most two files queued per
+    worker so results stream back and memory stays one volume per worker."""
+    if hasattr(os, "fork"):
+        ctx = multiprocessing.get_context("forkserver")
+        # workers fork from a server that has imported niftislice once, instead of each importing it
+        ctx.set_forkserver_preload([__name__])
+    else:
+        ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    try:
+        pending: dict[Future[ConvertResult], int] = {}
+        queue = list(range(len(jobs)))[::-1]
+        while queue or pending:
+            while queue and len(pending) < workers * 2:
+                i = queue.pop()
+                pending[pool.submit(_run_one, jobs[i], out, options, threads)] = i
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                i = pending.pop(fut)
+                try:
+                    r = fut.result()
+                except Exception as e:  # the worker died (killed, out of memory)
+                    error = f"worker failed: {type(e).__name__}: {e}"
+                    r = ConvertResult(str(jobs[i].path), "failed", error=error)
+                done(i, r)
+    except BaseException:
+        # interrupted: drop what has not started; running workers clean up their temp folders
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

@@ -169,9 +169,34 @@ def _printable(path: str | os.PathLike[str]) -> str:
     return str(path).encode("unicode_escape").decode("ascii") if any(c in str(path) for c in "\n\r\t") else str(path)
 
 
+class _Progress:
+    """Two bars on a terminal: input files done, and images written (a count and a rate)."""
+
+    def __init__(self, n_files: int) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.files = tqdm(total=n_files, desc="files", unit="file", file=sys.stderr, dynamic_ncols=True, position=0)
+        self.images = tqdm(desc="images", unit="img", file=sys.stderr, dynamic_ncols=True, position=1, leave=False)
+
+    def add_images(self, n: int) -> None:
+        self.images.update(n)
+
+    def file_done(self, lines: list[tuple[str, str]], where: str = "") -> None:
+        if lines:
+            with self._tqdm.external_write_mode(file=sys.stderr):
+                for kind, message in lines:
+                    _say(kind, where, message)
+        self.files.update(1)
+
+    def close(self) -> None:
+        self.images.close()
+        self.files.close()
+
+
 def _cmd_convert(a: argparse.Namespace) -> int:
     from .api import sample_path
-    from .batch import check_jobs, discover, run_batch
+    from .batch import check_jobs, check_outputs, discover, run_batch, write_report
     from .convert import ConvertResult
 
     inputs = list(a.inputs)
@@ -185,31 +210,31 @@ def _cmd_convert(a: argparse.Namespace) -> int:
     )
     jobs = discover(inputs)
     check_jobs(jobs)
+    check_outputs(jobs, a.output, opts)  # refuse before a progress bar appears
+    if a.report and not Path(a.report).absolute().parent.is_dir():
+        raise OptionError(f"report: folder {Path(a.report).absolute().parent} does not exist")
     quiet = a.quiet
-    bar = None
-    if not quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), unit="file", file=sys.stderr, dynamic_ncols=True)
+    bars = _Progress(len(jobs)) if not quiet and sys.stderr.isatty() else None
 
     def on_result(r: ConvertResult) -> None:
         where = _printable(r.source)
-        if r.status == "failed":
-            _say("error", where, r.error or "failed")
-        elif not quiet:
-            for w in r.warnings:
-                _say("warning", where, w)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(f"{r.images} images" if r.status == "converted" else r.status)
+        lines = [("error", r.error or "failed")] if r.status == "failed" else []
+        if not quiet and r.status != "failed":
+            lines += [("warning", w) for w in r.warnings]
+        if bars is not None:
+            bars.file_done(lines, where)
+        else:
+            for kind, message in lines:
+                _say(kind, where, message)
 
     try:
-        result = run_batch(jobs, a.output, opts, on_result=on_result, scheduler=a.scheduler)
+        result = run_batch(jobs, a.output, opts, on_result=on_result, scheduler=a.scheduler,
+                           on_images=bars.add_images if bars is not None else None)
     finally:
-        if bar is not None:
-            bar.close()
+        if bars is not None:
+            bars.close()
     if a.report:
-        Path(a.report).write_text(json.dumps(result.to_json(), indent=1))
+        write_report(result, a.report)
     if not quiet:
         sys.stderr.write(f"niftislice: {result.summary()}\n")
     return 0 if result.ok else 1
