@@ -208,3 +208,11 @@ def test_pair_exports_parallel_trees(tmp_path, volumes, capsys):
     assert sidecar(images)["pictures"]["pair"]["role"] == "image"
     assert sidecar(masks)["pictures"]["pair"]["role"] == "mask"
     assert sidecar(masks)["intensity"]["kind"] == "label"
+
+
+def test_overlay_on_16_bit_label_images_is_refused(tmp_path, volumes):
+    _, mask = volumes
+    labels = (np.arange(np.prod(SHAPE)) % 400).reshape(SHAPE).astype(np.int16)
+    anat = save_nifti(tmp_path / "atlas.nii.gz", labels, AFFINE, intent_code=1002)
+    with pytest.raises(InputError, match=r"overlay: atlas\.nii\.gz is exported as 16-bit"):
+        run_convert(anat, tmp_path / "o", overlay=str(mask), slices="middle")

@@ -107,6 +107,11 @@ class Pictures:
                 f"colormap: {where} is a label map; use --no-label to window it, "
                 "or show the labels with --overlay"
             )
+        if opts.overlay and plan.window is not None and plan.window.out_max > 255:
+            raise InputError(
+                f"overlay: {where} is exported as 16-bit (its labels go beyond 255); "
+                "colours need 8-bit images"
+            )
         self.overlay: Mask | None = (
             load_mask(opts.overlay, plan.nf, "overlay") if opts.overlay else None
         )
@@ -153,6 +158,8 @@ class Pictures:
         """Montage and animations of one view (of volume ``t`` in 4D) from the images written;
         ``block`` is the view's display block (to tell slices with content from empty ones)."""
         opts: Any = self.plan.options
+        if not self.plan.is_4d:
+            self._painters.pop(view, None)  # this view's label blocks are no longer needed
         if not names or not (opts.montage or opts.gif or opts.webp_anim):
             return
         g = self.plan.geometries[view]
@@ -182,10 +189,9 @@ class Pictures:
                     "tiles": [tile.to_json() for tile in m.tiles],
                 }
             )
-        for fmt, wanted in (("gif", opts.gif), ("webp", opts.webp_anim)):
-            if not wanted:
-                continue
-            frames = [label_image(image(k), letters, str(k)) for k in order]
+        formats = [fmt for fmt, wanted in (("gif", opts.gif), ("webp", opts.webp_anim)) if wanted]
+        frames = [label_image(image(k), letters, str(k)) for k in order] if formats else []
+        for fmt in formats:
             name = f"{prefix}_animation.{fmt}"
             _write(folder / name, encode_animation(frames, fmt, float(opts.fps), opts.quality))
             self.animations.append(
