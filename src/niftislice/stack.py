@@ -135,9 +135,7 @@ def stack_folder(
     axis = check_coverage(maps, shape, view.value)
 
     exported = output.get("volumes")
-    volumes = _choose_volumes(
-        exported, options.volume, len(source["shape"]) > 3, warnings, source["shape"]
-    )
+    volumes = _choose_volumes(exported, options.volume, warnings, source["shape"])
     nearest = options.interp == "nearest" or (
         options.interp == "auto"
         and (bool(output.get("label")) or output.get("interpolation") == "nearest")
@@ -152,16 +150,13 @@ def stack_folder(
     img_dtype: np.dtype | None = None
     read = 0
     for pos, t in enumerate(volumes if volumes is not None else [None]):
-        planes = np.moveaxis(acc[..., pos] if n_out else acc, axis, 0)
+        planes = np.moveaxis(acc[..., pos] if n_out else acc, axis, 0)  # a view: writes land in acc
         for k, pm in enumerate(maps):
             name = _file_of(entries.get(k), t)
-            if name is None:
-                if k not in blank:
-                    holes.append((pos, k))
-                continue  # blank (skipped as empty): pixel 0, already there
-            path = finder.find(name)
+            path = finder.find(name) if name is not None else None
             if path is None:
-                holes.append((pos, k))
+                if name is not None or k not in blank:  # blank: skipped as empty, stays pixel 0
+                    holes.append((pos, k))
                 continue
             img = read_image(path, root, (width, height), options.channel)
             img_dtype = img.dtype if img_dtype is None else np.promote_types(img_dtype, img.dtype)
@@ -267,11 +262,7 @@ def _names_of(ventry: dict[str, Any]) -> Iterable[str]:
 
 
 def _choose_volumes(
-    exported: list[int] | None,
-    wanted: int | None,
-    source_4d: bool,
-    warnings: list[str],
-    shape: list[int],
+    exported: list[int] | None, wanted: int | None, warnings: list[str], shape: list[int]
 ) -> list[int] | None:
     if exported is None:
         if wanted not in (None, 0):
