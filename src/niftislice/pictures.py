@@ -28,6 +28,7 @@ from .animation import encode_animation
 from .colormap import Colormap, colour_bar, get_colormap
 from .encoding import decode, encode, resize
 from .errors import InputError, OutputError
+from .intensity import Window
 from .montage import build_montage, evenly_spaced, label_image
 from .naming import index_width
 from .options import ImageFormat, Interp, View
@@ -268,14 +269,9 @@ class Pictures:
         assert self.pair is not None
         out = copy.deepcopy(sidecar)
         top = max(self.pair.values, default=0)
-        out["intensity"] = {
-            "kind": "label",
-            "note": "pixel value = mask label (0 = background)",
-            "low": 0.0,
-            "high": 255.0 if top <= 255 else 65535.0,
-            "out_min": 0,
-            "out_max": 255 if top <= 255 else 65535,
-        }
+        out_max = 255 if top <= 255 else 65535
+        identity = Window(0.0, float(out_max), out_max, "label: pixel = mask label, 0 = background")
+        out["intensity"] = {"kind": "label", **identity.to_json()}
         out["output"] = {
             **out["output"],
             "interpolation": "nearest",
