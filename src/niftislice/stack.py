@@ -170,6 +170,13 @@ def stack_folder(
         )
     if holes:
         warnings.append(_holes_message(holes, volumes, n_out, view, options.fill, n_slices))
+    bits = int(output.get("bit_depth") or 0)
+    img_bits = img_dtype.itemsize * 8 if img_dtype is not None and img_dtype.kind == "u" else bits
+    if options.values == "data" and img_bits != bits:
+        warnings.append(
+            f"the images are {img_bits}-bit but the export was {bits}-bit; "
+            "--values data reads them on the export's pixel scale (--values pixel keeps them)"
+        )
 
     fill = options.fill if holes else None
     data, slope, inter = output_values(

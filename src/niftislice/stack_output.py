@@ -52,7 +52,7 @@ def output_values(
         warnings.append(
             f"the images hold windowed values: data comes back in steps of {scale:.4g} and "
             f"clipped to {intensity['low']:g}..{intensity['high']:g} "
-            "(export with --lossless for exact values)"
+            "(--lossless exports are exact; --values pixel keeps the pixel values)"
         )
     src = np.dtype(str(source["dtype"]))
     slope = float(source.get("scl_slope_applied", 1.0))
