@@ -216,3 +216,16 @@ def test_overlay_on_16_bit_label_images_is_refused(tmp_path, volumes):
     anat = save_nifti(tmp_path / "atlas.nii.gz", labels, AFFINE, intent_code=1002)
     with pytest.raises(InputError, match=r"overlay: atlas\.nii\.gz is exported as 16-bit"):
         run_convert(anat, tmp_path / "o", overlay=str(mask), slices="middle")
+
+
+def test_paired_masks_stack_back_into_the_mask_volume(tmp_path, volumes):
+    """The masks tree is a complete export of its own: 'niftislice stack' rebuilds the labels."""
+    anat, mask = volumes
+    out = tmp_path / "out"
+    assert (
+        main(["convert", str(anat), "-o", str(out), "--pair", str(mask), "--views", "axial", "-q"])
+        == 0
+    )
+    back = tmp_path / "back.nii.gz"
+    assert main(["stack", str(out / "masks" / "anat"), "-o", str(back), "-q"]) == 0
+    np.testing.assert_array_equal(np.asarray(nib.load(back).dataobj), box_mask(SHAPE))
