@@ -92,6 +92,8 @@ def convert_file(
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name[:40] + "-", dir=final.parent))
+        # mkdtemp makes a private (0700) folder; the result should get the usual umask mode
+        tmp.chmod(0o777 & ~_umask())
     except OSError as e:
         raise OutputError(f"cannot create output folder in {final.parent}: {e.strerror or e}") from None
     try:
@@ -165,6 +167,12 @@ def _write_all(
     pictures.finish(tmp, stem, sidecar)
     _write_bytes(tmp / f"{stem}.json", json.dumps(sidecar, indent=1).encode())
     return plan, count
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _handover(first: list[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:

@@ -41,13 +41,24 @@ def _letters(tile: np.ndarray, g: ViewGeometry) -> None:
     _text(tile, letters["right"], (w - tw - 4, h // 2 + th // 2), scale, yellow)
 
 
+def _caption_bar(lines: list[str], width: int, scale: float = 0.45) -> np.ndarray:
+    """Caption lines, each shortened with an ellipsis only if it cannot fit the width."""
+    line_h = 20
+    bar = np.zeros((line_h * len(lines) + 10, width, 3), np.uint8)
+    for i, text in enumerate(lines):
+        while len(text) > 4 and cv2.getTextSize(text, _FONT, scale, 1)[0][0] > width - 12:
+            text = text[:-5] + "..."
+        _text(bar, text, (6, line_h * (i + 1)), scale, (230, 230, 230))
+    return bar
+
+
 def render_preview(volume: Volume, height: int = _TILE_HEIGHT) -> np.ndarray:
     """An RGB uint8 image: three labelled middle slices, a histogram with the window, a caption."""
     tiles = []
-    pictures = Pictures(volume.plan)  # colour map and overlay, as in the exported images
+    pictures = volume.pictures  # colour map and overlay are already applied to the slices
     for view in volume.plan.geometries:
         s = next(volume.slices(view))
-        img = pictures.painter(view)(s.image, s.index)
+        img = s.image
         if img.dtype == np.uint16:
             img = (img >> 8).astype(np.uint8)
         if img.ndim == 2:
@@ -68,9 +79,10 @@ def render_preview(volume: Volume, height: int = _TILE_HEIGHT) -> np.ndarray:
         caption = "colour volume"
     else:
         caption = f"window {plan.window.low:.4g} .. {plan.window.high:.4g} ({plan.window.description})"
-    caption += f"   {'neurological' if plan.options.neurological else 'radiological'}   {volume.path.name}"
-    bar = np.zeros((30, row.shape[1], 3), np.uint8)
-    _text(bar, caption[: max(10, row.shape[1] // 8)], (6, 20), 0.45, (230, 230, 230))
+    bar = _caption_bar(
+        [caption, f"{'neurological' if plan.options.neurological else 'radiological'}   {volume.path.name}"],
+        row.shape[1],
+    )
     parts = [row]
     if plan.window is not None:
         f = volume.file

@@ -15,8 +15,9 @@ import numpy as np
 
 from .loading import NiftiFile, ReadResult, iter_volumes, read_header
 from .options import ConvertOptions, View
-from .pipeline import Plan, make_plan, map_volume, render_view, output_image
 from .convert import limits_of
+from .pictures import Pictures
+from .pipeline import Plan, make_plan, map_volume, output_image, render_view
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Volume:
         self.sha256 = read.sha256
         self.plan: Plan = make_plan(self.file, options, lambda: [self.raw])
         self._mapped = map_volume(self.plan, self.raw)
+        # colour map and overlay, exactly as convert applies them to the written images
+        self.pictures = Pictures(self.plan)
 
     @property
     def affine(self) -> np.ndarray:
@@ -68,9 +71,10 @@ class Volume:
             raise ValueError(f"view {v.value} was not selected in the options")
         smp = self.plan.samplings[v]
         block, indices = render_view(self.plan, self._mapped, v)
+        paint = self.pictures.painter(v)
         for k in indices:
             yield Slice(
-                v, k, self.volume_index, output_image(self.plan, block, v, k),
+                v, k, self.volume_index, paint(output_image(self.plan, block, v, k), k),
                 (smp.col_spacing, smp.row_spacing), self.plan.pixel_to_world(v, k),
             )
 
