@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,9 @@ import nibabel as nib
 import numpy as np
 
 import niftislice
+from niftislice.batch import Job, _run_one
+from niftislice.convert import TMP_PREFIX, ConvertResult
+from niftislice.options import ConvertOptions
 
 NOT_NIFTI = b"this is not a NIfTI file, only its name says so " * 20
 
@@ -100,3 +104,15 @@ def peak_rss(*cmd: str | os.PathLike[str]) -> tuple[int, int, str]:
     )
     rss, rc = done.stdout.split()
     return int(rss), int(rc), done.stderr
+
+
+def killed_for_kill_files(
+    job: Job, out: Path, options: ConvertOptions, threads: int
+) -> ConvertResult:
+    """A pool task whose worker dies as the out-of-memory killer ends it, for files named kill*:
+    half-way through, leaving its temporary folder behind."""
+    if job.path.name.startswith("kill"):
+        (out / f"{TMP_PREFIX}{job.stem}-k1ll3d_x").mkdir(parents=True)
+        (out / f"{TMP_PREFIX}{job.stem}-k1ll3d_x" / "half.png").write_bytes(b"half")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _run_one(job, out, options, threads)

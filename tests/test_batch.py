@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from _batch_helpers import (
     NOT_NIFTI,
+    killed_for_kill_files,
     make_tree,
     mtimes,
     sidecar_dirs,
@@ -18,7 +19,7 @@ from _batch_helpers import (
 )
 
 import niftislice
-from niftislice.batch import discover, run_batch
+from niftislice.batch import _run_pool, discover, run_batch
 from niftislice.cli import main
 from niftislice.options import ConvertOptions
 
@@ -147,6 +148,19 @@ def test_a_bad_file_in_the_middle_fails_alone_and_is_reported(tmp_path, capsys):
     rc, err = run(capsys, "convert", first, "-o", tmp_path / "o2",
                   "--report", tmp_path / "no" / "r.json")
     assert rc == 2 and "report" in err and not (tmp_path / "o2").exists()
+
+
+def test_a_killed_worker_fails_only_its_own_file(tmp_path):
+    data, aff = tiny_head()
+    paths = [write_nifti(tmp_path / f"{n}.nii.gz", data, aff) for n in ("a", "kill", "b", "c", "d")]
+    out, results = tmp_path / "out", {}
+    _run_pool(discover(paths), out, ConvertOptions(slices="middle"), 2, 1,
+              results.__setitem__, task=killed_for_kill_files)
+    assert {i: r.status for i, r in results.items()} == {
+        0: "converted", 1: "failed", 2: "converted", 3: "converted", 4: "converted"}
+    assert "worker process died" in results[1].error
+    assert sidecar_dirs(out) == {"a", "b", "c", "d"}
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b", "c", "d"]  # no temp folder left
 
 
 def test_one_and_two_workers_write_identical_output(tree, tmp_path, capsys):

@@ -13,13 +13,17 @@ import json
 import logging
 import multiprocessing
 import os
+import re
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .convert import ConvertResult, convert_file, is_complete, output_dir_for
+from .convert import TMP_PREFIX, ConvertResult, convert_file, is_complete, output_dir_for
 from .errors import NiftisliceError, OptionError, OutputError
 from .naming import safe_relative_dir, stem_of
 from .options import ConvertOptions
@@ -280,37 +284,116 @@ def run_batch(
     return BatchResult(results, time.perf_counter() - start)
 
 
+Task = Callable[[Job, Path, ConvertOptions, int], ConvertResult]
+_stop: Any = None  # in pool workers: a shared Event, set once the batch is interrupted
+
+
+def _init_worker(stop: Any) -> None:
+    global _stop
+    _stop = stop
+
+
+def _queued(
+    task: Task, job: Job, out: Path, options: ConvertOptions, threads: int
+) -> ConvertResult:
+    """Run ``task`` in a worker unless the batch was interrupted while the job waited."""
+    if _stop is not None and _stop.is_set():
+        return _failed(job, "interrupted")
+    try:
+        return task(job, out, options, threads)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: stop the queue too
+        if _stop is not None:
+            _stop.set()
+        raise
+
+
 def _run_pool(
     jobs: Sequence[Job], out: Path, options: ConvertOptions, workers: int, threads: int,
-    done: DoneFn,
+    done: DoneFn, task: Task = _run_one,
 ) -> None:
-    """A process per worker, each converting one file at a time; at most two files queued per
-    worker so results stream back and memory stays one volume per worker."""
-    if hasattr(os, "fork"):
-        ctx = multiprocessing.get_context("forkserver")
-        # workers fork from a server that has imported niftislice once, instead of each importing it
-        ctx.set_forkserver_preload([__name__])
-    else:
-        ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    """Worker processes, each converting one file at a time.
+
+    A worker that dies (killed, out of memory) takes Python's pool down with every file in
+    flight; those files are then retried one at a time in a process of their own, so only the
+    file that kills its worker fails.
+    """
+    todo: list[int] = list(range(len(jobs)))
+    while todo:
+        lost, rest = _pool_pass(jobs, todo, out, options, workers, threads, done, task)
+        for i in lost:  # alone now: nothing else of this batch is writing
+            _remove_leftovers(jobs[i], out)
+            if any(_pool_pass(jobs, [i], out, options, 1, threads, done, task)):
+                _remove_leftovers(jobs[i], out)
+                done(i, _failed(jobs[i], "the worker process died (killed, or out of memory?)"))
+        if not lost and len(rest) == len(todo):  # no worker could be started at all
+            for i in rest:
+                done(i, _failed(jobs[i], "cannot start a worker process"))
+            rest = []
+        todo = rest
+
+
+def _remove_leftovers(job: Job, out: Path) -> None:
+    """Temporary folders a killed worker left for this job (their names are convert_file's)."""
+    final = job.output_dir(out)
+    name = re.compile(re.escape(f"{TMP_PREFIX}{final.name[:40]}-") + r"[a-z0-9_]{8}")
+    if final.parent.is_dir():
+        for d in final.parent.iterdir():
+            if name.fullmatch(d.name) and d.is_dir() and not d.is_symlink():
+                shutil.rmtree(d, ignore_errors=True)
+
+
+def _failed(job: Job, error: str) -> ConvertResult:
+    return ConvertResult(str(job.path), "failed", error=error)
+
+
+def _pool_pass(
+    jobs: Sequence[Job], todo: Sequence[int], out: Path, options: ConvertOptions, workers: int,
+    threads: int, done: DoneFn, task: Task,
+) -> tuple[list[int], list[int]]:
+    """Run ``todo`` on a fresh pool; returns (jobs lost with a dead worker, jobs not started)."""
+    ctx = _mp_context()
+    stop = ctx.Event()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(stop,))
+    queue = list(todo)[::-1]
+    lost: list[int] = []
     try:
         pending: dict[Future[ConvertResult], int] = {}
-        queue = list(range(len(jobs)))[::-1]
         while queue or pending:
-            while queue and len(pending) < workers * 2:
-                i = queue.pop()
-                pending[pool.submit(_run_one, jobs[i], out, options, threads)] = i
+            # at most two files per worker in flight: results stream back, memory stays bounded
+            while queue and len(pending) < workers * 2 and not lost:
+                i = queue[-1]
+                try:
+                    pending[pool.submit(_queued, task, jobs[i], out, options, threads)] = i
+                except BrokenProcessPool:
+                    break
+                queue.pop()
+            if not pending:
+                break
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 i = pending.pop(fut)
                 try:
                     r = fut.result()
-                except Exception as e:  # the worker died (killed, out of memory)
-                    error = f"worker failed: {type(e).__name__}: {e}"
-                    r = ConvertResult(str(jobs[i].path), "failed", error=error)
+                except BrokenProcessPool:
+                    lost.append(i)
+                    continue
+                except Exception as e:  # e.g. a result that could not be sent back
+                    r = _failed(jobs[i], f"worker failed: {type(e).__name__}: {e}")
                 done(i, r)
     except BaseException:
-        # interrupted: drop what has not started; running workers clean up their temp folders
+        # interrupted: queued jobs return at once; running ones clean up their temp folders
+        stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+    return sorted(lost), queue[::-1]
+
+
+def _mp_context() -> Any:
+    if not hasattr(os, "fork"):
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    # workers fork from a server that imported niftislice once, instead of each importing it
+    ctx.set_forkserver_preload([__name__])
+    return ctx
