@@ -118,6 +118,24 @@ def test_refused_run_changes_nothing_and_skip_existing_resumes(tree, tmp_path, c
                       "sub-03/anat/sub-03_T1w.nii.gz": "converted"}
 
 
+def test_resume_and_refusal_cover_the_paired_mask_tree(tmp_path, capsys):
+    data, aff = tiny_head()
+    src = write_nifti(tmp_path / "head.nii.gz", data, aff)
+    mask = write_nifti(tmp_path / "brain.nii.gz", (data > 60).astype("uint8"), aff)
+    out = tmp_path / "out"
+    args = ("convert", src, "-o", out, *MIDDLE, "--pair", mask)
+    assert run(capsys, *args)[0] == 0
+    assert sidecar_dirs(out) >= {"images/head"} and (out / "masks" / "head").is_dir()
+    before = mtimes(out)
+    rc, err = run(capsys, *args)
+    assert rc == 1 and "images/head" in err and mtimes(out) == before
+    rc, err = run(capsys, *args, "--skip-existing")
+    assert rc == 0 and "0 converted, 1 skipped" in err and mtimes(out) == before
+    (out / "images" / "head" / "head.json").unlink()  # incomplete: both trees are redone
+    rc, err = run(capsys, *args, "--skip-existing")
+    assert rc == 0 and "1 converted, 0 skipped" in err and (out / "images/head/head.json").is_file()
+
+
 def test_a_bad_file_in_the_middle_fails_alone_and_is_reported(tmp_path, capsys):
     data, aff = tiny_head()
     first = write_nifti(tmp_path / "first.nii.gz", data, aff)

@@ -8,7 +8,6 @@ on threads inside :func:`~niftislice.convert.convert_file`.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import multiprocessing
@@ -19,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from .convert import TMP_PREFIX, ConvertResult, convert_file, is_complete, outpu
 from .errors import NiftisliceError, OptionError, OutputError
 from .naming import safe_relative_dir, stem_of
 from .options import ConvertOptions
+from .pictures import pair_roots
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ class Job:
 
     def output_dir(self, out_root: Path) -> Path:
         return output_dir_for(self.path, out_root, self.rel_dir, self.stem)
+
+    def output_dirs(self, out_root: Path, options: ConvertOptions) -> list[Path]:
+        """The image folder (holding the sidecar) and, with ``pair``, the mask folder."""
+        images, masks = pair_roots(out_root, options)
+        return [self.output_dir(images)] + ([self.output_dir(masks)] if masks else [])
 
 
 @dataclass
@@ -184,7 +189,7 @@ def check_outputs(
     if options.overwrite or options.skip_existing:
         return
     out = Path(out_root)
-    existing = [d for d in (j.output_dir(out) for j in jobs) if d.exists() or d.is_symlink()]
+    existing = [d for j in jobs for d in j.output_dirs(out, options) if _exists(d)]
     if existing:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise OutputError(
@@ -207,7 +212,7 @@ def _run_one(
     """Convert one job, never raising: failures become a ``failed`` result with one-line error."""
     start = time.perf_counter()
     try:
-        opts = _resume_options(job.output_dir(out_root), options)
+        opts = _resume_options(job.output_dirs(out_root, options), options)
         return convert_file(job.path, out_root, opts, rel_dir=job.rel_dir, stem=job.stem,
                             threads=threads, progress=progress)
     except NiftisliceError as e:
@@ -220,17 +225,17 @@ def _run_one(
     return ConvertResult(str(job.path), "failed", error=error, seconds=time.perf_counter() - start)
 
 
-def _resume_options(final: Path, options: ConvertOptions) -> ConvertOptions:
+def _resume_options(finals: list[Path], options: ConvertOptions) -> ConvertOptions:
     """With ``skip_existing``, output without its sidecar is incomplete: convert it again,
     replacing it (atomically, as ``overwrite`` does)."""
-    exists = final.exists() or final.is_symlink()
-    if not options.skip_existing or not exists or is_complete(final):
+    if not options.skip_existing or not any(map(_exists, finals)) or is_complete(finals[0]):
         return options
-    log.info("%s has no sidecar (incomplete); converting again", final)
-    redo = copy.copy(options)  # not dataclasses.replace: options are validated once, as given
-    object.__setattr__(redo, "overwrite", True)
-    object.__setattr__(redo, "skip_existing", False)
-    return redo
+    log.info("%s has no sidecar (incomplete); converting again", finals[0])
+    return replace(options, overwrite=True, skip_existing=False)
+
+
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
 
 
 def run_batch(
@@ -321,9 +326,9 @@ def _run_pool(
     while todo:
         lost, rest = _pool_pass(jobs, todo, out, options, workers, threads, done, task)
         for i in lost:  # alone now: nothing else of this batch is writing
-            _remove_leftovers(jobs[i], out)
+            _remove_leftovers(jobs[i], out, options)
             if any(_pool_pass(jobs, [i], out, options, 1, threads, done, task)):
-                _remove_leftovers(jobs[i], out)
+                _remove_leftovers(jobs[i], out, options)
                 done(i, _failed(jobs[i], "the worker process died (killed, or out of memory?)"))
         if not lost and len(rest) == len(todo):  # no worker could be started at all
             for i in rest:
@@ -332,9 +337,9 @@ def _run_pool(
         todo = rest
 
 
-def _remove_leftovers(job: Job, out: Path) -> None:
+def _remove_leftovers(job: Job, out: Path, options: ConvertOptions) -> None:
     """Temporary folders a killed worker left for this job (their names are convert_file's)."""
-    final = job.output_dir(out)
+    final = job.output_dirs(out, options)[0]
     name = re.compile(re.escape(f"{TMP_PREFIX}{final.name[:40]}-") + r"[a-z0-9_]{8}")
     if final.parent.is_dir():
         for d in final.parent.iterdir():

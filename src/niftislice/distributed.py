@@ -90,8 +90,8 @@ def run_on_dask(
                     error = f"worker failed: {type(e).__name__}: {e}"
                     r = ConvertResult(str(job.path), "failed", error=error)
                 else:  # report paths as the caller gave them, as a local run does
-                    r = replace(r, source=str(job.path),
-                                output_dir=str(job.output_dir(out_root)) if r.output_dir else None)
+                    local = r.output_dir and out_root / Path(r.output_dir).relative_to(out_abs)
+                    r = replace(r, source=str(job.path), output_dir=str(local) if local else None)
                 done_callback(i, r)
         except BaseException:
             client.cancel(futures)
