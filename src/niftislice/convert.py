@@ -33,6 +33,15 @@ from .sidecar import build_sidecar
 log = logging.getLogger(__name__)
 
 TMP_PREFIX = ".niftislice-tmp-"
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it; done once, at import, before any threads
+    os.umask(mask)
+    return mask
+
+
+_DIR_MODE = 0o777 & ~_umask()
 ProgressFn = Callable[[int], None]
 
 
@@ -84,24 +93,25 @@ def convert_file(
     if final.exists() or final.is_symlink():
         if options.skip_existing and is_complete(final):
             return ConvertResult(str(src), "skipped", str(final))
-        if not options.overwrite:
+        # an incomplete output (no sidecar) is redone when resuming
+        if not (options.overwrite or options.skip_existing):
             raise OutputError(f"output {final} exists (use --overwrite to replace it, --skip-existing to keep it)")
-    if masks_final is not None and masks_final.exists() and not options.overwrite:
+    if masks_final is not None and masks_final.exists() and not (options.overwrite or options.skip_existing):
         raise OutputError(f"output {masks_final} exists (use --overwrite to replace it)")
     nf = read_header(src, limits_of(options))
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name[:40] + "-", dir=final.parent))
         # mkdtemp makes a private (0700) folder; the result should get the usual umask mode
-        tmp.chmod(0o777 & ~_umask())
+        tmp.chmod(_DIR_MODE)
     except OSError as e:
         raise OutputError(f"cannot create output folder in {final.parent}: {e.strerror or e}") from None
     try:
         plan, n_images = _write_all(nf, options, tmp, final.name, threads or options.effective_jobs, progress)
         if masks_final is not None:
             masks_final.parent.mkdir(parents=True, exist_ok=True)
-            _move_into_place(tmp / PAIR_TMP, masks_final, options.overwrite)
-        _move_into_place(tmp, final, options.overwrite)
+            _move_into_place(tmp / PAIR_TMP, masks_final, options.overwrite or options.skip_existing)
+        _move_into_place(tmp, final, options.overwrite or options.skip_existing)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -167,12 +177,6 @@ def _write_all(
     pictures.finish(tmp, stem, sidecar)
     _write_bytes(tmp / f"{stem}.json", json.dumps(sidecar, indent=1).encode())
     return plan, count
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _handover(first: list[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:

@@ -4,9 +4,10 @@ A window ``[low, high]`` in data units (after ``scl_slope``/``scl_inter``) maps 
 ``[0, out_max]``; values outside are clipped, NaN and -Inf become 0, +Inf becomes ``out_max``.
 The inverse is ``data = low + pixel * (high - low) / out_max`` (exact to half a step).
 
-Statistics are computed from raw (unscaled, native dtype) voxels: integer volumes of up to 16
-bits through an exact histogram (no sort, no float copy), everything else through a fine
-histogram between the finite minimum and maximum.
+Statistics are computed from raw (unscaled, native dtype) voxels in one pass: integer volumes of
+up to 16 bits through an exact histogram (no sort, no float copy), everything else through a
+histogram of the top 20 bits of each value's float32 bit pattern (order-preserving), which places
+a percentile within 0.05 % of its value and needs no first pass for the range.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ CT_PRESETS: dict[str, tuple[float, float]] = {
     "temporal-bone": (600.0, 2800.0),
 }
 
-_CHUNK = 1 << 22  # voxels per chunk: bounds temporaries to a few tens of MiB
-_FLOAT_BINS = 1 << 20
+_CHUNK = 1 << 20  # voxels per chunk: temporaries stay under ~10 MiB each
+_KEY_BITS = 20  # float histogram: sign, exponent and 11 mantissa bits of float32
+_KEY_SHIFT = 32 - _KEY_BITS
 
 
 @dataclass(frozen=True)
@@ -145,41 +147,66 @@ def _chunks(arr: np.ndarray) -> Iterator[np.ndarray]:
 
 @dataclass(frozen=True)
 class RawStats:
-    """Summary of finite raw voxel values: extremes and a histogram for percentiles."""
+    """Summary of finite raw values: extremes and a histogram for percentiles.
+
+    ``exact`` histograms have one bin per integer from ``edges_lo``; otherwise bin ``i`` holds the
+    float32 values whose order-preserving 32-bit key starts with the 20 bits ``i``.
+    """
 
     vmin: float
     vmax: float
     count: int
-    edges_lo: float  # value of bin 0
-    bin_width: float  # 1 for exact integer histograms
+    edges_lo: float  # value of bin 0 (exact histograms)
     counts: np.ndarray
     exact: bool
     nonfinite: int
+
+    def _bin_value(self, i: int, within: float) -> float:
+        """Value at fraction ``within`` (0..1) of bin ``i``."""
+        if self.exact:
+            return self.edges_lo + i
+        lo = _key_value(i << _KEY_SHIFT)
+        hi = _key_value(((i + 1) << _KEY_SHIFT) - 1)
+        return lo + within * (hi - lo)
 
     def percentile(self, q: float) -> float:
         """Like ``np.percentile(values, q)`` (linear method); exact for small integer types."""
         if self.count == 0:
             return float("nan")
         pos = q / 100.0 * (self.count - 1)
-        lo_rank = math.floor(pos)
-        frac = pos - lo_rank
         cum = np.cumsum(self.counts)
-        i0 = int(np.searchsorted(cum, lo_rank, side="right"))
-        i1 = int(np.searchsorted(cum, min(lo_rank + 1, self.count - 1), side="right"))
-        v0 = self.edges_lo + i0 * self.bin_width
-        v1 = self.edges_lo + i1 * self.bin_width
-        if not self.exact:  # place the value inside its bin by rank
-            v0 += self.bin_width / 2
-            v1 += self.bin_width / 2
-        return float(min(max(v0 + frac * (v1 - v0), self.vmin), self.vmax))
+
+        def at_rank(rank: int) -> float:
+            if rank == 0:
+                return self.vmin
+            if rank == self.count - 1:
+                return self.vmax
+            i = int(np.searchsorted(cum, rank, side="right"))
+            before = int(cum[i - 1]) if i else 0
+            n = int(self.counts[i])
+            return self._bin_value(i, (rank - before + 0.5) / n)
+
+        lo_rank = math.floor(pos)
+        v0 = at_rank(lo_rank)
+        v1 = at_rank(min(lo_rank + 1, self.count - 1))
+        return float(min(max(v0 + (pos - lo_rank) * (v1 - v0), self.vmin), self.vmax))
+
+
+def _float_keys(values: np.ndarray) -> np.ndarray:
+    """Order-preserving 20-bit keys of float32 values (bigger value, bigger key)."""
+    u = values.astype(np.float32, copy=False).view(np.uint32)
+    keys = np.where(u >> 31 == 1, ~u, u | np.uint32(0x80000000))
+    return keys >> np.uint32(_KEY_SHIFT)
+
+
+def _key_value(key: int) -> float:
+    """The float32 value whose full 32-bit order-preserving key is ``key``."""
+    u = key & 0x7FFFFFFF if key & 0x80000000 else ~key & 0xFFFFFFFF
+    return float(np.array([u], dtype=np.uint32).view(np.float32)[0])
 
 
 def raw_stats(volumes: Callable[[], Iterable[np.ndarray]]) -> RawStats:
-    """Statistics of finite raw values over every array ``volumes()`` yields.
-
-    ``volumes`` is called once for 16-bit-or-smaller integer data and twice otherwise (the second
-    pass builds a histogram between the extremes found by the first).
-    """
+    """Statistics of finite raw values over every array ``volumes()`` yields, in one pass."""
     it = iter(volumes())
     first = next(it, None)
     if first is None:
@@ -199,34 +226,23 @@ def raw_stats(volumes: Callable[[], Iterable[np.ndarray]]) -> RawStats:
         nz = np.nonzero(counts)[0]
         total = int(counts.sum())
         if total == 0:
-            return RawStats(float("nan"), float("nan"), 0, 0.0, 1.0, counts, True, 0)
-        return RawStats(float(lo + nz[0]), float(lo + nz[-1]), total, float(lo), 1.0, counts, True, 0)
+            return RawStats(float("nan"), float("nan"), 0, 0.0, counts, True, 0)
+        return RawStats(float(lo + nz[0]), float(lo + nz[-1]), total, float(lo), counts, True, 0)
 
     vmin, vmax, count, nonfinite = math.inf, -math.inf, 0, 0
+    counts = np.zeros(1 << _KEY_BITS, dtype=np.int64)
     for arr in _prepend(first, it):
         for chunk in _chunks(arr):
-            if chunk.dtype.kind == "f":
-                fin = chunk[np.isfinite(chunk)]
-                nonfinite += chunk.size - fin.size
-            else:
-                fin = chunk
+            fin = chunk[np.isfinite(chunk)] if chunk.dtype.kind == "f" else chunk
+            nonfinite += chunk.size - fin.size
             if fin.size:
                 vmin = min(vmin, float(fin.min()))
                 vmax = max(vmax, float(fin.max()))
                 count += fin.size
+                counts += np.bincount(_float_keys(fin), minlength=1 << _KEY_BITS)
     if count == 0:
-        return RawStats(float("nan"), float("nan"), 0, 0.0, 1.0, np.zeros(1, np.int64), True, nonfinite)
-    if vmin == vmax:
-        return RawStats(vmin, vmax, count, vmin, 1.0, np.array([count]), True, nonfinite)
-    width = (vmax - vmin) / _FLOAT_BINS
-    counts = np.zeros(_FLOAT_BINS, dtype=np.int64)
-    for arr in volumes():
-        for chunk in _chunks(arr):
-            fin = chunk[np.isfinite(chunk)] if chunk.dtype.kind == "f" else chunk
-            idx = ((fin.astype(np.float64) - vmin) / width).astype(np.int64)
-            np.clip(idx, 0, _FLOAT_BINS - 1, out=idx)
-            counts += np.bincount(idx, minlength=_FLOAT_BINS)
-    return RawStats(vmin, vmax, count, vmin, width, counts, False, nonfinite)
+        return RawStats(float("nan"), float("nan"), 0, 0.0, np.zeros(1, np.int64), True, nonfinite)
+    return RawStats(vmin, vmax, count, 0.0, counts, False, nonfinite)
 
 
 def _prepend(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:

@@ -224,7 +224,11 @@ class ConvertOptions:
 
     @property
     def effective_jobs(self) -> int:
-        return int(self.jobs) if self.jobs else (os.cpu_count() or 1)
+        if self.jobs:
+            return int(self.jobs)
+        # the CPUs this process may run on (respects affinity and cpusets), not the machine's
+        affinity = getattr(os, "sched_getaffinity", None)
+        return len(affinity(0)) if affinity else (os.cpu_count() or 1)
 
 
 def _check_pictures(o: ConvertOptions) -> None:
