@@ -1,10 +1,12 @@
 """Reading NIfTI files: header checks first, then a streaming read of voxel data.
 
-The header is parsed with nibabel's header classes from bytes we read ourselves, so that gzip is
-recognised by its magic bytes (not the suffix), declared sizes are checked against limits and the
-file before anything is allocated, and voxel data is read once, sequentially, in its native dtype
-(no float64 copy). Compressed streams are always read to their end so the gzip CRC is verified, and
-the file's sha256 is computed on the way.
+Header bytes are read by us (gzip recognised by its magic bytes, not the suffix), checked field by
+field in :mod:`.validate`, and declared sizes are checked against limits and the file before
+anything is allocated (for gzip: against the most the compressed size can hold). Fifos, devices
+and directories are refused without being opened for reading. Voxel data is then read once,
+sequentially, in its native dtype (no float64 copy); the stream is always read to its end, so the
+gzip CRC and length are verified, before the last requested volume is handed out. The file's
+sha256 is computed on the way.
 """
 
 from __future__ import annotations
@@ -25,22 +27,15 @@ from typing import BinaryIO
 import nibabel as nib
 import numpy as np
 
+from . import validate
 from .errors import InputError, ResourceLimitError
 
 log = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
-_SUPPORTED_CODES = {2, 4, 8, 16, 64, 128, 256, 512, 768, 1024, 1280, 2304}
-_CODE_NAMES = {
-    0: "unknown",
-    1: "binary",
-    32: "complex64",
-    1536: "float128",
-    1792: "complex128",
-    2048: "complex256",
-}
 _READ_BLOCK = 1 << 24
-MAX_EXTENSION_BYTES = 64 << 20
+MAX_EXTENSION_BYTES = 64 << 20  # extensions beyond this are not walked (never allocated)
+_DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data by more than this
 
 
 @dataclass(frozen=True)
@@ -90,18 +85,21 @@ class NiftiFile:
 
 
 def _open_raw(path: Path) -> BinaryIO:
+    """Open a regular file for reading; never opens (or blocks on) fifos, devices or sockets."""
     try:
         st = os.stat(path)  # follows symlinks: broken or looping links fail here
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError("is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError("not a regular file (device, fifo or socket); refusing to read it")
+        # O_NONBLOCK: should the path become a fifo after the check, opening it cannot block
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
         raise InputError(f"cannot open: {e.strerror or e}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise InputError("is a directory, not a file")
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         raise InputError("not a regular file (device, fifo or socket); refusing to read it")
-    try:
-        return open(path, "rb")  # noqa: SIM115 - closed by the caller
-    except OSError as e:
-        raise InputError(f"cannot open: {e.strerror or e}") from None
+    return os.fdopen(fd, "rb")
 
 
 class _HashingReader(io.RawIOBase):
@@ -136,7 +134,9 @@ class _Stream:
         self.compressed = head == GZIP_MAGIC
         self.hasher = _HashingReader(raw)
         buffered = io.BufferedReader(self.hasher, buffer_size=1 << 20)
-        self._f: BinaryIO = gzip.GzipFile(fileobj=buffered, mode="rb") if self.compressed else buffered  # type: ignore[assignment]
+        self._f: BinaryIO = (
+            gzip.GzipFile(fileobj=buffered, mode="rb") if self.compressed else buffered  # type: ignore[assignment]
+        )
         self.pos = 0
 
     def readinto(self, view: memoryview) -> int:
@@ -186,181 +186,38 @@ def _gzip_reason(e: BaseException) -> str:
         return "the gzip stream ends early (truncated file)"
     if "CRC" in msg:
         return "gzip CRC check failed (the file is damaged)"
-    return msg
-
-
-def _parse_header(block: bytes, path: Path) -> tuple[nib.Nifti1Header, int, str]:
-    if len(block) < 4:
-        raise InputError("empty file" if not block else "truncated header (fewer than 4 bytes)")
-    size_le = int.from_bytes(block[:4], "little")
-    size_be = int.from_bytes(block[:4], "big")
-    if 348 in (size_le, size_be):
-        klass, size, version = nib.Nifti1Header, 348, 1
-    elif 540 in (size_le, size_be):
-        klass, size, version = nib.Nifti2Header, 540, 2
-    else:
-        raise InputError(
-            f"not a NIfTI file (sizeof_hdr is {size_le}, expected 348 or 540)"
-        )
-    endian = "<" if size in (size_le,) else ">"
-    if len(block) < size:
-        raise InputError(f"truncated header: {len(block)} of {size} bytes")
-    hdr = klass(binaryblock=block[:size], endianness=endian, check=False)
-    magic = bytes(hdr["magic"])
-    good = (b"n+1", b"ni1") if version == 1 else (b"n+2", b"ni2")
-    if magic.rstrip(b"\x00")[:3] not in good:
-        raise InputError(f"bad magic {magic!r} for a NIfTI-{version} header")
-    if magic.startswith(b"ni"):
-        raise InputError("header-only file (.hdr/.img pairs are not supported; use a single .nii)")
-    return hdr, version, endian
-
-
-def _declared_shape(hdr: nib.Nifti1Header) -> tuple[int, ...]:
-    dim = [int(d) for d in hdr["dim"]]
-    ndim = dim[0]
-    if not 1 <= ndim <= 7:
-        raise InputError(f"dim[0] is {ndim}, expected 1 to 7")
-    shape = tuple(dim[1 : ndim + 1])
-    bad = [(i + 1, d) for i, d in enumerate(shape) if d < 1]
-    if bad:
-        i, d = bad[0]
-        raise InputError(f"dim[{i}] is {d}; every dimension must be at least 1")
-    return shape
-
-
-def _dtype(hdr: nib.Nifti1Header) -> tuple[np.dtype, int]:
-    code = int(hdr["datatype"])
-    if code not in _SUPPORTED_CODES:
-        name = _CODE_NAMES.get(code, f"code {code}")
-        raise InputError(f"unsupported datatype {name} (code {code})")
-    dt = hdr.get_data_dtype()
-    if code == 128:
-        return dt, 3
-    if code == 2304:
-        return dt, 4
-    return dt, 0
-
-
-def _scaling(hdr: nib.Nifti1Header, warnings: list[str]) -> tuple[float, float]:
-    slope, inter = float(hdr["scl_slope"]), float(hdr["scl_inter"])
-    if math.isnan(slope) or slope == 0:
-        # NIfTI: slope 0 means "no scaling"; nibabel writes NaN for the same.
-        return 1.0, 0.0
-    if math.isinf(slope):
-        raise InputError(f"scl_slope is {slope}; cannot scale voxel values")
-    if not math.isfinite(inter):
-        warnings.append(f"scl_inter is {inter}; using 0")
-        inter = 0.0
-    return slope, inter
-
-
-def _affine(hdr: nib.Nifti1Header, zooms: Sequence[float], warnings: list[str]) -> tuple[np.ndarray, str]:
-    def usable(a: np.ndarray | None) -> bool:
-        if a is None or not np.all(np.isfinite(a)):
-            return False
-        return abs(np.linalg.det(a[:3, :3])) > 1e-12
-
-    candidates: list[tuple[str, np.ndarray | None]] = []
-    sform_code, qform_code = int(hdr["sform_code"]), int(hdr["qform_code"])
-    sform = qform = None
-    if sform_code > 0:
-        sform = hdr.get_sform()
-        candidates.append(("sform", sform))
-    if qform_code > 0:
-        try:
-            qform = hdr.get_qform()
-        except Exception as e:  # nibabel raises on quaternions out of range
-            warnings.append(f"qform is unusable ({e}); ignoring it")
-        candidates.append(("qform", qform))
-    for bad_code, name in ((sform_code, "sform_code"), (qform_code, "qform_code")):
-        if bad_code not in (0, 1, 2, 3, 4, 5):
-            warnings.append(f"{name} {bad_code} is not a known code; treating it as set")
-    if sform is not None and qform is not None and usable(sform) and usable(qform):
-        diff = float(np.max(np.abs(sform - qform)))
-        if diff > 1e-3:
-            warnings.append(f"qform and sform disagree (by up to {diff:.3g} mm); using the sform")
-    for name, a in candidates:
-        if usable(a):
-            return np.asarray(a, dtype=np.float64), name
-        warnings.append(f"{name} is singular or not finite; ignoring it")
-    if not candidates:
-        warnings.append("no qform or sform (codes 0); orientation is a guess from voxel sizes (RAS assumed)")
-    base = np.diag([*zooms[:3], 1.0]).astype(np.float64)
-    return base, "pixdim"
-
-
-def _zooms(hdr: nib.Nifti1Header, ndim: int, warnings: list[str]) -> tuple[float, ...]:
-    pixdim = [float(p) for p in hdr["pixdim"][1:4]]
-    out: list[float] = []
-    for i, p in enumerate(pixdim):
-        if i >= ndim:
-            out.append(1.0)
-        elif not math.isfinite(p):
-            raise InputError(f"pixdim[{i + 1}] is {p}; voxel sizes must be finite")
-        elif p == 0:
-            warnings.append(f"pixdim[{i + 1}] is 0; assuming 1 mm")
-            out.append(1.0)
-        elif p < 0:
-            warnings.append(f"pixdim[{i + 1}] is negative ({p:g}); using its magnitude")
-            out.append(abs(p))
-        else:
-            out.append(p)
-    return tuple(out)
+    return f"gzip: {msg}"
 
 
 def read_header(path: str | os.PathLike[str], limits: Limits = Limits()) -> NiftiFile:
-    """Parse and check a file's header; reads at most the header and its extensions."""
+    """Parse and check a file's header (see :mod:`.validate`); reads at most the header and its
+    extensions. Declared sizes are checked against ``limits`` and the file before anything is
+    allocated."""
     p = Path(path)
     stream = _Stream(p)
     try:
         block = stream.read(540)
-        hdr, version, _ = _parse_header(block, p)
+        hdr, version = validate.parse_header(block)
         warnings: list[str] = []
-        shape = _declared_shape(hdr)
-        if len(shape) < 2:
-            raise InputError(f"a {len(shape)}D image has no slices to export")
-        if version == 2 and 3000 <= int(hdr["intent_code"]) <= 3099:
-            raise InputError("CIFTI file (brain-ordinate data, not a volume); not supported")
-        dtype, channels = _dtype(hdr)
-        zooms = _zooms(hdr, len(shape), warnings)
-        spatial = (shape + (1, 1))[:3]
-        spatial = (int(spatial[0]), int(spatial[1]), int(spatial[2]))
-        n_vol = int(np.prod(shape[3:], dtype=object)) if len(shape) > 3 else 1
-        n_vox = int(np.prod(spatial, dtype=object))
-        if n_vox > limits.max_voxels:
-            raise ResourceLimitError(
-                f"declared size {'x'.join(map(str, spatial))} is {n_vox:,} voxels per volume, "
-                f"over the limit of {limits.max_voxels:,} (raise it with --max-voxels)"
-            )
-        if max(spatial) > limits.max_slices and not limits.allow_many_slices:
-            raise ResourceLimitError(
-                f"declared size {'x'.join(map(str, spatial))} would give {max(spatial):,} slices "
-                f"in one view, over {limits.max_slices:,} (pass --allow-many-slices to accept it)"
-            )
-        if len(shape) > 4:
-            warnings.append(
-                f"{len(shape)}D image: dimensions beyond the 4th are flattened into the volume index"
-            )
-        vox_offset_f = float(hdr["vox_offset"])
-        min_offset = 352 if version == 1 else 544
-        if not math.isfinite(vox_offset_f) or vox_offset_f < 0:
-            raise InputError(f"vox_offset is {vox_offset_f}; expected a byte offset >= {min_offset}")
-        vox_offset = int(vox_offset_f)
-        if vox_offset < min_offset:
-            if vox_offset == 0 and version == 1:
-                warnings.append(f"vox_offset is 0; assuming {min_offset}")
-                vox_offset = min_offset
-            else:
-                raise InputError(f"vox_offset is {vox_offset}, inside the header (minimum {min_offset})")
-        need = vox_offset + n_vox * n_vol * dtype.itemsize
-        if not stream.compressed and stream.file_size < need:
-            raise InputError(
-                f"truncated voxel data: header declares {need:,} bytes, file holds {stream.file_size:,}"
-            )
-        slope, inter = _scaling(hdr, warnings)
-        affine, affine_source = _affine(hdr, zooms, warnings)
+        shape = validate.declared_shape(hdr)
+        validate.check_intent(hdr)
+        dtype, channels = validate.data_dtype(hdr, warnings)
+        spatial = (int(shape[0]), int(shape[1]), int(shape[2]) if len(shape) > 2 else 1)
+        n_vol = math.prod(shape[3:])
+        _check_limits(spatial, n_vol, limits)
+        if any(d > 1 for d in shape[4:]):
+            warnings.append(f"{len(shape)}D image: dimensions beyond the 4th are flattened "
+                            "into the volume index")
+        vox_offset = validate.vox_offset(hdr, version, warnings)
+        _check_size(stream, vox_offset, math.prod(spatial) * n_vol * dtype.itemsize, warnings)
+        first = validate.HEADER_SIZES[version]
+        if vox_offset - first <= MAX_EXTENSION_BYTES:
+            region = block[first:] + stream.read(max(0, vox_offset - len(block)))
+            validate.check_extensions(region[:4], region[4 : vox_offset - first],
+                                      hdr.endianness, warnings)
+        slope, inter = validate.scaling(hdr, warnings)
+        affine, affine_source, zooms = _geometry(hdr, len(shape), warnings)
         intent = int(hdr["intent_code"])
-        is_label = intent in (1002, 1003)
         return NiftiFile(
             path=p,
             header=hdr,
@@ -378,11 +235,81 @@ def read_header(path: str | os.PathLike[str], limits: Limits = Limits()) -> Nift
             affine_source=affine_source,
             zooms=zooms,
             vox_offset=vox_offset,
-            is_label=is_label,
+            is_label=intent in (1002, 1003),
             warnings=tuple(warnings),
         )
     finally:
         stream.close()
+
+
+def _check_limits(spatial: tuple[int, int, int], n_vol: int, limits: Limits) -> None:
+    size = "x".join(map(str, spatial))
+    n_vox = math.prod(spatial)  # Python ints: no wrap-around however large the dims
+    if n_vox > limits.max_voxels:
+        raise ResourceLimitError(
+            f"declared size {size} is {n_vox:,} voxels per volume, "
+            f"over the limit of {limits.max_voxels:,} (raise it with --max-voxels)"
+        )
+    if max(spatial) > limits.max_slices and not limits.allow_many_slices:
+        raise ResourceLimitError(
+            f"declared size {size} would give {max(spatial):,} slices "
+            f"in one view, over {limits.max_slices:,} (pass --allow-many-slices to accept it)"
+        )
+    if n_vol > limits.max_voxels:
+        raise ResourceLimitError(
+            f"declared {n_vol:,} volumes, over the limit of {limits.max_voxels:,} (--max-voxels)"
+        )
+
+
+def _check_size(stream: _Stream, vox_offset: int, data_bytes: int, warnings: list[str]) -> None:
+    """The data the header declares must fit in the file (for gzip: in what the compressed size
+    can possibly hold, since deflate expands at most ~1032:1)."""
+    if stream.compressed:
+        most = stream.file_size * _DEFLATE_MAX_RATIO + (1 << 16)
+        if vox_offset + data_bytes > most:
+            raise InputError(
+                f"truncated voxel data: header declares {data_bytes:,} bytes, a gzip file of "
+                f"{stream.file_size:,} bytes cannot hold more than {most:,}"
+            )
+        return
+    if vox_offset > stream.file_size:
+        raise InputError(f"vox_offset {vox_offset:,} is past the end of the file "
+                         f"({stream.file_size:,} bytes)")
+    held = stream.file_size - vox_offset
+    if held < data_bytes:
+        raise InputError(f"truncated voxel data: header declares {data_bytes:,} bytes, "
+                         f"file holds {held:,}")
+    if held > data_bytes:
+        warnings.append(f"{held - data_bytes:,} bytes after the voxel data; ignored")
+
+
+def _geometry(
+    hdr: nib.Nifti1Header, ndim: int, warnings: list[str]
+) -> tuple[np.ndarray, str, tuple[float, float, float]]:
+    """Affine (voxel -> world mm), its source (sform, qform or pixdim) and voxel sizes."""
+    qform_code, sform_code = validate.xform_codes(hdr, warnings)
+    sform = validate.sform_of(hdr) if sform_code > 0 else None
+    sform_problem = validate.affine_problem(sform) if sform is not None else None
+    good_sform = sform if sform is not None and sform_problem is None else None
+    zooms = validate.voxel_sizes(hdr, ndim, good_sform, warnings)
+    qform = validate.qform_of(hdr, zooms, warnings) if qform_code > 0 else None
+    qform_problem = validate.affine_problem(qform) if qform is not None else None
+    good_qform = qform if qform is not None and qform_problem is None else None
+    for name, problem in (("sform", sform_problem), ("qform", qform_problem)):
+        if problem:
+            warnings.append(f"{name} {problem}; ignoring it")
+    if good_sform is not None and good_qform is not None:
+        diff = float(np.max(np.abs(good_sform - good_qform)))
+        if diff > 1e-3:
+            warnings.append(f"qform and sform disagree (by up to {diff:.3g} mm); using the sform")
+    if good_sform is not None:
+        return good_sform, "sform", zooms
+    if good_qform is not None:
+        return good_qform, "qform", zooms
+    if sform is None and qform is None:
+        warnings.append("no orientation: qform_code and sform_code are 0; "
+                        "assuming RAS+ storage with pixdim voxel sizes")
+    return np.diag([*zooms, 1.0]), "pixdim", zooms
 
 
 @dataclass
@@ -390,6 +317,7 @@ class ReadResult:
     """Filled in when a full read of the file finishes (the whole file was hashed)."""
 
     sha256: str | None = None
+    warnings: list[str] = field(default_factory=list)  # found only by reading (gzip files)
 
 
 def iter_volumes(
@@ -398,16 +326,20 @@ def iter_volumes(
     """Yield ``(t, array)`` for each selected volume, in file order, as native-endian arrays.
 
     Scalar data has shape ``spatial_shape`` (Fortran order, as stored); RGB data has a trailing
-    channel axis of 3 or 4 uint8 values. The whole file is always read, so a damaged gzip stream
-    is reported even if the damage lies after the last selected volume.
+    channel axis of 3 or 4 uint8 values. The whole file is read, and checked (gzip CRC and
+    length, truncation), before the last selected volume is yielded, so a caller that stops
+    after it still never gets data from a damaged file.
     """
     wanted = set(range(nf.n_volumes) if indices is None else indices)
     stream = _Stream(nf.path)
     try:
         skipped = stream.skip(nf.vox_offset)
         if skipped < nf.vox_offset:
-            raise InputError(f"file ends at byte {skipped} before the voxel data (vox_offset {nf.vox_offset})")
+            raise InputError(f"truncated file: it ends at byte {skipped}, before the voxel data "
+                             f"(vox_offset {nf.vox_offset})")
         nbytes = nf.volume_bytes
+        last = max(wanted, default=-1)
+        held: tuple[int, np.ndarray] | None = None
         for t in range(nf.n_volumes):
             if t not in wanted:
                 got = stream.skip(nbytes)
@@ -418,12 +350,26 @@ def iter_volumes(
             got = stream.readinto(memoryview(buf))
             if got < nbytes:
                 _truncated(nf, t, got)
-            yield t, _as_volume(buf, nf)
-        stream.drain()
+            if t == last:
+                held = (t, buf)
+            else:
+                yield t, _as_volume(buf, nf)
+        left = stream.drain()
+        if left and nf.compressed:  # for plain files read_header already said so
+            _note(result, f"{left:,} bytes after the voxel data; ignored")
         if result is not None:
             result.sha256 = stream.hasher.sha256.hexdigest()
     finally:
         stream.close()
+    if held is not None:
+        yield held[0], _as_volume(held[1], nf)
+
+
+def _note(result: ReadResult | None, warning: str) -> None:
+    if result is not None:
+        result.warnings.append(warning)
+    else:
+        log.debug("%s", warning)
 
 
 def _truncated(nf: NiftiFile, t: int, got: int) -> None:
