@@ -7,6 +7,7 @@ Slices are resampled, encoded and written on a thread pool (OpenCV releases the 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
@@ -172,6 +173,8 @@ def _write_all(
                 pictures.finish_view(tmp, stem, view, t if plan.is_4d else None, names, block)
                 del block
             del mapped
+    if read.warnings:  # found only by reading the data (e.g. bytes after the gzip stream)
+        plan = dataclasses.replace(plan, warnings=(*plan.warnings, *read.warnings))
     sidecar = build_sidecar(plan, nf.path, read.sha256, files)
     sidecar.update(pictures.sidecar_fields())
     pictures.finish(tmp, stem, sidecar)

@@ -116,7 +116,7 @@ class Window:
     description: str
 
     def to_json(self) -> dict[str, object]:
-        step = (self.high - self.low) / self.out_max
+        step = self.high / self.out_max - self.low / self.out_max  # no overflow at float extremes
         return {
             "low": self.low,
             "high": self.high,
@@ -167,6 +167,8 @@ class RawStats:
             return self.edges_lo + i
         lo = _key_value(i << _KEY_SHIFT)
         hi = _key_value(((i + 1) << _KEY_SHIFT) - 1)
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # the bins holding +-float32 max
+            return lo if math.isfinite(lo) else hi
         return lo + within * (hi - lo)
 
     def percentile(self, q: float) -> float:
@@ -194,6 +196,9 @@ class RawStats:
 
 def _float_keys(values: np.ndarray) -> np.ndarray:
     """Order-preserving 20-bit keys of float32 values (bigger value, bigger key)."""
+    f32 = np.finfo(np.float32).max
+    if values.dtype.itemsize > 4 or values.dtype.kind != "f":
+        values = np.clip(values, -f32, f32)  # beyond float32: the outermost bins
     u = values.astype(np.float32, copy=False).view(np.uint32)
     keys = np.where(u >> 31 == 1, ~u, u | np.uint32(0x80000000))
     return keys >> np.uint32(_KEY_SHIFT)
@@ -282,7 +287,8 @@ def resolve_window(
             desc = "minimum-maximum of finite voxels (percentile window was empty)"
     if hi <= lo:
         warnings.append(f"constant volume (every finite voxel is {lo:g}); it maps to mid-grey")
-        return Window(lo - 0.5, lo + 0.5, out_max, "constant volume"), warnings
+        half = max(0.5, abs(lo) * 2**-40)  # at |lo| > 2**52, lo +- 0.5 would equal lo
+        return Window(lo - half, lo + half, out_max, "constant volume"), warnings
     return Window(lo, hi, out_max, desc), warnings
 
 
@@ -297,7 +303,8 @@ def apply_window(raw: np.ndarray, window: Window, slope: float, inter: float) ->
     raw = np.asarray(raw, order=order)
     out = np.empty(raw.shape, dtype=out_dtype, order=order)
     out_flat = out.reshape(-1, order="A")
-    scale = window.out_max / (window.high - window.low)
+    # halves keep (high - low) finite even for windows spanning most of the float64 range
+    scale = (window.out_max / 2) / (window.high / 2 - window.low / 2)
     if _small_int(raw.dtype):
         unsigned = np.dtype(f"u{raw.dtype.itemsize}")
         values = np.arange(1 << (8 * raw.dtype.itemsize), dtype=unsigned).view(
@@ -318,7 +325,7 @@ def apply_window(raw: np.ndarray, window: Window, slope: float, inter: float) ->
 
 def _map_values(vals: np.ndarray, low: float, scale: float, out_max: int) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
-        mapped = (vals - low) * scale
+        mapped = vals * scale - low * scale  # not (vals - low) * scale: that overflows at extremes
         np.clip(mapped, 0, out_max, out=mapped)
         np.rint(mapped, out=mapped)
     mapped[np.isnan(mapped)] = 0
