@@ -1,6 +1,6 @@
 """Benchmark inputs, derived deterministically from the MNI152 T1 template shipped with niftislice.
 
-Every input is the template (197 × 233 × 189, 1 mm, uint8, RAS) linearly resampled to a grid,
+Every input is the template (197 x 233 x 189, 1 mm, uint8, RAS) linearly resampled to a grid,
 scaled into a realistic intensity range with seeded noise, and then stored in the voxel order the
 case asks for (the affine is reoriented with the array, so world space is unchanged).
 """
@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib.resources import as_file, files
+from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -58,19 +60,20 @@ class InputSpec:
         return f"{self.name}.nii.gz"
 
 
-@lru_cache(maxsize=1)
-def load_template() -> tuple[np.ndarray, np.ndarray]:
-    """The template as float32 RAS data and its affine (installed package first, repo second)."""
+def _template_resource() -> Traversable:
+    """The template shipped in the installed package, else the one in this repository."""
     try:
         resource = files("niftislice") / "data" / TEMPLATE_NAME
     except ModuleNotFoundError:
-        resource = None
-    if resource is not None and resource.is_file():
-        with as_file(resource) as path:
-            img = nib.load(path)
-            data = np.asarray(img.dataobj, dtype=np.float32)
-    else:
-        img = nib.load(REPO_TEMPLATE)
+        return REPO_TEMPLATE
+    return resource if resource.is_file() else REPO_TEMPLATE
+
+
+@lru_cache(maxsize=1)
+def load_template() -> tuple[np.ndarray, np.ndarray]:
+    """The template as float32 RAS data (0..255) and its affine."""
+    with as_file(_template_resource()) as path:
+        img = cast(nib.Nifti1Image, nib.load(path))
         data = np.asarray(img.dataobj, dtype=np.float32)
     if nib.aff2axcodes(img.affine) != RAS:
         raise ValueError(f"expected a RAS template, got {nib.aff2axcodes(img.affine)}")

@@ -1,36 +1,57 @@
-"""Run one child process and measure its wall time and memory.
+"""Run one command and measure its wall time, CPU time and memory.
 
-Two memory figures, because a converter may use worker processes:
+Linux charges a process, in ``ru_maxrss``, with the resident set of whatever it was before
+``exec`` too, so a command started straight from the benchmark (which holds images and arrays)
+would inherit the benchmark's size. ``run_child`` therefore starts this file as a small launcher
+(a bare Python, about 13 MiB) that starts the command, waits for it and writes the figures to a
+JSON report. The launcher is a child subreaper: worker processes orphaned by the command (a
+forkserver's, say) are re-parented to it and reaped by it, so their usage is counted too.
 
-- ``peak_rss_mib``: ``ru_maxrss`` from ``os.wait4`` on the child. Linux reports the largest
-  resident set of the child *or any descendant it waited for*, so with workers it is the biggest
-  single process, not their sum.
-- ``tree_rss_mib``: the largest sum of resident sets over the child and all its descendants,
+- ``wall_s``: from just before the command starts until it has been reaped.
+- ``cpu_s``: user + system CPU time of the command and all its descendants
+  (``getrusage(RUSAGE_CHILDREN)`` delta of the launcher). Far less sensitive to a busy machine
+  than wall time.
+- ``peak_rss_mib``: the largest ``ru_maxrss`` of the command or any descendant: with worker
+  processes it is the biggest single process, not their sum.
+- ``tree_rss_mib``: the largest sum of resident sets over the command and all its descendants,
   sampled from /proc every ``SAMPLE_INTERVAL_S``. It can miss short spikes; it catches workers
   that run side by side.
+
+    python benchmarks/measure.py --report REPORT.json -- COMMAND...
 """
 
 from __future__ import annotations
 
+import ctypes
+import json
 import os
+import resource
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 SAMPLE_INTERVAL_S = 0.1
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
+PR_SET_CHILD_SUBREAPER = 36
+
+
+@dataclass(frozen=True)
+class Measurement:
+    wall_s: float
+    cpu_s: float
+    peak_rss_mib: float
+    tree_rss_mib: float
+    returncode: int
 
 
 @dataclass(frozen=True)
 class ChildRun:
-    wall_s: float
-    peak_rss_mib: float
-    tree_rss_mib: float
-    returncode: int
+    measurement: Measurement
     stdout: str
     stderr: str
 
@@ -84,25 +105,68 @@ class _TreeRssSampler(threading.Thread):
         self.join()
 
 
-def run_child(argv: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> ChildRun:
-    """Run ``argv`` to completion; its stdout and stderr go to files in ``log_dir``."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    out_path, err_path = log_dir / "stdout.txt", log_dir / "stderr.txt"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, env=env)
-        sampler = _TreeRssSampler(proc.pid)
-        sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall_s = time.perf_counter() - start
-        sampler.stop()
-    # We reaped the child ourselves; tell Popen so it does not try again.
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return ChildRun(
+def _become_subreaper() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+def _reap_orphans() -> None:
+    """Wait for descendants re-parented to us after the command ended."""
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            return
+
+
+def measure(argv: Sequence[str]) -> Measurement:
+    """Run ``argv`` (inheriting stdio) to completion and measure it and its descendants."""
+    _become_subreaper()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.Popen(list(argv))
+    sampler = _TreeRssSampler(proc.pid)
+    sampler.start()
+    _, status, _ = os.wait4(proc.pid, 0)
+    wall_s = time.perf_counter() - start
+    sampler.stop()
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait
+    _reap_orphans()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Measurement(
         wall_s=wall_s,
-        peak_rss_mib=usage.ru_maxrss * 1024 / MIB,  # ru_maxrss is in KiB on Linux
+        cpu_s=cpu_s,
+        peak_rss_mib=after.ru_maxrss * 1024 / MIB,  # ru_maxrss is in KiB on Linux
         tree_rss_mib=sampler.peak_bytes / MIB,
         returncode=proc.returncode,
+    )
+
+
+def run_child(argv: Sequence[str], log_dir: Path) -> ChildRun:
+    """Measure ``argv`` through the launcher; its stdout and stderr are kept in ``log_dir``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    out_path, err_path = log_dir / "stdout.txt", log_dir / "stderr.txt"
+    report = log_dir / "measurement.json"
+    report.unlink(missing_ok=True)
+    launcher = [sys.executable, __file__, "--report", str(report), "--", *argv]
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        subprocess.run(launcher, stdout=out, stderr=err, check=True)
+    return ChildRun(
+        measurement=Measurement(**json.loads(report.read_text())),
         stdout=out_path.read_text(errors="replace"),
         stderr=err_path.read_text(errors="replace"),
     )
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) < 4 or argv[0] != "--report" or argv[2] != "--":
+        print(__doc__.rsplit("\n\n", 1)[-1], file=sys.stderr)
+        return 2
+    Path(argv[1]).write_text(json.dumps(asdict(measure(argv[3:]))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

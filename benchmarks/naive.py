@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import cv2
 import nibabel as nib
@@ -34,17 +35,15 @@ def stem(path: Path) -> str:
     return path.stem
 
 
-def write_views(
-    volume: np.ndarray, pixdim: Sequence[float], out: Path, prefix: str = ""
-) -> int:
+def write_views(volume: np.ndarray, pixdim: Sequence[float], out: Path, prefix: str = "") -> int:
     """Write every raw-axis slice of a 3D ``volume``; returns the number of images written."""
     written = 0
     for axis, view in enumerate(RAW_AXIS_VIEWS):
         view_dir = out / view
         view_dir.mkdir(parents=True, exist_ok=True)
         row_axis, col_axis = (a for a in range(3) if a != axis)
-        for idx in range(volume.shape[axis]):
-            plane = np.take(volume, idx, axis=axis)
+        planes = np.moveaxis(volume, axis, 0)  # planes[idx] is volume[idx, :, :] etc.
+        for idx, plane in enumerate(planes):
             h, w = plane.shape
             size = (round(w * pixdim[col_axis]), round(h * pixdim[row_axis]))
             image = np.rot90(cv2.resize(plane, size))
@@ -55,7 +54,7 @@ def write_views(
 
 
 def convert(path: Path, out: Path) -> int:
-    img = nib.load(path)
+    img = cast(nib.Nifti1Image, nib.load(path))
     data = img.get_fdata()
     pixdim = [float(z) for z in img.header.get_zooms()[:3]]
     target = out / stem(path)

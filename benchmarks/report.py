@@ -18,16 +18,29 @@ TARGET_PARALLEL_SPEEDUP = 1.7
 
 @dataclass
 class Timings:
-    """Wall times (s) of the runs of one command on one case."""
+    """Wall and CPU seconds of the runs of one command on one case."""
 
-    seconds: list[float] = field(default_factory=list)
+    wall_s: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)
+
+    def add(self, wall_s: float, cpu_s: float) -> None:
+        self.wall_s.append(wall_s)
+        self.cpu_s.append(cpu_s)
 
     @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
+    def runs(self) -> int:
+        return len(self.wall_s)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(self.wall_s)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(self.cpu_s)
 
     def span(self) -> str:
-        return f"{min(self.seconds):.2f}–{max(self.seconds):.2f}"
+        return f"{min(self.wall_s):.2f}-{max(self.wall_s):.2f}"
 
 
 @dataclass
@@ -43,18 +56,21 @@ class ContenderResult:
 
     @property
     def ok(self) -> bool:
-        return self.failure is None and bool(self.timings.seconds)
+        return self.failure is None and self.timings.runs > 0
 
 
 @dataclass
 class FloorResult:
+    timings: Timings = field(default_factory=Timings)
     load_s: list[float] = field(default_factory=list)
     write_s: list[float] = field(default_factory=list)
     images: int = 0
 
-    @property
-    def timings(self) -> Timings:
-        return Timings([a + b for a, b in zip(self.load_s, self.write_s, strict=True)])
+    def add(self, load_s: float, write_s: float, cpu_s: float, images: int) -> None:
+        self.timings.add(load_s + write_s, cpu_s)
+        self.load_s.append(load_s)
+        self.write_s.append(write_s)
+        self.images = images
 
 
 @dataclass
@@ -88,8 +104,10 @@ def _git_revision() -> str:
     try:
         rev = subprocess.run(
             ["git", "-C", str(BENCH_DIR), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return rev.stdout.strip()
@@ -115,8 +133,9 @@ def machine_info() -> list[str]:
     ]
 
 
-def _ratio(numerator: float, denominator: float) -> str:
-    return f"{numerator / denominator:.2f}×" if denominator > 0 else "—"
+def _ratio(numerator: Timings, denominator: Timings) -> str:
+    """Wall-time ratio of the medians, CPU-time ratio in brackets."""
+    return f"{numerator.wall / denominator.wall:.2f}x ({numerator.cpu / denominator.cpu:.2f}x)"
 
 
 def _row(cells: Sequence[object]) -> str:
@@ -124,39 +143,42 @@ def _row(cells: Sequence[object]) -> str:
 
 
 HEADER = (
-    "case", "command", "median s", "min–max s", "images", "images/s",
+    "case", "command", "median s", "min-max s", "CPU s", "images", "images/s",
     "peak RSS MiB", "Σ RSS MiB", "naive ÷ this", "this ÷ floor",
 )  # fmt: skip
 
 
+def _timing_cells(t: Timings, images: int) -> list[object]:
+    return [f"{t.wall:.2f}", t.span(), f"{t.cpu:.2f}", images, f"{images / t.wall:.0f}"]
+
+
 def case_rows(result: CaseResult) -> list[str]:
-    naive = result.result("naive")
-    floor = result.floor.timings if result.floor.load_s else None
+    key, naive = result.case.key, result.result("naive")
+    floor = result.floor if result.floor.timings.runs else None
     rows = []
     for r in result.contenders:
         if not r.ok:
-            rows.append(_row([result.case.key, r.label, f"**failed**: {r.failure}", *[""] * 7]))
+            rows.append(_row([key, r.label, f"**failed**: {r.failure}", *[""] * 8]))
             continue
-        median = r.timings.median
         rows.append(
             _row([
-                result.case.key, r.label, f"{median:.2f}", r.timings.span(), r.images,
-                f"{r.images / median:.0f}", f"{r.peak_rss_mib:.0f}", f"{r.tree_rss_mib:.0f}",
-                _ratio(naive.timings.median, median) if naive else "—",
-                _ratio(median, floor.median) if floor else "—",
-            ])  # fmt: skip
-        )
+                key, r.label, *_timing_cells(r.timings, r.images),
+                f"{r.peak_rss_mib:.0f}", f"{r.tree_rss_mib:.0f}",
+                _ratio(naive.timings, r.timings) if naive else "-",
+                _ratio(r.timings, floor.timings) if floor else "-",
+            ])
+        )  # fmt: skip
     if floor:
-        f = result.floor
+        phases = (
+            f"load {statistics.median(floor.load_s):.2f} + "
+            f"write {statistics.median(floor.write_s):.2f}"
+        )
         rows.append(
             _row([
-                result.case.key,
-                f"floor, 1 core (load {statistics.median(f.load_s):.2f} + "
-                f"write {statistics.median(f.write_s):.2f})",
-                f"{floor.median:.2f}", floor.span(), f.images, f"{f.images / floor.median:.0f}",
-                "", "", "", "1.00×",
-            ])  # fmt: skip
-        )
+                key, f"floor, 1 core ({phases})", *_timing_cells(floor.timings, floor.images),
+                "", "", "", "",
+            ])
+        )  # fmt: skip
     return rows
 
 
@@ -164,13 +186,13 @@ def case_notes(result: CaseResult) -> list[str]:
     notes = [f"- **{result.case.title}**"]
     for r in result.contenders:
         if r.ok:
-            notes.append(f"  - {r.label} image sizes (w×h): {r.image_sizes}")
+            notes.append(f"  - {r.label} image sizes (wxh): {r.image_sizes}")
     one, two = result.result("niftislice -j 1"), result.result("niftislice -j 2")
     if one and two:
-        speedup = one.timings.median / two.timings.median
+        speedup = one.timings.wall / two.timings.wall
         verdict = "meets" if speedup >= TARGET_PARALLEL_SPEEDUP else "misses"
         notes.append(
-            f"  - `-j 2` vs `-j 1`: {speedup:.2f}× ({verdict} the {TARGET_PARALLEL_SPEEDUP}× goal)"
+            f"  - `-j 2` vs `-j 1`: {speedup:.2f}x ({verdict} the {TARGET_PARALLEL_SPEEDUP}x goal)"
         )
     for r in result.contenders:
         if r.failure is not None:
@@ -181,9 +203,9 @@ def case_notes(result: CaseResult) -> list[str]:
 def render(results: Sequence[CaseResult], runs: int, quick: bool, elapsed: str) -> str:
     lines = ["# niftislice benchmark", ""]
     lines += machine_info()
+    inputs = "quick (smoke-test) inputs" if quick else "full inputs"
     lines += [
-        f"- {runs} run(s) per command, interleaved; {'quick (smoke-test) inputs' if quick else 'full inputs'}; "
-        f"{elapsed}",
+        f"- {runs} run(s) per command, interleaved; {inputs}; {elapsed}",
         "",
         _row(HEADER),
         _row(["---"] * len(HEADER)),

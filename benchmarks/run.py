@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
-
 from cases import BENCH_DIR, Case, all_cases
 from floor import image_files
 from inputs import ensure_inputs
@@ -45,7 +44,7 @@ def _fresh(folder: Path) -> Path:
 
 
 def image_sizes(out: Path) -> str:
-    """Size (w×h) of the first image in each folder under ``out``, grouped by folder name."""
+    """Size (wxh) of the first image in each folder under ``out``, grouped by folder name."""
     first_per_folder: dict[Path, Path] = {}
     for path in image_files(out):
         first_per_folder.setdefault(path.parent, path)
@@ -53,7 +52,7 @@ def image_sizes(out: Path) -> str:
     for folder, first in first_per_folder.items():
         pixels = cv2.imread(str(first), cv2.IMREAD_UNCHANGED)
         if pixels is not None:
-            by_view.setdefault(folder.name, set()).add(f"{pixels.shape[1]}×{pixels.shape[0]}")
+            by_view.setdefault(folder.name, set()).add(f"{pixels.shape[1]}x{pixels.shape[0]}")
     return "; ".join(f"{view} {', '.join(sorted(sizes))}" for view, sizes in by_view.items())
 
 
@@ -61,26 +60,25 @@ def _tail(text: str) -> str:
     return "\n".join(text.strip().splitlines()[-LOG_TAIL_LINES:])
 
 
-def measure_contender(
-    result: ContenderResult, argv: Sequence[str], out: Path, logs: Path
-) -> None:
+def measure_contender(result: ContenderResult, argv: Sequence[str], out: Path, logs: Path) -> None:
     """One timed run of one command; adds to ``result`` or records its failure."""
     _fresh(out)
     os.sync()  # flush the previous run's writes so they are not charged to this one
     log.info("  %s", result.label)
     child = run_child(argv, logs)
-    if child.returncode != 0:
-        lines = child.stderr.strip().splitlines() or [f"exit status {child.returncode}"]
-        result.failure = f"exit {child.returncode}: {lines[-1]}"
+    measured = child.measurement
+    if measured.returncode != 0:
+        lines = child.stderr.strip().splitlines() or [f"exit status {measured.returncode}"]
+        result.failure = f"exit {measured.returncode}: {lines[-1]}"
         result.failure_log = _tail(child.stderr + child.stdout)
         log.warning("  %s failed: %s", result.label, result.failure)
         return
     images = len(image_files(out))
-    if result.timings.seconds and images != result.images:
+    if result.timings.runs and images != result.images:
         log.warning("  %s wrote %d images, %d before", result.label, images, result.images)
-    result.timings.seconds.append(child.wall_s)
-    result.peak_rss_mib = max(result.peak_rss_mib, child.peak_rss_mib)
-    result.tree_rss_mib = max(result.tree_rss_mib, child.tree_rss_mib)
+    result.timings.add(measured.wall_s, measured.cpu_s)
+    result.peak_rss_mib = max(result.peak_rss_mib, measured.peak_rss_mib)
+    result.tree_rss_mib = max(result.tree_rss_mib, measured.tree_rss_mib)
     result.images = images
     result.image_sizes = result.image_sizes or image_sizes(out)
 
@@ -91,12 +89,9 @@ def measure_floor(floor: FloorResult, inputs: Sequence[Path], images: Path, work
     log.info("  floor")
     argv = [sys.executable, str(FLOOR_SCRIPT), *map(str, inputs), "--images", str(images)]
     child = run_child([*argv, "--out", str(out)], work / "logs" / "floor")
-    if child.returncode != 0:
+    if child.measurement.returncode != 0:
         raise RuntimeError(f"floor failed:\n{_tail(child.stderr)}")
-    measured = json.loads(child.stdout)
-    floor.load_s.append(measured["load_s"])
-    floor.write_s.append(measured["write_s"])
-    floor.images = measured["images"]
+    floor.add(**json.loads(child.stdout))
 
 
 def bench_case(case: Case, runs: int, work: Path) -> CaseResult:
@@ -115,9 +110,7 @@ def bench_case(case: Case, runs: int, work: Path) -> CaseResult:
                 logs = case_work / "logs" / f"{_slug(contender.label)}_{run}"
                 measure_contender(result, contender.argv(inputs, out), out, logs)
         # The floor re-encodes what niftislice (first successful variant) just wrote.
-        reference = next(
-            (c for c, r in order if not c.naive and r.failure is None and r.timings.seconds), None
-        )
+        reference = next((c for c, r in order if not c.naive and r.ok), None)
         if reference is not None:
             measure_floor(floor, inputs, case_work / "out" / _slug(reference.label), case_work)
     return CaseResult(case, results, floor)
