@@ -499,17 +499,7 @@ _add("max_voxels_option_allows", "bomb", "ok", None, VALID, args=("--max-voxels"
 
 # Cases that fail because of a bug outside loading/validation, with the fix that is needed.
 # They run as strict xfails: when the fix lands they XPASS and fail; then delete the entry.
-INTENSITY_OVERFLOW = (
-    "intensity.py: (vmax - vmin) and (high - low) overflow float64 (RuntimeWarnings on "
-    "stderr, images all black); compute width = vmax/N - vmin/N, idx from fin/N - vmin/N, "
-    "scale = out_max / (high/2 - low/2) / 2 and mapped = vals*scale - low*scale")
-NEEDS_FIX: dict[str, str] = {
-    "float64_extremes": INTENSITY_OVERFLOW,
-    "bomb_gz_320mib_trailing_zeros": (
-        "convert.py: warnings found while reading (ReadResult.warnings, e.g. bytes after a gzip "
-        "stream's data) are dropped; in _write_all add plan = dataclasses.replace(plan, "
-        "warnings=(*plan.warnings, *read.warnings)) before build_sidecar"),
-}
+NEEDS_FIX: dict[str, str] = {}
 
 
 def by_name(name: str) -> Case:

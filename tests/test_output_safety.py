@@ -182,9 +182,6 @@ def test_sigint_mid_volume_leaves_earlier_output_intact(workdir: Path, overwrite
     assert not leftover_tmp(out), leftover_tmp(out)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli.py: SIGTERM kills the process before convert_file's cleanup runs; in main() install "
-    "signal.signal(signal.SIGTERM, handler raising KeyboardInterrupt) when in the main thread"))
 def test_sigterm_cleans_up_too(workdir: Path) -> None:
     """A run stopped with SIGTERM (a job scheduler, `kill`) leaves no temporary folder."""
     big = write_volume(workdir / "in" / "big.nii", (192, 192, 160), noise=True)
