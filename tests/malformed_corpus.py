@@ -505,14 +505,7 @@ _add("max_voxels_option_allows", "bomb", "ok", None, VALID, args=("--max-voxels"
 
 # Cases that fail because of a bug outside loading/validation, with the fix that is needed.
 # They run as strict xfails: when the fix lands they XPASS and fail; then delete the entry.
-NEEDS_FIX: dict[str, str] = {
-    "bomb_anisotropic_resample": (
-        "slicing.py/encoding.py: the resampled slice size is not bounded, so extreme anisotropy "
-        "renders huge images (RSS grows with them), libpng/OpenCV print their own lines on stderr "
-        "and the error blames the format; in sampling() refuse output slices above a pixel limit "
-        "(e.g. a side > 32767 or > 2**26 pixels) with a message naming the voxel sizes and "
-        "--spacing native, before anything is rendered; silence OpenCV's logger in encoding"),
-}
+NEEDS_FIX: dict[str, str] = {}
 
 
 def by_name(name: str) -> Case:

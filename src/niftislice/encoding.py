@@ -13,6 +13,9 @@ import numpy as np
 from .errors import OptionError
 from .options import ImageFormat, Interp
 
+# Our errors are raised as exceptions; OpenCV's own log lines would break the one-line contract.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 _CV_INTERP = {
     Interp.LINEAR: cv2.INTER_LINEAR,
     # INTER_NEAREST_EXACT samples at pixel centres, like the other methods; INTER_NEAREST is

@@ -12,7 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InputError
 from .options import View
+
+MAX_IMAGE_SIDE = 32767  # pixels; also what many image viewers and encoders accept
+MAX_IMAGE_PIXELS = 1 << 26
 
 # view -> (slice axis, row axis, column axis) in canonical x=0, y=1, z=2
 _AXES: dict[View, tuple[int, int, int]] = {
@@ -150,6 +154,13 @@ def sampling(g: ViewGeometry, spacing: float | str) -> Sampling:
     target = min(g.col_spacing, g.row_spacing) if spacing == "finest" else float(spacing)  # type: ignore[arg-type]
     w = max(1, round(g.n_cols * g.col_spacing / target))
     h = max(1, round(g.n_rows * g.row_spacing / target))
+    if max(w, h) > MAX_IMAGE_SIDE or w * h > MAX_IMAGE_PIXELS:
+        # extreme anisotropy (e.g. 1000 x 0.01 mm voxels) would render gigapixel slices
+        raise InputError(
+            f"{g.view.value} images would be {w} x {h} pixels at {target:g} mm "
+            f"(voxels {g.col_spacing:g} x {g.row_spacing:g} mm in plane); "
+            "use --spacing native or a coarser --spacing"
+        )
     return Sampling(w, h, g.n_cols * g.col_spacing / w, g.n_rows * g.row_spacing / h)
 
 
