@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import stat
+import types
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,18 @@ import numpy as np
 
 from . import validate
 from .errors import InputError, ResourceLimitError
+
+# ISA-L's gzip reader decompresses about twice as fast as the standard library's (it verifies the
+# CRC and length the same way); without it, the standard library is used.
+_gzip: types.ModuleType
+try:
+    from isal import igzip as _gzip
+    from isal import isal_zlib as _isal_zlib
+
+    _ZLIB_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _isal_zlib.error)
+except ImportError:  # pragma: no cover - isal is a regular dependency
+    _gzip = gzip
+    _ZLIB_ERRORS = (zlib.error,)
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +148,7 @@ class _Stream:
         self.hasher = _HashingReader(raw)
         buffered = io.BufferedReader(self.hasher, buffer_size=1 << 20)
         self._f: BinaryIO = (
-            gzip.GzipFile(fileobj=buffered, mode="rb") if self.compressed else buffered  # type: ignore[assignment]
+            _gzip.GzipFile(fileobj=buffered, mode="rb") if self.compressed else buffered  # type: ignore[assignment]
         )
         self.pos = 0
 
@@ -147,7 +160,7 @@ class _Stream:
                 if not n:
                     break
                 total += n
-        except (EOFError, OSError, zlib.error) as e:
+        except (EOFError, OSError, *_ZLIB_ERRORS) as e:
             raise InputError(f"corrupt compressed data: {_gzip_reason(e)}") from None
         self.pos += total
         return total
