@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,7 +143,20 @@ def _write_all(
     pictures.prepare(tmp)
     volumes = _handover(first) if first else iter_volumes(nf, selected, read)
     count = 0
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    pending: list[_ViewBatch] = []
+
+    def finalize(batch: _ViewBatch) -> None:
+        nonlocal count
+        for k, fut in batch.futures.items():
+            fut.result()
+            files[batch.view].setdefault(k, {})[batch.t] = batch.names[k]
+            count += 1
+            if progress:
+                progress(1)
+        pictures.finish_view(tmp, stem, batch.view, batch.t if plan.is_4d else None, batch.names, batch.block)
+
+    pool = ThreadPoolExecutor(max_workers=threads)
+    try:
         for t, raw in volumes:
             mapped = map_volume(plan, raw)
             del raw
@@ -164,15 +177,17 @@ def _write_all(
                     for rel, extra in paint.extra_files(k, names[k]):
                         _write_bytes(tmp / rel, extra)
 
-                for fut_k, fut in [(k, pool.submit(job, k)) for k in indices]:
-                    fut.result()
-                    files[view].setdefault(fut_k, {})[t] = names[fut_k]
-                    count += 1
-                    if progress:
-                        progress(1)
-                pictures.finish_view(tmp, stem, view, t if plan.is_4d else None, names, block)
+                pending.append(_ViewBatch(view, t, names, block, {k: pool.submit(job, k) for k in indices}))
                 del block
+                # Keep the workers busy while the next block is built: finish all but the newest
+                # batch (at most two view blocks are alive at once).
+                while len(pending) > 1:
+                    finalize(pending.pop(0))
             del mapped
+        while pending:
+            finalize(pending.pop(0))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     if read.warnings:  # found only by reading the data (e.g. bytes after the gzip stream)
         plan = dataclasses.replace(plan, warnings=(*plan.warnings, *read.warnings))
     sidecar = build_sidecar(plan, nf.path, read.sha256, files)
@@ -180,6 +195,17 @@ def _write_all(
     pictures.finish(tmp, stem, sidecar)
     _write_bytes(tmp / f"{stem}.json", json.dumps(sidecar, indent=1).encode())
     return plan, count
+
+
+@dataclass
+class _ViewBatch:
+    """The images of one view of one volume, submitted to the thread pool."""
+
+    view: View
+    t: int
+    names: dict[int, str]
+    block: np.ndarray
+    futures: dict[int, Future[None]]
 
 
 def _handover(first: list[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:

@@ -236,6 +236,8 @@ def raw_stats(volumes: Callable[[], Iterable[np.ndarray]]) -> RawStats:
 
     vmin, vmax, count, nonfinite = math.inf, -math.inf, 0, 0
     counts = np.zeros(1 << _KEY_BITS, dtype=np.int64)
+    keys: list[np.ndarray] = []  # small volumes (4D series) are binned together, not one by one
+    buffered = 0
     for arr in _prepend(first, it):
         for chunk in _chunks(arr):
             fin = chunk[np.isfinite(chunk)] if chunk.dtype.kind == "f" else chunk
@@ -244,7 +246,13 @@ def raw_stats(volumes: Callable[[], Iterable[np.ndarray]]) -> RawStats:
                 vmin = min(vmin, float(fin.min()))
                 vmax = max(vmax, float(fin.max()))
                 count += fin.size
-                counts += np.bincount(_float_keys(fin), minlength=1 << _KEY_BITS)
+                keys.append(_float_keys(fin))
+                buffered += fin.size
+            if buffered >= _CHUNK:
+                counts += np.bincount(np.concatenate(keys), minlength=1 << _KEY_BITS)
+                keys, buffered = [], 0
+    if keys:
+        counts += np.bincount(np.concatenate(keys), minlength=1 << _KEY_BITS)
     if count == 0:
         return RawStats(float("nan"), float("nan"), 0, 0.0, np.zeros(1, np.int64), True, nonfinite)
     return RawStats(vmin, vmax, count, 0.0, counts, False, nonfinite)
