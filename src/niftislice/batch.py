@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -398,6 +399,10 @@ def _pool_pass(
 def _mp_context() -> Any:
     if not hasattr(os, "fork"):
         return multiprocessing.get_context("spawn")
+    if threading.active_count() == 1:
+        # nothing else runs in this process (no progress-bar or Dask threads): forking is safe
+        # and workers start at once, with niftislice already imported
+        return multiprocessing.get_context("fork")
     ctx = multiprocessing.get_context("forkserver")
     # workers fork from a server that imported niftislice once, instead of each importing it
     ctx.set_forkserver_preload([__name__])
