@@ -11,6 +11,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from conftest import save as save_nifti  # one NIfTI writer for the whole suite
+
 from niftislice.convert import convert_file
 from niftislice.encoding import decode
 from niftislice.options import ConvertOptions
@@ -62,14 +64,10 @@ def axial_radiological(vol: np.ndarray, k: int) -> np.ndarray:
     return vol[::-1, ::-1, k].T
 
 
-def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray, **header: Any) -> Path:
-    img = nib.Nifti1Image(data, affine)
-    for key, value in header.items():
-        img.header[key] = value
-    img.header.set_qform(affine, code=1)
-    img.header.set_sform(affine, code=1)
-    nib.save(img, path)
-    return path
+def centre(a: np.ndarray) -> np.ndarray:
+    """The middle half of an image in each direction (clear of letters and labels)."""
+    h, w = a.shape[:2]
+    return a[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
 
 
 def phantom(shape: tuple[int, int, int] = (30, 36, 24)) -> np.ndarray:

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from _pictures_helpers import convert as run_convert
+from _pictures_helpers import centre, convert as run_convert
 from _pictures_helpers import phantom, save_nifti, sidecar, slice_image
 
 from niftislice.animation import encode_animation, frame_duration_ms, require_pillow
@@ -15,11 +15,6 @@ from niftislice.errors import OptionError
 from niftislice.options import ConvertOptions
 
 Image = pytest.importorskip("PIL.Image")
-
-
-def centre(a: np.ndarray) -> np.ndarray:
-    h, w = a.shape[:2]
-    return a[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
 
 
 @pytest.fixture(scope="module")

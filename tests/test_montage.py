@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _pictures_helpers import convert as run_convert
+from _pictures_helpers import centre, convert as run_convert
 from _pictures_helpers import image, phantom, save_nifti, sidecar, slice_image
 
 import niftislice
@@ -15,12 +15,6 @@ from niftislice.histogram import value_histogram
 from niftislice.montage import evenly_spaced
 from niftislice.options import ConvertOptions
 from niftislice.preview import render_preview
-
-
-def centre(a: np.ndarray) -> np.ndarray:
-    """The middle half of an image in each direction (clear of letters and labels)."""
-    h, w = a.shape[:2]
-    return a[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
 
 
 @pytest.fixture(scope="module")
