@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import json
 import logging
 import os
 import shutil
@@ -30,6 +29,7 @@ from .options import ConvertOptions, View
 from .pictures import PAIR_TMP, Painter, Pictures, pair_roots
 from .pipeline import Plan, make_plan, map_volume, output_image, render_view
 from .sidecar import build_sidecar
+from .sidecar import dumps as sidecar_dumps
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def _write_all(
     sidecar = build_sidecar(plan, nf.path, read.sha256, files)
     sidecar.update(pictures.sidecar_fields())
     pictures.finish(tmp, stem, sidecar)
-    _write_bytes(tmp / f"{stem}.json", json.dumps(sidecar, indent=1).encode())
+    _write_bytes(tmp / f"{stem}.json", sidecar_dumps(sidecar).encode())
     return plan, count
 
 

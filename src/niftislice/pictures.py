@@ -18,7 +18,6 @@ Paired layout (``--pair MASK``)::
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from .options import ImageFormat, Interp, View
 from .overlay import Mask, load_mask, paint_labels
 from .pipeline import Plan
 from .slicing import view_block
+from .sidecar import dumps as sidecar_dumps
 
 PAIR_TMP = ".niftislice-pair-masks"  # the mask tree inside the temporary output folder
 IMAGES_DIR, MASKS_DIR = "images", "masks"
@@ -245,7 +245,7 @@ class Pictures:
         if self.pair is not None:
             _write(
                 folder / PAIR_TMP / f"{stem}.json",
-                json.dumps(self._mask_sidecar(sidecar), indent=1).encode(),
+                sidecar_dumps(self._mask_sidecar(sidecar)).encode(),
             )
         if getattr(self.plan.options, "html", False):
             from .html_viewer import build_page

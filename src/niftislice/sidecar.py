@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -23,7 +24,26 @@ def _num(x: float) -> float | None:
 
 
 def _matrix(m: np.ndarray) -> list[list[float]]:
-    return [[round(float(v), 9) for v in row] for row in m]
+    return np.round(np.asarray(m, dtype=np.float64), 9).tolist()  # type: ignore[no-any-return]
+
+
+def dumps(sidecar: dict[str, Any]) -> str:
+    """JSON that stays readable (one line per field, view and slice) and is fast to write.
+
+    ``json.dumps(indent=...)`` falls back to the pure-Python encoder, which costs more than
+    encoding a small volume's images; here every leaf goes through the C encoder.
+    """
+
+    def block(obj: Any, depth: int) -> str:
+        pad = " " * depth
+        if isinstance(obj, dict) and depth < 3:
+            items = [f"{pad} {json.dumps(k)}: {block(v, depth + 1)}" for k, v in obj.items()]
+            return "{\n" + ",\n".join(items) + f"\n{pad}}}" if items else "{}"
+        if isinstance(obj, list) and obj and isinstance(obj[0], dict):
+            return "[\n" + ",\n".join(f"{pad} {json.dumps(v)}" for v in obj) + f"\n{pad}]"
+        return json.dumps(obj)
+
+    return block(sidecar, 0) + "\n"
 
 
 def header_facts(nf: NiftiFile) -> dict[str, Any]:
