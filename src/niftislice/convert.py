@@ -158,7 +158,7 @@ def _write_all(
     pool = ThreadPoolExecutor(max_workers=threads)
     try:
         for t, raw in volumes:
-            mapped = map_volume(plan, raw)
+            mapped = map_volume(plan, raw, pool)
             del raw
             for view, g in plan.geometries.items():
                 block, indices = render_view(plan, mapped, view)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -300,17 +301,20 @@ def resolve_window(
     return Window(lo, hi, out_max, desc), warnings
 
 
-def apply_window(raw: np.ndarray, window: Window, slope: float, inter: float) -> np.ndarray:
+def apply_window(
+    raw: np.ndarray, window: Window, slope: float, inter: float, executor: Executor | None = None
+) -> np.ndarray:
     """Map raw voxels to uint8/uint16 pixels, keeping the input's memory order and shape.
 
     Small integer types go through a lookup table (one pass, no float copy); others are mapped
-    chunk by chunk in float64 so temporaries stay small.
+    chunk by chunk in float64 so temporaries stay small. Chunks run on ``executor`` when given
+    (numpy releases the GIL here, so threads scale).
     """
     out_dtype = np.uint8 if window.out_max <= 255 else np.uint16
     order = "F" if raw.flags.f_contiguous and not raw.flags.c_contiguous else "C"
     raw = np.asarray(raw, order=order)
     out = np.empty(raw.shape, dtype=out_dtype, order=order)
-    out_flat = out.reshape(-1, order="A")
+    raw_flat, out_flat = raw.reshape(-1, order="A"), out.reshape(-1, order="A")
     # halves keep (high - low) finite even for windows spanning most of the float64 range
     scale = (window.out_max / 2) / (window.high / 2 - window.low / 2)
     if _small_int(raw.dtype):
@@ -320,14 +324,23 @@ def apply_window(raw: np.ndarray, window: Window, slope: float, inter: float) ->
         )
         lut = _map_values(values.astype(np.float64) * slope + inter, window.low, scale, window.out_max)
         lut = lut.astype(out_dtype)
-        for i, chunk in enumerate(_chunks(raw)):
-            np.take(lut, chunk.view(unsigned), out=out_flat[i * _CHUNK : i * _CHUNK + chunk.size])
-        return out
-    for i, chunk in enumerate(_chunks(raw)):
-        vals = chunk.astype(np.float64) * slope + inter
-        out_flat[i * _CHUNK : i * _CHUNK + chunk.size] = _map_values(
-            vals, window.low, scale, window.out_max
-        )
+
+        def map_chunk(start: int) -> None:
+            part = slice(start, start + _CHUNK)
+            np.take(lut, raw_flat[part].view(unsigned), out=out_flat[part])
+    else:
+
+        def map_chunk(start: int) -> None:
+            part = slice(start, start + _CHUNK)
+            vals = raw_flat[part].astype(np.float64) * slope + inter
+            out_flat[part] = _map_values(vals, window.low, scale, window.out_max)
+
+    starts = range(0, raw_flat.size, _CHUNK)
+    # a one-chunk volume (a 4D series' small volumes) is mapped here: on the executor it would
+    # wait behind the images still queued there
+    parallel = executor is not None and len(starts) > 1
+    for _ in executor.map(map_chunk, starts) if parallel else map(map_chunk, starts):  # type: ignore[union-attr]
+        pass
     return out
 
 

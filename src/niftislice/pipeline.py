@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,11 +149,11 @@ def _check_scaling(nf: NiftiFile, stats: RawStats) -> None:
         )
 
 
-def map_volume(plan: Plan, raw: np.ndarray) -> np.ndarray:
+def map_volume(plan: Plan, raw: np.ndarray, executor: Executor | None = None) -> np.ndarray:
     """Pixel values for one raw volume (stored order), as uint8/uint16 (RGB: unchanged)."""
     if plan.window is None:
         return raw
-    return apply_window(raw, plan.window, plan.nf.slope, plan.nf.inter)
+    return apply_window(raw, plan.window, plan.nf.slope, plan.nf.inter, executor)
 
 
 def render_view(
