@@ -147,12 +147,13 @@ def _write_all(
 
     def finalize(batch: _ViewBatch) -> None:
         nonlocal count
-        for k, fut in batch.futures.items():
+        for group, fut in batch.futures.items():
             fut.result()
-            files[batch.view].setdefault(k, {})[batch.t] = batch.names[k]
-            count += 1
+            for k in group:
+                files[batch.view].setdefault(k, {})[batch.t] = batch.names[k]
+            count += len(group)
             if progress:
-                progress(1)
+                progress(len(group))
         pictures.finish_view(tmp, stem, batch.view, batch.t if plan.is_4d else None, batch.names, batch.block)
 
     pool = ThreadPoolExecutor(max_workers=threads)
@@ -169,15 +170,18 @@ def _write_all(
                     for k in indices
                 }
 
-                def job(k: int, view: View = view, block: np.ndarray = block, names: dict[int, str] = names,
-                        paint: Painter = paint) -> None:
-                    image = paint(output_image(plan, block, view, k), k)
-                    data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
-                    _write_bytes(tmp / view.value / names[k], data)
-                    for rel, extra in paint.extra_files(k, names[k]):
-                        _write_bytes(tmp / rel, extra)
+                def job(group: tuple[int, ...], view: View = view, block: np.ndarray = block,
+                        names: dict[int, str] = names, paint: Painter = paint) -> None:
+                    for k in group:
+                        image = paint(output_image(plan, block, view, k), k)
+                        data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
+                        _write_bytes(tmp / view.value / names[k], data)
+                        for rel, extra in paint.extra_files(k, names[k]):
+                            _write_bytes(tmp / rel, extra)
 
-                pending.append(_ViewBatch(view, t, names, block, {k: pool.submit(job, k) for k in indices}))
+                smp = plan.samplings[view]
+                groups = _groups(indices, smp.width * smp.height)
+                pending.append(_ViewBatch(view, t, names, block, {gr: pool.submit(job, gr) for gr in groups}))
                 del block
                 # Keep the workers busy while the next block is built: finish all but the newest
                 # batch (at most two view blocks are alive at once).
@@ -205,7 +209,14 @@ class _ViewBatch:
     t: int
     names: dict[int, str]
     block: np.ndarray
-    futures: dict[int, Future[None]]
+    futures: dict[tuple[int, ...], Future[None]]  # slice indices of a task -> its future
+
+
+def _groups(indices: list[int], pixels: int) -> list[tuple[int, ...]]:
+    """Slices per thread-pool task: small images go in groups, so that per-task overhead stays
+    small next to encoding (about 128 k pixels a task, at most 16 images)."""
+    size = max(1, min(16, (1 << 17) // max(1, pixels)))
+    return [tuple(indices[i : i + size]) for i in range(0, len(indices), size)]
 
 
 def _handover(first: list[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
