@@ -8,10 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
-from conftest import save as save_nifti  # one NIfTI writer for the whole suite
+from conftest import save as save_nifti  # noqa: F401  (re-exported: one NIfTI writer for the suite)
 
 from niftislice.convert import convert_file
 from niftislice.encoding import decode

@@ -21,7 +21,7 @@ def test_load_yields_the_images_convert_writes(tmp_path):
     assert result.ok and result.count("converted") == 1 and result.images == 41
     side = json.loads((tmp_path / "anatomical" / "anatomical.json").read_text())
     vol = niftislice.load(src, opts)
-    for s, entry in zip(vol.slices("coronal"), side["views"]["coronal"]["slices"]):
+    for s, entry in zip(vol.slices("coronal"), side["views"]["coronal"]["slices"], strict=True):
         png = niftislice.encoding.decode((tmp_path / "anatomical" / "coronal" / entry["file"]).read_bytes())
         assert s.index == entry["index"]
         assert np.array_equal(s.image, png)

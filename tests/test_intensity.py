@@ -22,7 +22,7 @@ def test_same_value_same_pixel_in_every_slice(tmp_path):
     data[3, 4, :] = 1234  # the same value in every axial slice
     vol = niftislice.load(save(tmp_path / "v.nii.gz", data, np.eye(4)), ConvertOptions(spacing="native"))
     vals = set()
-    for k, img in _all_pixels(vol).items():
+    for img in _all_pixels(vol).values():
         # axial radiological: column = 15 - x, row = 15 - y
         vals.add(int(img[15 - 4, 15 - 3]))
     assert len(vals) == 1

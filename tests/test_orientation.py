@@ -38,7 +38,7 @@ def test_same_anatomy_same_images_in_every_storage_order(tmp_path, anisotropic_h
     got = images(path)
     for v in VIEWS:
         assert len(got[v]) == len(ref[v]), v
-        for k, (g, r) in enumerate(zip(got[v], ref[v])):
+        for k, (g, r) in enumerate(zip(got[v], ref[v], strict=True)):
             assert g.shape == r.shape, (v, k)
             assert np.array_equal(g, r), f"{axcodes} {v.value} slice {k} differs"
 
@@ -107,7 +107,8 @@ def test_real_las_file_matches_its_ras_equivalent(tmp_path):
     nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine), ras)
     a, b = images(src), images(ras)
     for v in VIEWS:
-        assert all(np.array_equal(x, y) for x, y in zip(a[v], b[v]))
+        assert len(a[v]) == len(b[v]) > 0
+        assert all(np.array_equal(x, y) for x, y in zip(a[v], b[v], strict=True))
 
 
 def test_oblique_affine_warns_and_records_angle(tmp_path, small_head):

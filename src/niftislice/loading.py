@@ -401,11 +401,3 @@ def _as_volume(buf: np.ndarray, nf: NiftiFile) -> np.ndarray:
     if not nf.dtype.isnative:
         arr = arr.byteswap(inplace=True).view(nf.dtype.newbyteorder("="))
     return arr
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

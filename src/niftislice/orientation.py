@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import nibabel as nib
 import numpy as np
 from nibabel import orientations as ornts
 from nibabel.affines import obliquity, voxel_sizes
@@ -69,7 +68,3 @@ def reorientation(affine: np.ndarray, shape: tuple[int, int, int]) -> Reorientat
         source_axcodes=tuple(ornts.ornt2axcodes(ornt)),  # type: ignore[arg-type]
         obliquity_deg=math.degrees(ob),
     )
-
-
-def axcodes(affine: np.ndarray) -> str:
-    return "".join(str(c) for c in nib.aff2axcodes(affine))

@@ -8,7 +8,7 @@ then turns one 3D volume (stored order, native dtype) into display-ready images 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -172,9 +172,3 @@ def render_view(
 def output_image(plan: Plan, block: np.ndarray, view: View, k: int) -> np.ndarray:
     smp = plan.samplings[view]
     return resize(block[k], smp.width, smp.height, plan.interp)
-
-
-def iter_images(plan: Plan, mapped: np.ndarray, view: View) -> Iterator[tuple[int, np.ndarray]]:
-    block, indices = render_view(plan, mapped, view)
-    for k in indices:
-        yield k, output_image(plan, block, view, k)

@@ -16,7 +16,6 @@ from .encoding import encode
 from .errors import OutputError
 from .histogram import histogram_panel
 from .options import ALL_VIEWS, ConvertOptions, ImageFormat
-from .pictures import Pictures
 from .slicing import ViewGeometry
 from .volume import Volume
 

@@ -122,19 +122,6 @@ def view_block(canonical: np.ndarray, g: ViewGeometry) -> np.ndarray:
     return out
 
 
-def display_slice(canonical: np.ndarray, g: ViewGeometry, k: int) -> np.ndarray:
-    """One display-oriented slice (a copy), for callers that need a single image."""
-    index: list[object] = [slice(None)] * canonical.ndim
-    index[g.slice_axis] = k
-    plane = canonical[tuple(index)]  # remaining axes in order: the two in-plane axes
-    in_plane = [a for a in range(3) if a != g.slice_axis]
-    row_pos, col_pos = in_plane.index(g.row_axis), in_plane.index(g.col_axis)
-    plane = np.transpose(plane, (row_pos, col_pos, *range(2, plane.ndim)))
-    if g.row_flip:
-        plane = plane[::-1]
-    if g.col_flip:
-        plane = plane[:, ::-1]
-    return np.ascontiguousarray(plane)
 
 
 @dataclass(frozen=True)
