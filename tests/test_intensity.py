@@ -8,7 +8,7 @@ from conftest import patch_header, save
 
 import niftislice
 from niftislice import ConvertOptions, OptionError
-from niftislice.intensity import CT_PRESETS, parse_window, raw_stats
+from niftislice.intensity import CT_PRESETS, StatsBuilder, parse_window, raw_stats
 
 
 def _all_pixels(vol, view="axial"):
@@ -67,6 +67,36 @@ def test_float_percentiles_close_to_numpy():
     for q in (0.5, 99.5):
         assert st.percentile(q) == pytest.approx(np.percentile(data, q), rel=5e-4)
     assert (st.percentile(0), st.percentile(100)) == (data.min(), data.max())
+
+
+@pytest.mark.parametrize("dtype", ["<i2", ">i2", "u1", "<f4", ">f8", "<i4"])
+def test_statistics_in_pieces_on_threads_equal_one_pass(template, dtype):
+    """Statistics gathered piece by piece, out of order, on four threads (as while reading a
+    file) equal the one-pass statistics, whatever the dtype and byte order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data, _ = template
+    values = (data.astype(np.float64) * 7 - 300).astype(dtype)
+    if values.dtype.kind == "f":
+        values.flat[::997] = np.nan
+    flat = values.reshape(-1, order="F")
+    pieces = [flat[i : i + 300_007] for i in range(0, flat.size, 300_007)][::-1]
+    builder = StatsBuilder(values.dtype)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(builder.add, pieces))
+    ours = builder.result()
+    ref = raw_stats(lambda: [values.astype(values.dtype.newbyteorder("="))])
+    assert (ours.vmin, ours.vmax, ours.count, ours.nonfinite, ours.exact) == (
+        ref.vmin, ref.vmax, ref.count, ref.nonfinite, ref.exact,
+    )
+    np.testing.assert_array_equal(ours.counts, ref.counts)
+    for q in (0.5, 50, 99.5):
+        assert ours.percentile(q) == ref.percentile(q)
+
+
+def test_statistics_refuse_another_dtype():
+    with pytest.raises(ValueError, match="int16"):
+        StatsBuilder(np.dtype("<i2")).add(np.zeros(4, np.float32))
 
 
 def test_nan_inf_and_constant_volumes(tmp_path):

@@ -27,7 +27,8 @@ from .loading import Limits, NiftiFile, ReadResult, iter_volumes, read_header
 from .naming import image_name, stem_of
 from .options import ConvertOptions, View
 from .pictures import PAIR_TMP, Painter, Pictures, pair_roots
-from .pipeline import Plan, make_plan, map_volume, output_image, render_view
+from .intensity import RawStats, StatsBuilder
+from .pipeline import Plan, make_plan, map_volume, needs_stats, output_image, render_view
 from .sidecar import build_sidecar
 from .sidecar import dumps as sidecar_dumps
 
@@ -126,13 +127,45 @@ def _write_all(
     nf: NiftiFile, options: ConvertOptions, tmp: Path, stem: str, threads: int,
     progress: ProgressFn | None,
 ) -> tuple[Plan, int]:
+    pool = ThreadPoolExecutor(max_workers=threads)
+    try:
+        return _write_with(pool, nf, options, tmp, stem, progress)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_single_volume(
+    pool: ThreadPoolExecutor, nf: NiftiFile, options: ConvertOptions, read: ReadResult
+) -> tuple[np.ndarray, RawStats | None]:
+    """Read a 3D file's only volume; its statistics are gathered on the pool meanwhile, piece
+    by piece as the data is decompressed (both release the GIL)."""
+    if not needs_stats(nf, options):
+        ((_, volume),) = iter_volumes(nf, None, read)
+        return volume, None
+    builder = StatsBuilder(nf.dtype)
+    pieces: list[Future[None]] = []
+    def gather(values: np.ndarray) -> None:
+        pieces.append(pool.submit(builder.add, values))
+
+    ((_, volume),) = iter_volumes(nf, None, read, gather)
+    for piece in pieces:
+        piece.result()
+    return volume, builder.result()
+
+
+def _write_with(
+    pool: ThreadPoolExecutor, nf: NiftiFile, options: ConvertOptions, tmp: Path, stem: str,
+    progress: ProgressFn | None,
+) -> tuple[Plan, int]:
     read = ReadResult()
     selected = options.volumes.indices(nf.n_volumes)  # type: ignore[union-attr]
     first: list[np.ndarray] = []
     if nf.n_volumes == 1:
         # one 3D volume: read it once and use it for both statistics and images
-        first = [arr for _, arr in iter_volumes(nf, None, read)]
-        plan = make_plan(nf, options, lambda: first)
+        volume, stats = _read_single_volume(pool, nf, options, read)
+        first = [volume]
+        del volume
+        plan = make_plan(nf, options, lambda: first, stats)
     else:
         plan = make_plan(nf, options, lambda: (a for _, a in iter_volumes(nf, selected)))
     ext = EXTENSIONS[options.format]  # type: ignore[index]
@@ -156,42 +189,38 @@ def _write_all(
                 progress(len(group))
         pictures.finish_view(tmp, stem, batch.view, batch.t if plan.is_4d else None, batch.names, batch.block)
 
-    pool = ThreadPoolExecutor(max_workers=threads)
-    try:
-        for t, raw in volumes:
-            mapped = map_volume(plan, raw, pool)
-            del raw
-            for view, g in plan.geometries.items():
-                block, indices = render_view(plan, mapped, view)
-                paint = pictures.painter(view)
-                names = {
-                    k: image_name(stem, view.value, k, g.n_slices, ext,
-                                  t if plan.is_4d else None, nf.n_volumes)
-                    for k in indices
-                }
+    for t, raw in volumes:
+        mapped = map_volume(plan, raw, pool)
+        del raw
+        for view, g in plan.geometries.items():
+            block, indices = render_view(plan, mapped, view)
+            paint = pictures.painter(view)
+            names = {
+                k: image_name(stem, view.value, k, g.n_slices, ext,
+                              t if plan.is_4d else None, nf.n_volumes)
+                for k in indices
+            }
 
-                def job(group: tuple[int, ...], view: View = view, block: np.ndarray = block,
-                        names: dict[int, str] = names, paint: Painter = paint) -> None:
-                    for k in group:
-                        image = paint(output_image(plan, block, view, k), k)
-                        data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
-                        _write_bytes(tmp / view.value / names[k], data)
-                        for rel, extra in paint.extra_files(k, names[k]):
-                            _write_bytes(tmp / rel, extra)
+            def job(group: tuple[int, ...], view: View = view, block: np.ndarray = block,
+                    names: dict[int, str] = names, paint: Painter = paint) -> None:
+                for k in group:
+                    image = paint(output_image(plan, block, view, k), k)
+                    data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
+                    _write_bytes(tmp / view.value / names[k], data)
+                    for rel, extra in paint.extra_files(k, names[k]):
+                        _write_bytes(tmp / rel, extra)
 
-                smp = plan.samplings[view]
-                groups = _groups(indices, smp.width * smp.height)
-                pending.append(_ViewBatch(view, t, names, block, {gr: pool.submit(job, gr) for gr in groups}))
-                del block
-                # Keep the workers busy while the next block is built: finish all but the newest
-                # batch (at most two view blocks are alive at once).
-                while len(pending) > 1:
-                    finalize(pending.pop(0))
-            del mapped
-        while pending:
-            finalize(pending.pop(0))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+            smp = plan.samplings[view]
+            groups = _groups(indices, smp.width * smp.height)
+            pending.append(_ViewBatch(view, t, names, block, {gr: pool.submit(job, gr) for gr in groups}))
+            del block
+            # Keep the workers busy while the next block is built: finish all but the newest
+            # batch (at most two view blocks are alive at once).
+            while len(pending) > 1:
+                finalize(pending.pop(0))
+        del mapped
+    while pending:
+        finalize(pending.pop(0))
     if read.warnings:  # found only by reading the data (e.g. bytes after the gzip stream)
         plan = dataclasses.replace(plan, warnings=(*plan.warnings, *read.warnings))
     sidecar = build_sidecar(plan, nf.path, read.sha256, files)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -211,23 +212,73 @@ def _key_value(key: int) -> float:
     return float(np.array([u], dtype=np.uint32).view(np.float32)[0])
 
 
-def raw_stats(volumes: Callable[[], Iterable[np.ndarray]]) -> RawStats:
-    """Statistics of finite raw values over every array ``volumes()`` yields, in one pass."""
-    it = iter(volumes())
-    first = next(it, None)
-    if first is None:
-        raise ValueError("no volumes to compute statistics on")
-    dtype = first.dtype
-    if _small_int(dtype):
-        bits = dtype.itemsize * 8
-        unsigned = np.dtype(f"u{dtype.itemsize}")
-        counts = np.zeros(1 << bits, dtype=np.int64)
-        for arr in _prepend(first, it):
-            for chunk in _chunks(arr):
-                counts += np.bincount(chunk.view(unsigned), minlength=1 << bits)
-        values = np.arange(1 << bits, dtype=unsigned).view(dtype.newbyteorder("="))
-        order = np.argsort(values, kind="stable")
-        counts = counts[order]
+class StatsBuilder:
+    """Builds :class:`RawStats` from raw values of one dtype, added in pieces in any order.
+
+    ``add`` may run on several threads at once: each call bins its own values (numpy releases
+    the GIL) and only the merge into the totals holds a lock, so statistics can be gathered on a
+    thread pool while the rest of the file is still being decompressed.
+    """
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.dtype = np.dtype(dtype).newbyteorder("=")
+        self.exact = _small_int(self.dtype)
+        bits = 8 * self.dtype.itemsize if self.exact else _KEY_BITS
+        self._counts = np.zeros(1 << bits, dtype=np.int64)
+        self._lock = threading.Lock()
+        self._vmin, self._vmax, self._count, self._nonfinite = math.inf, -math.inf, 0, 0
+        # float keys of small pieces (a 4D series' volumes) are binned together, not one by one
+        self._keys: list[np.ndarray] = []
+        self._buffered = 0
+
+    def add(self, values: np.ndarray) -> None:
+        """Count ``values`` (any shape, either byte order) in."""
+        if values.dtype.newbyteorder("=") != self.dtype:
+            raise ValueError(f"statistics of {self.dtype} values, not {values.dtype}")
+        for chunk in _chunks(values):
+            if not chunk.dtype.isnative:
+                chunk = chunk.astype(self.dtype)
+            if self.exact:
+                keys = chunk.view(f"u{self.dtype.itemsize}")
+                counts = np.bincount(keys, minlength=self._counts.size)
+                with self._lock:
+                    self._counts += counts
+            else:
+                self._add_float(chunk)
+
+    def _add_float(self, chunk: np.ndarray) -> None:
+        fin = chunk[np.isfinite(chunk)] if chunk.dtype.kind == "f" else chunk
+        keys = _float_keys(fin) if fin.size else None
+        full: list[np.ndarray] = []
+        with self._lock:
+            self._nonfinite += chunk.size - fin.size
+            if keys is not None:
+                self._vmin = min(self._vmin, float(fin.min()))
+                self._vmax = max(self._vmax, float(fin.max()))
+                self._count += fin.size
+                self._keys.append(keys)
+                self._buffered += keys.size
+            if self._buffered >= _CHUNK:
+                full, self._keys, self._buffered = self._keys, [], 0
+        if full:
+            counts = np.bincount(np.concatenate(full), minlength=self._counts.size)
+            with self._lock:
+                self._counts += counts
+
+    def result(self) -> RawStats:
+        """The statistics of everything added (call once every ``add`` has returned)."""
+        if self._keys:
+            self._counts += np.bincount(np.concatenate(self._keys), minlength=self._counts.size)
+            self._keys, self._buffered = [], 0
+        nan, nonfinite = float("nan"), self._nonfinite
+        if not self.exact:
+            if self._count == 0:
+                return RawStats(nan, nan, 0, 0.0, np.zeros(1, np.int64), True, nonfinite)
+            return RawStats(self._vmin, self._vmax, self._count, 0.0, self._counts, False, nonfinite)
+        unsigned = np.dtype(f"u{self.dtype.itemsize}")
+        values = np.arange(self._counts.size, dtype=unsigned).view(self.dtype)
+        order = np.argsort(values, kind="stable")  # signed types: negative values first
+        counts = self._counts[order]
         lo = int(values[order[0]])
         nz = np.nonzero(counts)[0]
         total = int(counts.sum())
@@ -235,33 +286,16 @@ def raw_stats(volumes: Callable[[], Iterable[np.ndarray]]) -> RawStats:
             return RawStats(float("nan"), float("nan"), 0, 0.0, counts, True, 0)
         return RawStats(float(lo + nz[0]), float(lo + nz[-1]), total, float(lo), counts, True, 0)
 
-    vmin, vmax, count, nonfinite = math.inf, -math.inf, 0, 0
-    counts = np.zeros(1 << _KEY_BITS, dtype=np.int64)
-    keys: list[np.ndarray] = []  # small volumes (4D series) are binned together, not one by one
-    buffered = 0
-    for arr in _prepend(first, it):
-        for chunk in _chunks(arr):
-            fin = chunk[np.isfinite(chunk)] if chunk.dtype.kind == "f" else chunk
-            nonfinite += chunk.size - fin.size
-            if fin.size:
-                vmin = min(vmin, float(fin.min()))
-                vmax = max(vmax, float(fin.max()))
-                count += fin.size
-                keys.append(_float_keys(fin))
-                buffered += fin.size
-            if buffered >= _CHUNK:
-                counts += np.bincount(np.concatenate(keys), minlength=1 << _KEY_BITS)
-                keys, buffered = [], 0
-    if keys:
-        counts += np.bincount(np.concatenate(keys), minlength=1 << _KEY_BITS)
-    if count == 0:
-        return RawStats(float("nan"), float("nan"), 0, 0.0, np.zeros(1, np.int64), True, nonfinite)
-    return RawStats(vmin, vmax, count, 0.0, counts, False, nonfinite)
 
-
-def _prepend(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-    yield first
-    yield from rest
+def raw_stats(volumes: Callable[[], Iterable[np.ndarray]]) -> RawStats:
+    """Statistics of finite raw values over every array ``volumes()`` yields, in one pass."""
+    builder: StatsBuilder | None = None
+    for arr in volumes():
+        builder = builder or StatsBuilder(arr.dtype)
+        builder.add(arr)
+    if builder is None:
+        raise ValueError("no volumes to compute statistics on")
+    return builder.result()
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import os
 import stat
 import types
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -334,7 +334,10 @@ class ReadResult:
 
 
 def iter_volumes(
-    nf: NiftiFile, indices: Sequence[int] | None = None, result: ReadResult | None = None
+    nf: NiftiFile,
+    indices: Sequence[int] | None = None,
+    result: ReadResult | None = None,
+    on_values: Callable[[np.ndarray], object] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(t, array)`` for each selected volume, in file order, as native-endian arrays.
 
@@ -342,6 +345,11 @@ def iter_volumes(
     channel axis of 3 or 4 uint8 values. The whole file is read, and checked (gzip CRC and
     length, truncation), before the last selected volume is yielded, so a caller that stops
     after it still never gets data from a damaged file.
+
+    ``on_values``, for scalar data, is called with each selected volume's values piece by piece
+    (flat, native-endian, read-only views) as soon as they are decompressed, so work such as
+    statistics can overlap the rest of the read. The views stay valid and unchanged; the file
+    has not been checked yet when they arrive.
     """
     wanted = set(range(nf.n_volumes) if indices is None else indices)
     stream = _Stream(nf.path)
@@ -359,10 +367,7 @@ def iter_volumes(
                 if got < nbytes:
                     _truncated(nf, t, got)
                 continue
-            buf = np.empty(nbytes, dtype=np.uint8)
-            got = stream.readinto(memoryview(buf))
-            if got < nbytes:
-                _truncated(nf, t, got)
+            buf = _read_volume(stream, nf, t, on_values)
             if t == last:
                 held = (t, buf)
             else:
@@ -397,7 +402,29 @@ def _as_volume(buf: np.ndarray, nf: NiftiFile) -> np.ndarray:
         c = nf.rgb_channels
         arr = buf.reshape((c, *nf.spatial_shape), order="F")
         return np.moveaxis(arr, 0, -1)
-    arr = buf.view(nf.dtype).reshape(nf.spatial_shape, order="F")
-    if not nf.dtype.isnative:
-        arr = arr.byteswap(inplace=True).view(nf.dtype.newbyteorder("="))
-    return arr
+    return buf.view(nf.dtype.newbyteorder("=")).reshape(nf.spatial_shape, order="F")
+
+
+def _read_volume(
+    stream: _Stream, nf: NiftiFile, t: int, on_values: Callable[[np.ndarray], object] | None
+) -> np.ndarray:
+    """One volume's bytes, read piece by piece; scalar values are made native-endian per piece
+    (while still in cache) and handed to ``on_values``."""
+    nbytes = nf.volume_bytes
+    buf = np.empty(nbytes, dtype=np.uint8)
+    view = memoryview(buf)
+    scalar = not nf.rgb_channels
+    for start in range(0, nbytes, _READ_BLOCK):  # a multiple of every itemsize
+        end = min(start + _READ_BLOCK, nbytes)
+        got = stream.readinto(view[start:end])
+        if got < end - start:
+            _truncated(nf, t, start + got)
+        if scalar:
+            values = buf[start:end].view(nf.dtype)
+            if not nf.dtype.isnative:
+                values = values.byteswap(inplace=True).view(nf.dtype.newbyteorder("="))
+            if on_values is not None:
+                values = values.view()
+                values.flags.writeable = False
+                on_values(values)
+    return buf

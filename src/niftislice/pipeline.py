@@ -53,13 +53,30 @@ class Plan:
 VolumeSource = Callable[[], Iterable[np.ndarray]]
 
 
-def make_plan(nf: NiftiFile, options: ConvertOptions, volumes: VolumeSource) -> Plan:
-    """Decide everything file-wide. ``volumes()`` yields the selected raw volumes (maybe twice)."""
+def is_label(nf: NiftiFile, options: ConvertOptions) -> bool:
+    return nf.is_label if options.label is None else options.label
+
+
+def needs_stats(nf: NiftiFile, options: ConvertOptions) -> bool:
+    """Whether the plan needs statistics of the raw values (see :func:`make_plan`'s ``stats``)."""
+    if nf.rgb_channels:
+        return False
+    return is_label(nf, options) or options.lossless or options.window.needs_stats  # type: ignore[union-attr]
+
+
+def make_plan(
+    nf: NiftiFile, options: ConvertOptions, volumes: VolumeSource, stats: RawStats | None = None
+) -> Plan:
+    """Decide everything file-wide. ``volumes()`` yields the selected raw volumes (maybe twice).
+
+    ``stats``, when given, are the statistics of those volumes, already gathered while reading
+    them; otherwise they are computed from ``volumes()`` if :func:`needs_stats`.
+    """
     warnings = list(nf.warnings)
     selected = tuple(options.volumes.indices(nf.n_volumes))  # type: ignore[union-attr]
     if not selected:
         raise OptionError(f"volumes: {nf.n_volumes} volume(s) in the file, the selection is empty")
-    label = nf.is_label if options.label is None else options.label
+    label = is_label(nf, options)
     if label and nf.rgb_channels:
         raise InputError("an RGB volume cannot be a label map")
     reo = reorientation(nf.affine, nf.spatial_shape)
@@ -81,7 +98,7 @@ def make_plan(nf: NiftiFile, options: ConvertOptions, volumes: VolumeSource) -> 
             f"lossless: {', '.join(resampled)} images are resampled to square pixels ({interp.value}), "
             "so their values are interpolated; use --spacing native for an exact copy"
         )
-    window = _window(nf, options, label, volumes, warnings)
+    window = _window(nf, options, label, volumes, stats, warnings)
     if window is not None and options.colormap and not label:
         window = centre_window(window, options.colormap)  # diverging maps: symmetric about 0
     if not any(len(options.slices.indices(g.n_slices)) for g in geometries.values()):  # type: ignore[union-attr]
@@ -90,15 +107,22 @@ def make_plan(nf: NiftiFile, options: ConvertOptions, volumes: VolumeSource) -> 
 
 
 def _window(
-    nf: NiftiFile, options: ConvertOptions, label: bool, volumes: VolumeSource, warnings: list[str]
+    nf: NiftiFile,
+    options: ConvertOptions,
+    label: bool,
+    volumes: VolumeSource,
+    stats: RawStats | None,
+    warnings: list[str],
 ) -> Window | None:
     if nf.rgb_channels:
         return None
     spec = options.window
     exact = label or options.lossless
-    stats: RawStats | None = None
-    if exact or spec.needs_stats:  # type: ignore[union-attr]
+    if not (exact or spec.needs_stats):  # type: ignore[union-attr]
+        stats = None
+    elif stats is None:
         stats = raw_stats(volumes)
+    if stats is not None:
         _check_scaling(nf, stats)
     if exact:
         purpose = "label" if label else "lossless"
