@@ -361,7 +361,8 @@ def apply_window(
 
         def map_chunk(start: int) -> None:
             part = slice(start, start + _CHUNK)
-            np.take(lut, raw_flat[part].view(unsigned), out=out_flat[part])
+            # the raw bits read as unsigned always index inside the table: "clip" skips bounds checks
+            np.take(lut, raw_flat[part].view(unsigned), out=out_flat[part], mode="clip")
     else:
 
         def map_chunk(start: int) -> None:

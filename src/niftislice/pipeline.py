@@ -8,7 +8,7 @@ then turns one 3D volume (stored order, native dtype) into display-ready images 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -20,7 +20,15 @@ from .intensity import RawStats, Window, apply_window, check_integral, identity_
 from .loading import NiftiFile
 from .options import ConvertOptions, Interp, View
 from .orientation import Reorientation, reorientation
-from .slicing import Sampling, ViewGeometry, pixel_to_world, sampling, view_block, view_geometry
+from .slicing import (
+    Sampling,
+    ViewGeometry,
+    pixel_to_world,
+    pixel_to_world_many,
+    sampling,
+    view_block,
+    view_geometry,
+)
 from .encoding import resize
 
 log = logging.getLogger(__name__)
@@ -48,6 +56,10 @@ class Plan:
 
     def pixel_to_world(self, view: View, k: int) -> np.ndarray:
         return pixel_to_world(self.geometries[view], self.samplings[view], k, self.reo.canonical_affine)
+
+    def pixel_to_world_many(self, view: View, ks: Sequence[int]) -> np.ndarray:
+        g, smp = self.geometries[view], self.samplings[view]
+        return pixel_to_world_many(g, smp, ks, self.reo.canonical_affine)
 
 
 VolumeSource = Callable[[], Iterable[np.ndarray]]

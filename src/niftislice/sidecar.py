@@ -104,8 +104,10 @@ def build_sidecar(
     for view, g in plan.geometries.items():
         smp = plan.samplings[view]
         slices = []
-        for k in sorted(files.get(view, {})):
-            entry: dict[str, Any] = {"index": k, "pixel_to_world": _matrix(plan.pixel_to_world(view, k))}
+        ks = sorted(files.get(view, {}))
+        matrices = _matrix(plan.pixel_to_world_many(view, ks)) if ks else []
+        for k, matrix in zip(ks, matrices, strict=True):
+            entry: dict[str, Any] = {"index": k, "pixel_to_world": matrix}
             per_t = files[view][k]
             if plan.is_4d:
                 entry["files"] = {str(t): name for t, name in sorted(per_t.items())}

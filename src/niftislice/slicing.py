@@ -8,6 +8,7 @@ Only flips and transposes are used here, never interpolation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,10 +159,21 @@ def pixel_to_world(g: ViewGeometry, smp: Sampling, k: int, canonical_affine: np.
     ``c`` samples native position ``(c + 0.5) * n_cols / width - 0.5``. The third column steps to
     the next slice index, so ``(column, row, s, 1)`` reaches slice ``k + s``.
     """
+    return pixel_to_world_many(g, smp, [k], canonical_affine)[0]
+
+
+def pixel_to_world_many(
+    g: ViewGeometry, smp: Sampling, ks: Sequence[int], canonical_affine: np.ndarray
+) -> np.ndarray:
+    """:func:`pixel_to_world` of every slice in ``ks`` as one ``(len(ks), 4, 4)`` array.
+
+    Slices differ only in the translation, by ``k`` times the third column, so this is one
+    matrix product however many slices a view has (a sidecar lists them all).
+    """
     sx, sy = g.n_cols / smp.width, g.n_rows / smp.height
-    # output pixel -> native display coordinates (u, v, k)
+    # output pixel -> native display coordinates (u, v, k) of slice 0
     to_display = np.array(
-        [[sx, 0, 0, 0.5 * sx - 0.5], [0, sy, 0, 0.5 * sy - 0.5], [0, 0, 1, k], [0, 0, 0, 1]],
+        [[sx, 0, 0, 0.5 * sx - 0.5], [0, sy, 0, 0.5 * sy - 0.5], [0, 0, 1, 0], [0, 0, 0, 1]],
         dtype=np.float64,
     )
     # native display coordinates -> canonical voxel index (i, j, k)
@@ -174,4 +186,7 @@ def pixel_to_world(g: ViewGeometry, smp: Sampling, k: int, canonical_affine: np.
     ):
         to_voxel[axis, src] = -1.0 if flip else 1.0
         to_voxel[axis, 3] = (n - 1) if flip else 0.0
-    return canonical_affine @ to_voxel @ to_display
+    first = canonical_affine @ to_voxel @ to_display
+    many = np.repeat(first[None], len(ks), axis=0)
+    many[:, :, 3] += np.asarray(ks, dtype=np.float64)[:, None] * first[:, 2]
+    return many
