@@ -8,7 +8,6 @@ Slices are resampled, encoded and written on a thread pool (OpenCV releases the 
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
 import os
 import shutil
@@ -23,6 +22,7 @@ import numpy as np
 
 from .encoding import EXTENSIONS, encode
 from .errors import NiftisliceError, OutputError
+from .files import write_file
 from .loading import Limits, NiftiFile, ReadResult, iter_volumes, read_header
 from .naming import image_name, stem_of
 from .options import ConvertOptions, View
@@ -206,9 +206,9 @@ def _write_with(
                 for k in group:
                     image = paint(output_image(plan, block, view, k), k)
                     data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
-                    _write_bytes(tmp / view.value / names[k], data)
+                    write_file(tmp / view.value / names[k], data)
                     for rel, extra in paint.extra_files(k, names[k]):
-                        _write_bytes(tmp / rel, extra)
+                        write_file(tmp / rel, extra)
 
             smp = plan.samplings[view]
             groups = _groups(indices, smp.width * smp.height)
@@ -226,7 +226,7 @@ def _write_with(
     sidecar = build_sidecar(plan, nf.path, read.sha256, files)
     sidecar.update(pictures.sidecar_fields())
     pictures.finish(tmp, stem, sidecar)
-    _write_bytes(tmp / f"{stem}.json", sidecar_dumps(sidecar).encode())
+    write_file(tmp / f"{stem}.json", sidecar_dumps(sidecar).encode())
     return plan, count
 
 
@@ -251,16 +251,6 @@ def _groups(indices: list[int], pixels: int) -> list[tuple[int, ...]]:
 def _handover(first: list[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
     """Yield the already-read 3D volume without keeping a reference to it."""
     yield 0, first.pop()
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    try:
-        with open(path, "wb") as f:
-            f.write(data)
-    except OSError as e:
-        if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            raise OutputError(f"disk full while writing {path.name}: {e.strerror}") from None
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _move_into_place(tmp: Path, final: Path, overwrite: bool) -> None:

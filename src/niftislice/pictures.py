@@ -26,7 +26,8 @@ import numpy as np
 from .animation import encode_animation
 from .colormap import Colormap, colour_bar, get_colormap
 from .encoding import decode, encode, resize
-from .errors import InputError, OutputError
+from .errors import InputError
+from .files import write_file
 from .intensity import Window
 from .montage import build_montage, evenly_spaced, label_image
 from .naming import index_width
@@ -45,13 +46,6 @@ def pair_roots(out_root: Path, options: Any) -> tuple[Path, Path | None]:
     if getattr(options, "pair", None):
         return out_root / IMAGES_DIR, out_root / MASKS_DIR
     return out_root, None
-
-
-def _write(path: Path, data: bytes) -> None:
-    try:
-        path.write_bytes(data)
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _labels_block(plan: Plan, mask: Mask, view: View) -> np.ndarray:
@@ -181,7 +175,7 @@ class Pictures:
             if self.cmap is not None and self.plan.window is not None:
                 sheet = np.vstack([sheet, colour_bar(self.cmap, self.plan.window, sheet.shape[1])])
             name = f"{prefix}_montage.png"
-            _write(folder / name, encode(sheet, ImageFormat.PNG))
+            write_file(folder / name, encode(sheet, ImageFormat.PNG))
             self.montages.append(
                 {
                     "view": view.value,
@@ -194,7 +188,7 @@ class Pictures:
         frames = [label_image(image(k), letters, str(k)) for k in order] if formats else []
         for fmt in formats:
             name = f"{prefix}_animation.{fmt}"
-            _write(folder / name, encode_animation(frames, fmt, float(opts.fps), opts.quality))
+            write_file(folder / name, encode_animation(frames, fmt, float(opts.fps), opts.quality))
             self.animations.append(
                 {
                     "view": view.value,
@@ -243,14 +237,14 @@ class Pictures:
     def finish(self, folder: Path, stem: str, sidecar: dict[str, Any]) -> None:
         """After the sidecar: the paired masks' sidecar and the HTML viewer."""
         if self.pair is not None:
-            _write(
+            write_file(
                 folder / PAIR_TMP / f"{stem}.json",
                 sidecar_dumps(self._mask_sidecar(sidecar)).encode(),
             )
         if getattr(self.plan.options, "html", False):
             from .html_viewer import build_page
 
-            _write(folder / "index.html", build_page(sidecar, stem).encode("utf-8"))
+            write_file(folder / "index.html", build_page(sidecar, stem).encode("utf-8"))
 
     # -- helpers ---------------------------------------------------------------------------
 
