@@ -51,3 +51,28 @@ def test_peak_memory_is_one_volume_and_does_not_grow_with_the_series(tmp_path):
     assert peaks[120] < baseline + volume_bytes + 150 * MiB, (baseline / MiB, peaks[120] / MiB)
     # the whole series would be 51 MiB more at 120 volumes than at 30 (float32; 101 MiB as float64)
     assert abs(peaks[120] - peaks[30]) < 30 * MiB, {n: p / MiB for n, p in peaks.items()}
+
+
+def test_large_volume_peak_is_about_one_volume(tmp_path):
+    """A 48 MiB uint8 volume (the case where windowed pixels are as large as the raw data): the
+    raw pages are given back as they are windowed and views are cut in slabs, so the peak is
+    the volume plus a bounded working set, not the volume, its pixels and two whole view blocks
+    (about 4 volumes) as a straightforward pipeline would hold."""
+    shape = (416, 416, 288)
+    volume_bytes = int(np.prod(shape))
+    x, y, z = np.meshgrid(*(np.linspace(-1, 1, n, dtype=np.float32) for n in shape), indexing="ij")
+    data = (np.clip(1 - (x**2 + y**2 + z**2), 0, 1) * 250).astype(np.uint8)
+    del x, y, z
+    src = tmp_path / "big.nii"  # uncompressed: quick to write and to read
+    nib.save(nib.Nifti1Image(data, np.diag([0.5, 0.5, 0.7, 1.0])), src)
+    del data
+    baseline, rc, err = peak_rss(sys.executable, "-c", "import niftislice")
+    assert rc == 0, err
+    # --spacing 4 keeps the images small (quick to encode); slabs are cut at the native size
+    peak, rc, err = peak_rss(sys.executable, "-m", "niftislice", "convert", src,
+                             "-o", tmp_path / "out", "--spacing", "4", "-j", "2")
+    assert rc == 0, err
+    assert (tmp_path / "out" / "big" / "big.json").is_file()
+    extra = (peak - baseline - volume_bytes) / MiB
+    why = f"peak {peak / MiB:.0f} MiB = baseline {baseline / MiB:.0f} + volume 48 + {extra:.0f}"
+    assert extra < 75, why

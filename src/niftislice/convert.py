@@ -28,7 +28,7 @@ from .naming import image_name, stem_of
 from .options import ConvertOptions, View
 from .pictures import PAIR_TMP, Painter, Pictures, pair_roots
 from .intensity import RawStats, StatsBuilder
-from .pipeline import Plan, make_plan, map_volume, needs_stats, output_image, render_view
+from .pipeline import Plan, Slab, make_plan, map_volume, needs_stats, output_image, view_slabs
 from .sidecar import build_sidecar
 from .sidecar import dumps as sidecar_dumps
 
@@ -176,9 +176,9 @@ def _write_with(
     pictures.prepare(tmp)
     volumes = _handover(first) if first else iter_volumes(nf, selected, read)
     count = 0
-    pending: list[_ViewBatch] = []
+    pending: list[_SlabBatch] = []
 
-    def finalize(batch: _ViewBatch) -> None:
+    def finalize(batch: _SlabBatch) -> None:
         nonlocal count
         for group, fut in batch.futures.items():
             fut.result()
@@ -187,37 +187,48 @@ def _write_with(
             count += len(group)
             if progress:
                 progress(len(group))
-        pictures.finish_view(tmp, stem, batch.view, batch.t if plan.is_4d else None, batch.names, batch.block)
+        if batch.view_done is not None:
+            names, content = batch.view_done
+            pictures.finish_view(tmp, stem, batch.view, batch.t if plan.is_4d else None, names, content)
 
     for t, raw in volumes:
-        mapped = map_volume(plan, raw, pool)
+        mapped = map_volume(plan, raw, pool, consume=True)  # raw's memory goes back as it is mapped
         del raw
         for view, g in plan.geometries.items():
-            block, indices = render_view(plan, mapped, view)
             paint = pictures.painter(view)
-            names = {
-                k: image_name(stem, view.value, k, g.n_slices, ext,
-                              t if plan.is_4d else None, nf.n_volumes)
-                for k in indices
-            }
+            view_names: dict[int, str] = {}
+            view_content: list[int] = []
+            slabs = view_slabs(plan, mapped, view, content=pictures.needs_content)
+            slab = next(slabs, None)
+            while slab is not None:
+                names = {
+                    k: image_name(stem, view.value, k, g.n_slices, ext,
+                                  t if plan.is_4d else None, nf.n_volumes)
+                    for k in slab.indices
+                }
+                view_names.update(names)
+                view_content += slab.content
 
-            def job(group: tuple[int, ...], view: View = view, block: np.ndarray = block,
-                    names: dict[int, str] = names, paint: Painter = paint) -> None:
-                for k in group:
-                    image = paint(output_image(plan, block, view, k), k)
-                    data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
-                    write_file(tmp / view.value / names[k], data)
-                    for rel, extra in paint.extra_files(k, names[k]):
-                        write_file(tmp / rel, extra)
+                def job(group: tuple[int, ...], view: View = view, slab: Slab = slab,
+                        names: dict[int, str] = names, paint: Painter = paint) -> None:
+                    for k in group:
+                        image = paint(output_image(plan, view, slab.native(k)), k)
+                        data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
+                        write_file(tmp / view.value / names[k], data)
+                        for rel, extra in paint.extra_files(k, names[k]):
+                            write_file(tmp / rel, extra)
 
-            smp = plan.samplings[view]
-            groups = _groups(indices, smp.width * smp.height)
-            pending.append(_ViewBatch(view, t, names, block, {gr: pool.submit(job, gr) for gr in groups}))
-            del block
-            # Keep the workers busy while the next block is built: finish all but the newest
-            # batch (at most two view blocks are alive at once).
-            while len(pending) > 1:
-                finalize(pending.pop(0))
+                smp = plan.samplings[view]
+                futures = {gr: pool.submit(job, gr) for gr in _groups(slab.indices, smp.width * smp.height)}
+                slab = next(slabs, None)
+                done = (view_names, view_content) if slab is None else None
+                pending.append(_SlabBatch(view, t, names, futures, done))
+                # Keep the workers busy while the next slab is built: finish all but the newest
+                # batches (at most three slabs are alive at once, each at most SLAB_BYTES).
+                while len(pending) > _PENDING_SLABS:
+                    finalize(pending.pop(0))
+            if not view_names:  # nothing selected in this view
+                pictures.finish_view(tmp, stem, view, t if plan.is_4d else None, {}, [])
         del mapped
     while pending:
         finalize(pending.pop(0))
@@ -230,15 +241,19 @@ def _write_with(
     return plan, count
 
 
+#: Slabs whose images may still be in the thread pool's queue while the next one is built.
+_PENDING_SLABS = 2
+
+
 @dataclass
-class _ViewBatch:
-    """The images of one view of one volume, submitted to the thread pool."""
+class _SlabBatch:
+    """The images of one slab of one view of one volume, submitted to the thread pool."""
 
     view: View
     t: int
     names: dict[int, str]
-    block: np.ndarray
     futures: dict[tuple[int, ...], Future[None]]  # slice indices of a task -> its future
+    view_done: tuple[dict[int, str], list[int]] | None  # last slab of its view: all names, content
 
 
 def _groups(indices: list[int], pixels: int) -> list[tuple[int, ...]]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .buffers import release
 from .errors import OptionError
 
 log = logging.getLogger(__name__)
@@ -336,13 +337,21 @@ def resolve_window(
 
 
 def apply_window(
-    raw: np.ndarray, window: Window, slope: float, inter: float, executor: Executor | None = None
+    raw: np.ndarray,
+    window: Window,
+    slope: float,
+    inter: float,
+    executor: Executor | None = None,
+    *,
+    consume: bool = False,
 ) -> np.ndarray:
     """Map raw voxels to uint8/uint16 pixels, keeping the input's memory order and shape.
 
     Small integer types go through a lookup table (one pass, no float copy); others are mapped
     chunk by chunk in float64 so temporaries stay small. Chunks run on ``executor`` when given
-    (numpy releases the GIL here, so threads scale).
+    (numpy releases the GIL here, so threads scale). With ``consume``, each chunk of ``raw`` is
+    given back to the operating system once mapped (see :mod:`.buffers`), so the raw volume and
+    its pixels are not resident together; ``raw`` must not be read afterwards.
     """
     out_dtype = np.uint8 if window.out_max <= 255 else np.uint16
     order = "F" if raw.flags.f_contiguous and not raw.flags.c_contiguous else "C"
@@ -359,16 +368,20 @@ def apply_window(
         lut = _map_values(values.astype(np.float64) * slope + inter, window.low, scale, window.out_max)
         lut = lut.astype(out_dtype)
 
-        def map_chunk(start: int) -> None:
-            part = slice(start, start + _CHUNK)
+        def map_part(part: slice) -> None:
             # the raw bits read as unsigned always index inside the table: "clip" skips bounds checks
             np.take(lut, raw_flat[part].view(unsigned), out=out_flat[part], mode="clip")
     else:
 
-        def map_chunk(start: int) -> None:
-            part = slice(start, start + _CHUNK)
+        def map_part(part: slice) -> None:
             vals = raw_flat[part].astype(np.float64) * slope + inter
             out_flat[part] = _map_values(vals, window.low, scale, window.out_max)
+
+    def map_chunk(start: int) -> None:
+        part = slice(start, start + _CHUNK)
+        map_part(part)
+        if consume:
+            release(raw_flat[part])
 
     starts = range(0, raw_flat.size, _CHUNK)
     # a one-chunk volume (a 4D series' small volumes) is mapped here: on the executor it would

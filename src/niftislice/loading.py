@@ -29,6 +29,7 @@ import nibabel as nib
 import numpy as np
 
 from . import validate
+from .buffers import allocate
 from .errors import InputError, ResourceLimitError
 
 # ISA-L's gzip reader decompresses about twice as fast as the standard library's (it verifies the
@@ -411,7 +412,7 @@ def _read_volume(
     """One volume's bytes, read piece by piece; scalar values are made native-endian per piece
     (while still in cache) and handed to ``on_values``."""
     nbytes = nf.volume_bytes
-    buf = np.empty(nbytes, dtype=np.uint8)
+    buf = allocate(nbytes)  # a large volume's pages can be given back once windowed
     view = memoryview(buf)
     scalar = not nf.rgb_channels
     for start in range(0, nbytes, _READ_BLOCK):  # a multiple of every itemsize

@@ -136,6 +136,11 @@ class Pictures:
             for view in self.plan.geometries:
                 (folder / PAIR_TMP / view.value).mkdir(parents=True, exist_ok=True)
 
+    @property
+    def needs_content(self) -> bool:
+        """Whether :meth:`finish_view` needs to know which slices are blank (for a montage)."""
+        return bool(self.plan.options.montage)
+
     def painter(self, view: View) -> Painter:
         if view not in self._painters:
             self._painters[view] = Painter(self, view)
@@ -148,10 +153,10 @@ class Pictures:
         view: View,
         t: int | None,
         names: dict[int, str],
-        block: np.ndarray,
+        content: list[int],
     ) -> None:
         """Montage and animations of one view (of volume ``t`` in 4D) from the images written;
-        ``block`` is the view's display block (to tell slices with content from empty ones)."""
+        ``content`` lists the written slices that are not blank (see :attr:`needs_content`)."""
         opts: Any = self.plan.options
         if not self.plan.is_4d:
             self._painters.pop(view, None)  # this view's label blocks are no longer needed
@@ -167,8 +172,6 @@ class Pictures:
             return decode((folder / view.value / names[k]).read_bytes())
 
         if opts.montage:
-            flat = block.reshape(block.shape[0], -1)
-            content = [k for k in order if flat[k].any()]
             picks = evenly_spaced(order, int(opts.montage_count), content)
             m = build_montage([(k, image(k)) for k in picks], letters, self._caption(view))
             sheet = m.image

@@ -8,7 +8,7 @@ then turns one 3D volume (stored order, native dtype) into display-ready images 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -185,26 +185,68 @@ def _check_scaling(nf: NiftiFile, stats: RawStats) -> None:
         )
 
 
-def map_volume(plan: Plan, raw: np.ndarray, executor: Executor | None = None) -> np.ndarray:
-    """Pixel values for one raw volume (stored order), as uint8/uint16 (RGB: unchanged)."""
+def map_volume(
+    plan: Plan, raw: np.ndarray, executor: Executor | None = None, *, consume: bool = False
+) -> np.ndarray:
+    """Pixel values for one raw volume (stored order), as uint8/uint16 (RGB: unchanged).
+
+    ``consume``: ``raw`` is not needed afterwards; its memory is given back while mapping.
+    """
     if plan.window is None:
         return raw
-    return apply_window(raw, plan.window, plan.nf.slope, plan.nf.inter, executor)
+    window, slope, inter = plan.window, plan.nf.slope, plan.nf.inter
+    return apply_window(raw, window, slope, inter, executor, consume=consume)
 
 
-def render_view(
-    plan: Plan, mapped: np.ndarray, view: View
-) -> tuple[np.ndarray, list[int]]:
-    """The view's native display block and the slice indices to export (after --skip-empty)."""
+#: Upper bound on one slab of a view's display block (see :func:`view_slabs`).
+SLAB_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class Slab:
+    """Consecutive slices of one view, in display orientation: ``block[i]`` is slice ``start + i``."""
+
+    start: int
+    block: np.ndarray
+    indices: list[int]  # the slices to export: the selection, after --skip-empty
+    content: list[int]  # of those, the ones with a non-zero pixel (only when asked for)
+
+    def native(self, k: int) -> np.ndarray:
+        """Slice ``k`` at its native size (before resampling to the output pixel grid)."""
+        return self.block[k - self.start]
+
+
+def view_slabs(
+    plan: Plan, mapped: np.ndarray, view: View, *, content: bool = False,
+    max_bytes: int | None = None,
+) -> Iterator[Slab]:
+    """The view's selected slices in slabs of at most about ``max_bytes`` (default
+    :data:`SLAB_BYTES`; at least one slice).
+
+    Each slab is one contiguous block transpose; working slab by slab keeps a large volume from
+    having a whole transposed copy per view in memory. ``content`` also lists the exported
+    slices that are not blank (what a montage picks from).
+    """
     g = plan.geometries[view]
-    block = view_block(plan.reo.apply(mapped), g)
-    indices = list(plan.slice_indices(view))
-    if plan.options.skip_empty:
-        flat = block.reshape(block.shape[0], -1)
-        indices = [k for k in indices if flat[k].any()]
-    return block, indices
+    canonical = plan.reo.apply(mapped)
+    wanted = list(plan.slice_indices(view))
+    channels = mapped.shape[3] if mapped.ndim == 4 else 1
+    per_slice = max(1, mapped.itemsize * g.n_rows * g.n_cols * channels)
+    skip_empty = plan.options.skip_empty
+    limit = SLAB_BYTES if max_bytes is None else max_bytes
+    i = 0
+    while i < len(wanted):
+        start, j = wanted[i], i + 1
+        while j < len(wanted) and (wanted[j] - start + 1) * per_slice <= limit:
+            j += 1
+        ks = wanted[i:j]
+        block = view_block(canonical, g, start, ks[-1] + 1)
+        filled = [k for k in ks if block[k - start].any()] if (content or skip_empty) else []
+        yield Slab(start, block, filled if skip_empty else ks, filled if content else [])
+        i = j
 
 
-def output_image(plan: Plan, block: np.ndarray, view: View, k: int) -> np.ndarray:
+def output_image(plan: Plan, view: View, native: np.ndarray) -> np.ndarray:
+    """A native slice resampled to the view's output pixel grid."""
     smp = plan.samplings[view]
-    return resize(block[k], smp.width, smp.height, plan.interp)
+    return resize(native, smp.width, smp.height, plan.interp)

@@ -99,11 +99,14 @@ def view_geometry(
     )
 
 
-def view_block(canonical: np.ndarray, g: ViewGeometry) -> np.ndarray:
-    """The view's slices as one C-contiguous ``(n_slices, n_rows, n_cols[, channels])`` array.
+def view_block(
+    canonical: np.ndarray, g: ViewGeometry, start: int = 0, stop: int | None = None
+) -> np.ndarray:
+    """Slices ``start..stop-1`` of the view (default: all) as one C-contiguous
+    ``(n, n_rows, n_cols[, channels])`` array: ``block[i]`` is slice ``start + i``.
 
-    One block transpose per view keeps every slice contiguous, so per-slice work never strides
-    across the volume.
+    One block transpose keeps every slice contiguous, so per-slice work never strides across the
+    volume.
     """
     arr = canonical
     if g.row_flip:
@@ -111,7 +114,7 @@ def view_block(canonical: np.ndarray, g: ViewGeometry) -> np.ndarray:
     if g.col_flip:
         arr = np.flip(arr, axis=g.col_axis)
     axes = (g.slice_axis, g.row_axis, g.col_axis, *range(3, canonical.ndim))
-    arr = np.transpose(arr, axes)
+    arr = np.transpose(arr, axes)[start:stop]
     out = np.empty(arr.shape, arr.dtype)
     # Copy plane by plane along the source's slowest axis: each plane fits in cache, so the
     # transpose costs about a memcpy (one whole-array gather is ~5x slower for sagittal blocks).

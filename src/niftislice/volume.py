@@ -17,7 +17,7 @@ from .loading import NiftiFile, ReadResult, iter_volumes, read_header
 from .options import ConvertOptions, View
 from .convert import limits_of
 from .pictures import Pictures
-from .pipeline import Plan, make_plan, map_volume, output_image, render_view
+from .pipeline import Plan, make_plan, map_volume, output_image, view_slabs
 
 
 @dataclass(frozen=True)
@@ -70,13 +70,13 @@ class Volume:
         if v not in self.plan.geometries:
             raise ValueError(f"view {v.value} was not selected in the options")
         smp = self.plan.samplings[v]
-        block, indices = render_view(self.plan, self._mapped, v)
         paint = self.pictures.painter(v)
-        for k in indices:
-            yield Slice(
-                v, k, self.volume_index, paint(output_image(self.plan, block, v, k), k),
-                (smp.col_spacing, smp.row_spacing), self.plan.pixel_to_world(v, k),
-            )
+        for slab in view_slabs(self.plan, self._mapped, v):
+            for k in slab.indices:
+                yield Slice(
+                    v, k, self.volume_index, paint(output_image(self.plan, v, slab.native(k)), k),
+                    (smp.col_spacing, smp.row_spacing), self.plan.pixel_to_world(v, k),
+                )
 
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.plan.reo.canonical_shape))
