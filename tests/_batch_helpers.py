@@ -100,7 +100,10 @@ def peak_rss(*cmd: str | os.PathLike[str]) -> tuple[int, int, str]:
     """(peak RSS in bytes, exit status, stderr) of ``cmd`` run as a grandchild of a small parent."""
     done = subprocess.run(
         [sys.executable, "-c", _RSS_PARENT, *map(str, cmd)],
-        capture_output=True, text=True, check=True, timeout=300,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
     )
     rss, rc = done.stdout.split()
     return int(rss), int(rc), done.stderr

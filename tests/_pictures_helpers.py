@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from conftest import save as save_nifti  # noqa: F401  (re-exported: one NIfTI writer for the suite)
 
 from niftislice.convert import convert_file

@@ -20,7 +20,9 @@ TEST_DATA = Path(__file__).parent / "data"
 STORAGE_ORDERS = ["RAS", "LAS", "LPS", "PIR", "RPI", "ASL", "IRP", "SPL", "PLI", "ILA"]
 
 
-def reorient_to(data: np.ndarray, affine: np.ndarray, axcodes: str) -> tuple[np.ndarray, np.ndarray]:
+def reorient_to(
+    data: np.ndarray, affine: np.ndarray, axcodes: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Store the same anatomy in another voxel order: returns (array, affine) in ``axcodes``."""
     start = ornts.io_orientation(affine)
     end = ornts.axcodes2ornt(tuple(axcodes))
@@ -65,7 +67,13 @@ def small_head(template: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.
 def write_oriented(tmp_path: Path) -> Callable[..., Path]:
     """Write (data, RAS affine) stored in ``axcodes`` with voxel sizes scaled by ``zooms``."""
 
-    def make(data: np.ndarray, affine: np.ndarray, axcodes: str = "RAS", name: str | None = None, **hdr: object) -> Path:
+    def make(
+        data: np.ndarray,
+        affine: np.ndarray,
+        axcodes: str = "RAS",
+        name: str | None = None,
+        **hdr: object,
+    ) -> Path:
         arr, aff = reorient_to(data, affine, axcodes)
         return save(tmp_path / (name or f"vol_{axcodes}.nii.gz"), arr, aff, **hdr)
 

@@ -75,7 +75,7 @@ class Run:
     def messages(self, kind: str) -> list[str]:
         """``niftislice: <kind>: ...`` lines, prefix removed."""
         prefix = f"niftislice: {kind}: "
-        return [ln[len(prefix):] for ln in self.lines if ln.startswith(prefix)]
+        return [ln[len(prefix) :] for ln in self.lines if ln.startswith(prefix)]
 
 
 def cli_command(args: Sequence[str]) -> list[str]:
@@ -87,9 +87,18 @@ def run_measured(args: Sequence[str], *, cwd: Path | None = None, timeout: float
     with tempfile.TemporaryDirectory(prefix="nsl-run-") as d:
         result = os.path.join(d, "result.json")
         subprocess.run(
-            [PYTHON, "-c", LAUNCHER, result, str(timeout), str(cwd or os.getcwd()),
-             *cli_command(args)],
-            check=True, timeout=timeout + 60, stdin=subprocess.DEVNULL,
+            [
+                PYTHON,
+                "-c",
+                LAUNCHER,
+                result,
+                str(timeout),
+                str(cwd or os.getcwd()),
+                *cli_command(args),
+            ],
+            check=True,
+            timeout=timeout + 60,
+            stdin=subprocess.DEVNULL,
         )
         with open(result) as f:
             info = json.load(f)
@@ -111,8 +120,11 @@ def run_in_process(args: Sequence[str], capfd: pytest.CaptureFixture[str]) -> Ru
         warnings.simplefilter("always")
         rc = main(list(args))
     out, err = capfd.readouterr()
-    shown = [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught
-             if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))]
+    shown = [
+        f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})"
+        for w in caught
+        if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))
+    ]
     return Run(rc, out, err, python_warnings=shown)
 
 
@@ -160,11 +172,15 @@ def leftover_tmp(root: Path) -> list[str]:
 def printed_forms(path: Path | str) -> set[str]:
     """Ways a CLI may print ``path`` on one line (as is, or with control characters escaped)."""
     s = os.fspath(path)
-    forms = {s, s.encode("unicode_escape").decode("ascii"),
-             s.encode("utf-8", "backslashreplace").decode("utf-8"),
-             s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"),
-             s.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
-             repr(s), repr(s)[1:-1]}
+    forms = {
+        s,
+        s.encode("unicode_escape").decode("ascii"),
+        s.encode("utf-8", "backslashreplace").decode("utf-8"),
+        s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"),
+        s.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+        repr(s),
+        repr(s)[1:-1],
+    }
     return {f for f in forms if "\n" not in f}
 
 
@@ -189,14 +205,15 @@ def check_error(run: Run, path: Path | str, pattern: str, out: Path) -> str:
     forms = printed_forms(path)
     named = [f for f in forms if errors[0].startswith(f + ": ")]
     assert named, f"error line does not start with the input path {forms}: {errors[0]!r}"
-    message = errors[0][len(max(named, key=len)) + 2:]
+    message = errors[0][len(max(named, key=len)) + 2 :]
     assert re.search(pattern, message, re.IGNORECASE), f"{message!r} !~ /{pattern}/"
     assert tree(out) == [], f"output left behind for a failed input: {tree(out)}"
     return message
 
 
-def check_converted(run: Run, out: Path, pattern: str | None = None,
-                    path: Path | str | None = None) -> Path:
+def check_converted(
+    run: Run, out: Path, pattern: str | None = None, path: Path | str | None = None
+) -> Path:
     """Exit 0, one complete output folder (sidecar and images); a warning matching ``pattern``
     when given. Returns the output folder."""
     check_common(run)
@@ -211,8 +228,9 @@ def check_converted(run: Run, out: Path, pattern: str | None = None,
     assert not leftover_tmp(out), leftover_tmp(out)
     if pattern is not None:
         warns = run.messages("warning")
-        assert any(re.search(pattern, w, re.IGNORECASE) for w in warns), \
+        assert any(re.search(pattern, w, re.IGNORECASE) for w in warns), (
             f"no warning matching /{pattern}/ in {warns}"
+        )
         if path is not None:
             forms = printed_forms(path)
             assert all(any(w.startswith(f + ": ") for f in forms) for w in warns), warns

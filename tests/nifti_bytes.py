@@ -230,9 +230,16 @@ class Header:
         if qform:
             zooms = np.abs(np.diag(affine)[:3])
             pix = (1.0, *(float(z) for z in zooms), *self.pixdim[4:])
-            hdr = replace(hdr, pixdim=pix, quatern_b=0.0, quatern_c=0.0, quatern_d=0.0,
-                          qoffset_x=float(affine[0, 3]), qoffset_y=float(affine[1, 3]),
-                          qoffset_z=float(affine[2, 3]))
+            hdr = replace(
+                hdr,
+                pixdim=pix,
+                quatern_b=0.0,
+                quatern_c=0.0,
+                quatern_d=0.0,
+                qoffset_x=float(affine[0, 3]),
+                qoffset_y=float(affine[1, 3]),
+                qoffset_z=float(affine[2, 3]),
+            )
         return hdr
 
     def values(self) -> dict[str, object]:
@@ -354,7 +361,7 @@ def flip_byte(blob: bytes, index: int, mask: int = 0xFF) -> bytes:
 def set_bytes(blob: bytes, offset: int, value: bytes) -> bytes:
     """``blob`` with ``value`` written at ``offset``."""
     out = bytearray(blob)
-    out[offset:offset + len(value)] = value
+    out[offset : offset + len(value)] = value
     return bytes(out)
 
 

@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-from _pictures_helpers import centre, convert as run_convert
-from _pictures_helpers import phantom, save_nifti, sidecar, slice_image
+from _pictures_helpers import centre, phantom, save_nifti, sidecar, slice_image
+from _pictures_helpers import convert as run_convert
 
 from niftislice.animation import encode_animation, frame_duration_ms, require_pillow
 from niftislice.cli import main

@@ -22,7 +22,9 @@ def test_load_yields_the_images_convert_writes(tmp_path):
     side = json.loads((tmp_path / "anatomical" / "anatomical.json").read_text())
     vol = niftislice.load(src, opts)
     for s, entry in zip(vol.slices("coronal"), side["views"]["coronal"]["slices"], strict=True):
-        png = niftislice.encoding.decode((tmp_path / "anatomical" / "coronal" / entry["file"]).read_bytes())
+        png = niftislice.encoding.decode(
+            (tmp_path / "anatomical" / "coronal" / entry["file"]).read_bytes()
+        )
         assert s.index == entry["index"]
         assert np.array_equal(s.image, png)
         assert np.allclose(s.pixel_to_world, entry["pixel_to_world"], atol=1e-6)
@@ -47,10 +49,17 @@ def test_4d_load_picks_a_volume():
 
 def test_options_reject_bad_values_by_name():
     for kwargs, word in [
-        ({"views": "axial,top"}, "views"), ({"spacing": -1}, "spacing"), ({"spacing": "wide"}, "spacing"),
-        ({"interp": "bilinear"}, "interp"), ({"bit_depth": 12}, "bit-depth"), ({"format": "bmp"}, "format"),
-        ({"quality": 0, "format": "jpg"}, "quality"), ({"slices": "1:2:0"}, "slices"), ({"volumes": "x"}, "volumes"),
-        ({"jobs": 0}, "jobs"), ({"overwrite": True, "skip_existing": True}, "overwrite"),
+        ({"views": "axial,top"}, "views"),
+        ({"spacing": -1}, "spacing"),
+        ({"spacing": "wide"}, "spacing"),
+        ({"interp": "bilinear"}, "interp"),
+        ({"bit_depth": 12}, "bit-depth"),
+        ({"format": "bmp"}, "format"),
+        ({"quality": 0, "format": "jpg"}, "quality"),
+        ({"slices": "1:2:0"}, "slices"),
+        ({"volumes": "x"}, "volumes"),
+        ({"jobs": 0}, "jobs"),
+        ({"overwrite": True, "skip_existing": True}, "overwrite"),
     ]:
         with pytest.raises(OptionError, match=word):
             ConvertOptions(**kwargs)
@@ -58,11 +67,20 @@ def test_options_reject_bad_values_by_name():
     assert ConvertOptions(views=["sagittal", "axial"]).views[0].value == "sagittal"
 
 
-@pytest.mark.parametrize("name,stem", [
-    ("sub-01_T1w.nii.gz", "sub-01_T1w"), ("SCAN.NII.GZ", "SCAN"), ("a b.nii", "a_b"),
-    ("-rf.nii", "_-rf"), ("../../etc.nii", "etc"), ("tête.nii.gz", "t_te"), ("x.nii.gz.nii.gz", "x.nii.gz"),
-    ("line\nbreak.nii", "line_break"), (".nii", "_.nii"),
-])
+@pytest.mark.parametrize(
+    "name,stem",
+    [
+        ("sub-01_T1w.nii.gz", "sub-01_T1w"),
+        ("SCAN.NII.GZ", "SCAN"),
+        ("a b.nii", "a_b"),
+        ("-rf.nii", "_-rf"),
+        ("../../etc.nii", "etc"),
+        ("tête.nii.gz", "t_te"),
+        ("x.nii.gz.nii.gz", "x.nii.gz"),
+        ("line\nbreak.nii", "line_break"),
+        (".nii", "_.nii"),
+    ],
+)
 def test_stems_are_safe(name, stem):
     assert stem_of(name) == stem
 
@@ -70,4 +88,7 @@ def test_stems_are_safe(name, stem):
 def test_names_pad_to_slice_count():
     assert index_width(10) == 4 and index_width(10001) == 5
     assert image_name("s", "axial", 7, 400, ".png") == "s_axial_0007.png"
-    assert image_name("s", "axial", 7, 400, ".png", volume=3, n_volumes=200) == "s_t0003_axial_0007.png"
+    assert (
+        image_name("s", "axial", 7, 400, ".png", volume=3, n_volumes=200)
+        == "s_t0003_axial_0007.png"
+    )

@@ -46,8 +46,12 @@ def test_folders_are_searched_recursively_and_mirrored(tree, tmp_path, capsys):
     root, expected = tree
     # sorted walk, files before sub-folders; hidden files and folders and ._ forks left out
     assert [j.path.relative_to(root).as_posix() for j in discover([root])] == [
-        "top.Nii", "pair/a.nii", "pair/a.nii.gz", "sub-01/anat/sub-01_T1w.nii.gz",
-        "sub-02/anat/sub-02_T1w.NII.GZ", "sub-02/func/bold.nii.gz",
+        "top.Nii",
+        "pair/a.nii",
+        "pair/a.nii.gz",
+        "sub-01/anat/sub-01_T1w.nii.gz",
+        "sub-02/anat/sub-02_T1w.NII.GZ",
+        "sub-02/func/bold.nii.gz",
     ]
     out = tmp_path / "out"
     rc, err = run(capsys, "convert", root, "-o", out, *MIDDLE)
@@ -102,8 +106,9 @@ def test_refused_run_changes_nothing_and_skip_existing_resumes(tree, tmp_path, c
     kept = {k: v for k, v in mtimes(out).items() if not k.startswith("sub-01/")}
 
     report = tmp_path / "resume.json"
-    rc, err = run(capsys, "convert", root, "-o", out, *MIDDLE, "--skip-existing",
-                  "--report", report)
+    rc, err = run(
+        capsys, "convert", root, "-o", out, *MIDDLE, "--skip-existing", "--report", report
+    )
     assert rc == 0, err
     assert "2 converted, 5 skipped, 0 failed" in err
     assert {k: v for k, v in mtimes(out).items() if k in kept} == kept  # complete output untouched
@@ -111,11 +116,15 @@ def test_refused_run_changes_nothing_and_skip_existing_resumes(tree, tmp_path, c
     assert not (incomplete / "stray.png").exists()
     redone = "sub-01/anat/sub-01_T1w/sub-01_T1w.json"
     assert snapshot(out)[redone] == before[redone]
-    status = {Path(r["source"]).relative_to(root).as_posix(): r["status"]
-              for r in json.loads(report.read_text())["inputs"]}
-    assert status == {**dict.fromkeys(expected, "skipped"),
-                      "sub-01/anat/sub-01_T1w.nii.gz": "converted",
-                      "sub-03/anat/sub-03_T1w.nii.gz": "converted"}
+    status = {
+        Path(r["source"]).relative_to(root).as_posix(): r["status"]
+        for r in json.loads(report.read_text())["inputs"]
+    }
+    assert status == {
+        **dict.fromkeys(expected, "skipped"),
+        "sub-01/anat/sub-01_T1w.nii.gz": "converted",
+        "sub-03/anat/sub-03_T1w.nii.gz": "converted",
+    }
 
 
 def test_resume_and_refusal_cover_the_paired_mask_tree(tmp_path, capsys):
@@ -152,7 +161,10 @@ def test_a_bad_file_in_the_middle_fails_alone_and_is_reported(tmp_path, capsys):
     rep = json.loads(report.read_text())
     records = rep["inputs"]
     assert [(r["source"], r["status"]) for r in records] == [
-        (str(first), "converted"), (str(bad), "failed"), (str(last), "converted")]
+        (str(first), "converted"),
+        (str(bad), "failed"),
+        (str(last), "converted"),
+    ]
     assert records[1]["output_dir"] is None and records[1]["images"] == 0
     assert "not a NIfTI file" in records[1]["error"] and records[1]["error"] in error_lines(err)[0]
     for r in (records[0], records[2]):
@@ -163,8 +175,9 @@ def test_a_bad_file_in_the_middle_fails_alone_and_is_reported(tmp_path, capsys):
     assert "2 converted, 0 skipped, 1 failed; 208 images" in err
 
     # a report that cannot be written is a usage error found before any work
-    rc, err = run(capsys, "convert", first, "-o", tmp_path / "o2",
-                  "--report", tmp_path / "no" / "r.json")
+    rc, err = run(
+        capsys, "convert", first, "-o", tmp_path / "o2", "--report", tmp_path / "no" / "r.json"
+    )
     assert rc == 2 and "report" in err and not (tmp_path / "o2").exists()
 
 
@@ -172,10 +185,22 @@ def test_a_killed_worker_fails_only_its_own_file(tmp_path):
     data, aff = tiny_head()
     paths = [write_nifti(tmp_path / f"{n}.nii.gz", data, aff) for n in ("a", "kill", "b", "c", "d")]
     out, results = tmp_path / "out", {}
-    _run_pool(discover(paths), out, ConvertOptions(slices="middle"), 2, 1,
-              results.__setitem__, task=killed_for_kill_files)
+    _run_pool(
+        discover(paths),
+        out,
+        ConvertOptions(slices="middle"),
+        2,
+        1,
+        results.__setitem__,
+        task=killed_for_kill_files,
+    )
     assert {i: r.status for i, r in results.items()} == {
-        0: "converted", 1: "failed", 2: "converted", 3: "converted", 4: "converted"}
+        0: "converted",
+        1: "failed",
+        2: "converted",
+        3: "converted",
+        4: "converted",
+    }
     assert "worker process died" in results[1].error
     assert sidecar_dirs(out) == {"a", "b", "c", "d"}
     assert sorted(p.name for p in out.iterdir()) == ["a", "b", "c", "d"]  # no temp folder left
@@ -197,8 +222,12 @@ def test_image_progress_adds_up_to_the_images_written(tmp_path, jobs):
     data, aff = tiny_head()
     paths = [write_nifti(tmp_path / f"{n}.nii.gz", data, aff) for n in ("p", "q")]
     seen: list[int] = []
-    result = run_batch(discover(paths), tmp_path / "out", ConvertOptions(jobs=jobs, views="axial"),
-                       on_images=seen.append)
+    result = run_batch(
+        discover(paths),
+        tmp_path / "out",
+        ConvertOptions(jobs=jobs, views="axial"),
+        on_images=seen.append,
+    )
     assert result.ok and sum(seen) == result.images == 2 * 32
     assert len(list((tmp_path / "out").rglob("*.png"))) == 64
 

@@ -52,13 +52,22 @@ def test_names_sort_in_slice_order(tmp_path, capsys, small_head):
     assert sorted(names) == [f"h_axial_{k:04d}.png" for k in range(data.shape[2])]
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ("middle", [31]), ("10:13", [10, 11, 12]), ("0:63:20", [0, 20, 40, 60]), ("-2:", [61, 62]), ("5", [5]),
-])
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("middle", [31]),
+        ("10:13", [10, 11, 12]),
+        ("0:63:20", [0, 20, 40, 60]),
+        ("-2:", [61, 62]),
+        ("5", [5]),
+    ],
+)
 def test_slices_select_exactly(tmp_path, capsys, small_head, spec, expected):
     data, aff = small_head  # 66 x 78 x 63
     path = save(tmp_path / "h.nii.gz", data, aff)
-    rc, _, err = run(capsys, "convert", path, "-o", tmp_path / "o", "--views", "axial", f"--slices={spec}")
+    rc, _, err = run(
+        capsys, "convert", path, "-o", tmp_path / "o", "--views", "axial", f"--slices={spec}"
+    )
     assert rc == 0, err
     got = sorted(int(p.stem.rsplit("_", 1)[1]) for p in (tmp_path / "o" / "h" / "axial").iterdir())
     assert got == expected
@@ -68,14 +77,20 @@ def test_slices_select_exactly(tmp_path, capsys, small_head, spec, expected):
 def test_views_subset(tmp_path, capsys, small_head):
     path = save(tmp_path / "h.nii.gz", *small_head)
     assert run(capsys, "convert", path, "-o", tmp_path / "o", "--views", "sagittal,coronal")[0] == 0
-    assert sorted(p.name for p in (tmp_path / "o" / "h").iterdir() if p.is_dir()) == ["coronal", "sagittal"]
+    assert sorted(p.name for p in (tmp_path / "o" / "h").iterdir() if p.is_dir()) == [
+        "coronal",
+        "sagittal",
+    ]
 
 
 def test_skip_empty_drops_only_background_slices(tmp_path, capsys):
     data = np.zeros((10, 10, 12), np.int16)
     data[4:6, 4:6, 3:7] = 500
     path = save(tmp_path / "e.nii.gz", data, np.eye(4))
-    assert run(capsys, "convert", path, "-o", tmp_path / "o", "--skip-empty", "--views", "axial")[0] == 0
+    assert (
+        run(capsys, "convert", path, "-o", tmp_path / "o", "--skip-empty", "--views", "axial")[0]
+        == 0
+    )
     got = sorted(int(p.stem.rsplit("_", 1)[1]) for p in (tmp_path / "o" / "e" / "axial").iterdir())
     assert got == [3, 4, 5, 6]
 
@@ -90,14 +105,18 @@ def test_4d_names_never_collide(tmp_path, capsys):
     side = json.loads((tmp_path / "example4d" / "example4d.json").read_text())
     assert side["output"]["volumes"] == [0, 1]
     assert side["views"]["axial"]["slices"][3]["files"]["1"] == "example4d_t0001_axial_0003.png"
-    rc, _, _ = run(capsys, "convert", src, "-o", tmp_path / "one", "--volumes", "1", "--views", "axial")
+    rc, _, _ = run(
+        capsys, "convert", src, "-o", tmp_path / "one", "--volumes", "1", "--views", "axial"
+    )
     assert files(tmp_path / "one")[0] == "example4d/axial/example4d_t0001_axial_0000.png"
     assert len(files(tmp_path / "one")) == 24
 
 
 def test_nifti2_and_big_endian_files(tmp_path, capsys):
     for name in ("example_nifti2.nii.gz", "anatomical.nii"):
-        rc, _, err = run(capsys, "convert", NIBABEL_DATA / name, "-o", tmp_path / name, "--slices", "middle")
+        rc, _, err = run(
+            capsys, "convert", NIBABEL_DATA / name, "-o", tmp_path / name, "--slices", "middle"
+        )
         assert rc == 0, (name, err)
 
 
@@ -108,17 +127,24 @@ def test_rgb_volume_becomes_colour_images(tmp_path, capsys):
     rgb["R"][:4] = 255  # left half red (x < 4 = patient left)
     rgb["B"][4:] = 255  # right half blue
     nib.save(nib.Nifti1Image(rgb, np.eye(4)), tmp_path / "c.nii")
-    assert run(capsys, "convert", tmp_path / "c.nii", "-o", tmp_path / "o", "--spacing", "native")[0] == 0
+    assert (
+        run(capsys, "convert", tmp_path / "c.nii", "-o", tmp_path / "o", "--spacing", "native")[0]
+        == 0
+    )
     img = cv2.imread(str(tmp_path / "o" / "c" / "axial" / "c_axial_0002.png"))  # BGR
     assert img.shape == (9, 8, 3)
     assert tuple(img[4, 0]) == (255, 0, 0)  # image left = patient right = blue
     assert tuple(img[4, 7]) == (0, 0, 255)  # image right = patient left = red
 
 
-@pytest.mark.parametrize("fmt,ext", [("jpg", ".jpg"), ("tif", ".tif"), ("webp", ".webp"), ("png", ".png")])
+@pytest.mark.parametrize(
+    "fmt,ext", [("jpg", ".jpg"), ("tif", ".tif"), ("webp", ".webp"), ("png", ".png")]
+)
 def test_formats(tmp_path, capsys, small_head, fmt, ext):
     path = save(tmp_path / "h.nii.gz", *small_head)
-    rc, _, err = run(capsys, "convert", path, "-o", tmp_path / "o", "--format", fmt, "--slices", "middle")
+    rc, _, err = run(
+        capsys, "convert", path, "-o", tmp_path / "o", "--format", fmt, "--slices", "middle"
+    )
     assert rc == 0, err
     out = list((tmp_path / "o" / "h" / "axial").iterdir())
     assert [p.suffix for p in out] == [ext]
@@ -127,7 +153,12 @@ def test_formats(tmp_path, capsys, small_head, fmt, ext):
 
 def test_16_bit_png(tmp_path, capsys, small_head):
     path = save(tmp_path / "h.nii.gz", *small_head)
-    assert run(capsys, "convert", path, "-o", tmp_path / "o", "--bit-depth", "16", "--slices", "middle")[0] == 0
+    assert (
+        run(
+            capsys, "convert", path, "-o", tmp_path / "o", "--bit-depth", "16", "--slices", "middle"
+        )[0]
+        == 0
+    )
     img = cv2.imread(str(next((tmp_path / "o" / "h" / "axial").iterdir())), cv2.IMREAD_UNCHANGED)
     assert img.dtype == np.uint16 and img.max() > 60000
 
@@ -147,10 +178,17 @@ def test_exit_status_and_one_line_errors(tmp_path, capsys, small_head):
     assert run(capsys, "convert", good, "-o", tmp_path / "u", "--views", "oblique")[0] == 2
     assert run(capsys, "convert", good)[0] == 2
     assert run(capsys, "frobnicate")[0] == 2
-    assert run(capsys, "convert", good, "-o", tmp_path / "u", "--format", "jpg", "--bit-depth", "16")[0] == 2
+    assert (
+        run(capsys, "convert", good, "-o", tmp_path / "u", "--format", "jpg", "--bit-depth", "16")[
+            0
+        ]
+        == 2
+    )
     assert not (tmp_path / "u").exists()
     rc, _, err = run(capsys, "convert", tmp_path / "missing.nii", "-o", tmp_path / "m")
-    assert rc == 1 and "missing.nii" in err and len(err.strip().splitlines()) == 2  # error + summary
+    assert (
+        rc == 1 and "missing.nii" in err and len(err.strip().splitlines()) == 2
+    )  # error + summary
 
 
 def test_existing_output_is_kept_unless_overwrite(tmp_path, capsys, small_head):
@@ -169,12 +207,19 @@ def test_info_text_json_and_header(tmp_path, capsys):
     src = NIBABEL_DATA / "anatomical.nii"
     rc, out, _ = run(capsys, "info", src)
     assert rc == 0
-    assert "L-A-S" in out and "2 x 2 x 2 mm" in out and "qform_code  2" in out and "using: sform" in out
+    assert (
+        "L-A-S" in out
+        and "2 x 2 x 2 mm" in out
+        and "qform_code  2" in out
+        and "using: sform" in out
+    )
     assert "axial        25 images of 33 x 41 px" in out
     rc, out, _ = run(capsys, "info", src, "--json", "--header")
     facts = json.loads(out)
     assert facts["axcodes"] == "LAS" and facts["data_range"] == [-610, 30393]
-    assert facts["views"]["coronal"]["images"] == 41 and "header" in facts and "dim" in facts["header"]
+    assert (
+        facts["views"]["coronal"]["images"] == 41 and "header" in facts and "dim" in facts["header"]
+    )
     rc, out, _ = run(capsys, "info", "--sample")
     # nibabel shows nan for scl_slope after loading; info shows what the file really holds
     import nibabel as nib

@@ -20,8 +20,12 @@ distributed = pytest.importorskip("distributed")
 def scheduler() -> str:
     """A real two-process cluster on this machine, started and stopped by the tests."""
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-        host="127.0.0.1", silence_logs=40,
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        host="127.0.0.1",
+        silence_logs=40,
     )
     try:
         yield cluster.scheduler_address
@@ -40,10 +44,12 @@ def test_cluster_output_and_report_match_a_local_run(scheduler, tmp_path, capsys
     (root / "sub-01" / "anat" / "sub-01_T2w.nii.gz").write_bytes(NOT_NIFTI)  # fails, in the middle
     # relative paths: workers do not share our working folder, so they must be resolved here
     monkeypatch.chdir(tmp_path)
-    local_rc, local_err = run(capsys, "convert", "study", "-o", "local", "-j", "1",
-                              "--report", "local.json")
-    dask_rc, dask_err = run(capsys, "convert", "study", "-o", "dask", "--scheduler", scheduler,
-                            "--report", "dask.json")
+    local_rc, local_err = run(
+        capsys, "convert", "study", "-o", "local", "-j", "1", "--report", "local.json"
+    )
+    dask_rc, dask_err = run(
+        capsys, "convert", "study", "-o", "dask", "--scheduler", scheduler, "--report", "dask.json"
+    )
     assert local_rc == dask_rc == 1
     assert "6 converted, 0 skipped, 1 failed" in dask_err
     a, b = snapshot(tmp_path / "local"), snapshot(tmp_path / "dask")
@@ -72,7 +78,9 @@ def test_unreachable_scheduler_is_one_line(tmp_path, capsys, monkeypatch):
         port = s.getsockname()[1]
     src = tmp_path / "x.nii"
     src.write_bytes(NOT_NIFTI)
-    rc, err = run(capsys, "convert", src, "-o", tmp_path / "out", "--scheduler", f"tcp://127.0.0.1:{port}")
+    rc, err = run(
+        capsys, "convert", src, "-o", tmp_path / "out", "--scheduler", f"tcp://127.0.0.1:{port}"
+    )
     assert rc == 2 and "Traceback" not in err
     assert err.strip() == err.strip().splitlines()[0]
     assert f"cannot connect to tcp://127.0.0.1:{port} within 1 s" in err
@@ -83,7 +91,8 @@ def test_missing_dask_says_what_to_install(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
     src = tmp_path / "x.nii"
     src.write_bytes(NOT_NIFTI)
-    rc, err = run(capsys, "convert", src, "-o", tmp_path / "out",
-                  "--scheduler", "tcp://127.0.0.1:8786")
+    rc, err = run(
+        capsys, "convert", src, "-o", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:8786"
+    )
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "pip install 'niftislice[dask]'" in err

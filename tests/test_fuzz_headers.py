@@ -53,15 +53,72 @@ SUPPORTED = {2, 4, 8, 16, 64, 128, 256, 512, 768, 1024, 1280, 2304}
 # Fields that say nothing about where or how voxel data is stored, or where it is in space:
 # any value must still convert.
 IRRELEVANT = {
-    "data_type", "db_name", "extents", "session_error", "regular", "dim_info", "intent_p1",
-    "intent_p2", "intent_p3", "slice_start", "slice_end", "slice_code", "slice_duration",
-    "toffset", "cal_max", "cal_min", "glmax", "glmin", "descrip", "aux_file", "intent_name",
-    "unused_str", "xyzt_units",
+    "data_type",
+    "db_name",
+    "extents",
+    "session_error",
+    "regular",
+    "dim_info",
+    "intent_p1",
+    "intent_p2",
+    "intent_p3",
+    "slice_start",
+    "slice_end",
+    "slice_code",
+    "slice_duration",
+    "toffset",
+    "cal_max",
+    "cal_min",
+    "glmax",
+    "glmin",
+    "descrip",
+    "aux_file",
+    "intent_name",
+    "unused_str",
+    "xyzt_units",
 }
-_INTERESTING_INTS = [0, 1, -1, 2, 3, 4, 7, 8, 16, 255, 256, 348, 352, 540, 544, 1002, 3006, 32767,
-                     -32768, 2**31 - 1, -(2**31), 2**40, -(2**62)]
-_INTERESTING_FLOATS = [0.0, -0.0, 1.0, -1.0, 2.0, math.nan, math.inf, -math.inf, 1e-30, 1e30,
-                       352.0, 352.5, 544.0, 3.0e38, -3.0e38]
+_INTERESTING_INTS = [
+    0,
+    1,
+    -1,
+    2,
+    3,
+    4,
+    7,
+    8,
+    16,
+    255,
+    256,
+    348,
+    352,
+    540,
+    544,
+    1002,
+    3006,
+    32767,
+    -32768,
+    2**31 - 1,
+    -(2**31),
+    2**40,
+    -(2**62),
+]
+_INTERESTING_FLOATS = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    2.0,
+    math.nan,
+    math.inf,
+    -math.inf,
+    1e-30,
+    1e30,
+    352.0,
+    352.5,
+    544.0,
+    3.0e38,
+    -3.0e38,
+]
 _INT_RANGE = {"b": 8, "B": 8, "h": 16, "i": 32, "q": 64}
 
 
@@ -74,8 +131,9 @@ def _value_strategy(code: str) -> st.SearchStrategy[object]:
         return st.one_of(st.sampled_from(_INTERESTING_FLOATS), st.floats(width=width))
     bits = _INT_RANGE[kind]
     lo, hi = (0, 2**bits - 1) if kind == "B" else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-    return st.one_of(st.sampled_from([v for v in _INTERESTING_INTS if lo <= v <= hi]),
-                     st.integers(lo, hi))
+    return st.one_of(
+        st.sampled_from([v for v in _INTERESTING_INTS if lo <= v <= hi]), st.integers(lo, hi)
+    )
 
 
 @st.composite
@@ -110,8 +168,10 @@ def unreadable(content: bytes | None, version: int) -> str | None:
     size = HEADER_SIZE[version]
     if len(content) < size:
         return "truncated header"
-    hdr = np.frombuffer(content[:size], dtype=(nib.Nifti1Header if version == 1
-                                               else nib.Nifti2Header).template_dtype)[0]
+    hdr = np.frombuffer(
+        content[:size],
+        dtype=(nib.Nifti1Header if version == 1 else nib.Nifti2Header).template_dtype,
+    )[0]
     if int(hdr["sizeof_hdr"]) != size:
         return "sizeof_hdr"
     magic = content[344:348] if version == 1 else content[4:12]
@@ -167,8 +227,9 @@ def _expect(raw: bytes, version: int, rc: int, stderr: str, *, must_convert: boo
 
 @settings(FUZZ, max_examples=220)
 @given(mutation=field_mutations(), compress=st.booleans())
-def test_header_field_mutations(mutation: tuple[int, str, int, bytes], compress: bool,
-                                capfd: pytest.CaptureFixture[str]) -> None:
+def test_header_field_mutations(
+    mutation: tuple[int, str, int, bytes], compress: bool, capfd: pytest.CaptureFixture[str]
+) -> None:
     version, name, index, packed = mutation
     raw = bytearray(BASE[version])
     offset = field_offsets(version)[name] + index * len(packed)  # index is 0 for byte strings
@@ -176,16 +237,22 @@ def test_header_field_mutations(mutation: tuple[int, str, int, bytes], compress:
     data = gzip_bytes(bytes(raw)) if compress else bytes(raw)
     rc, err = _convert(data, "mutated.nii.gz" if compress else "mutated.nii", capfd)
     _expect(bytes(raw), version, rc, err, must_convert=name in IRRELEVANT)
-    if rc == 0 and name.startswith("srow") and not math.isfinite(
-            struct.unpack("<" + ("f" if version == 1 else "d"), packed)[0]):
+    if (
+        rc == 0
+        and name.startswith("srow")
+        and not math.isfinite(struct.unpack("<" + ("f" if version == 1 else "d"), packed)[0])
+    ):
         assert "sform" in err, f"a non-finite sform was used silently:\n{err}"
 
 
 @settings(FUZZ, max_examples=80)
-@given(version=st.sampled_from([1, 2]),
-       edits=st.lists(st.tuples(st.integers(0, 543), st.integers(0, 255)), min_size=1, max_size=4))
-def test_random_header_bytes(version: int, edits: list[tuple[int, int]],
-                             capfd: pytest.CaptureFixture[str]) -> None:
+@given(
+    version=st.sampled_from([1, 2]),
+    edits=st.lists(st.tuples(st.integers(0, 543), st.integers(0, 255)), min_size=1, max_size=4),
+)
+def test_random_header_bytes(
+    version: int, edits: list[tuple[int, int]], capfd: pytest.CaptureFixture[str]
+) -> None:
     raw = bytearray(BASE[version])
     for pos, value in edits:
         raw[pos % (HEADER_SIZE[version] + 4)] = value
@@ -194,10 +261,14 @@ def test_random_header_bytes(version: int, edits: list[tuple[int, int]],
 
 
 @settings(FUZZ, max_examples=120)
-@given(version=st.sampled_from([1, 2]), where=st.floats(0, 1, exclude_max=True),
-       mask=st.integers(1, 255))
-def test_flipped_gzip_byte_is_never_accepted(version: int, where: float, mask: int,
-                                             capfd: pytest.CaptureFixture[str]) -> None:
+@given(
+    version=st.sampled_from([1, 2]),
+    where=st.floats(0, 1, exclude_max=True),
+    mask=st.integers(1, 255),
+)
+def test_flipped_gzip_byte_is_never_accepted(
+    version: int, where: float, mask: int, capfd: pytest.CaptureFixture[str]
+) -> None:
     """A changed byte anywhere in a .nii.gz: refused unless the stream still decodes to the very
     same bytes (e.g. the gzip header's time stamp, or unused padding bits)."""
     gz = bytearray(BASE_GZ[version])
@@ -211,10 +282,12 @@ def test_flipped_gzip_byte_is_never_accepted(version: int, where: float, mask: i
 
 
 @settings(FUZZ, max_examples=60)
-@given(version=st.sampled_from([1, 2]), compress=st.booleans(),
-       where=st.floats(0, 1, exclude_max=True))
-def test_truncated_file_is_never_accepted(version: int, compress: bool, where: float,
-                                          capfd: pytest.CaptureFixture[str]) -> None:
+@given(
+    version=st.sampled_from([1, 2]), compress=st.booleans(), where=st.floats(0, 1, exclude_max=True)
+)
+def test_truncated_file_is_never_accepted(
+    version: int, compress: bool, where: float, capfd: pytest.CaptureFixture[str]
+) -> None:
     full = BASE_GZ[version] if compress else BASE[version]
     cut = full[: int(where * len(full))]
     rc, err = _convert(cut, "cut.nii.gz" if compress else "cut.nii", capfd)
@@ -222,10 +295,14 @@ def test_truncated_file_is_never_accepted(version: int, compress: bool, where: f
 
 
 @settings(FUZZ, max_examples=30)
-@given(version=st.sampled_from([1, 2]), compress=st.booleans(),
-       extra=st.binary(min_size=1, max_size=64))
-def test_appended_bytes(version: int, compress: bool, extra: bytes,
-                        capfd: pytest.CaptureFixture[str]) -> None:
+@given(
+    version=st.sampled_from([1, 2]),
+    compress=st.booleans(),
+    extra=st.binary(min_size=1, max_size=64),
+)
+def test_appended_bytes(
+    version: int, compress: bool, extra: bytes, capfd: pytest.CaptureFixture[str]
+) -> None:
     """Bytes after the data of a plain file: converted with a warning. After a gzip stream: the
     stream is damaged unless a gzip reader still decodes the original (zero padding)."""
     raw = (BASE_GZ[version] if compress else BASE[version]) + extra

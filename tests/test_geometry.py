@@ -67,7 +67,9 @@ def test_sidecar_maps_known_voxel_to_world(tmp_path, axcodes, spacing):
     path = save(tmp_path / "v.nii.gz", arr, a)
     expected = _voxel_world(aff, ijk_ras)
     out = tmp_path / "out"
-    niftislice.convert(path, out, ConvertOptions(spacing=spacing, window="0:1000", interp="nearest", label=False))
+    niftislice.convert(
+        path, out, ConvertOptions(spacing=spacing, window="0:1000", interp="nearest", label=False)
+    )
     side = json.loads((out / "v" / "v.json").read_text())
     assert np.allclose(side["source"]["affine"], a, atol=1e-6)
     for view, entry in side["views"].items():

@@ -20,7 +20,9 @@ def test_same_value_same_pixel_in_every_slice(tmp_path):
     data = rng.integers(0, 3000, size=(16, 16, 12)).astype(np.int16)
     data[:, :, 5] += 2000  # one much brighter slice must not change the mapping elsewhere
     data[3, 4, :] = 1234  # the same value in every axial slice
-    vol = niftislice.load(save(tmp_path / "v.nii.gz", data, np.eye(4)), ConvertOptions(spacing="native"))
+    vol = niftislice.load(
+        save(tmp_path / "v.nii.gz", data, np.eye(4)), ConvertOptions(spacing="native")
+    )
     vals = set()
     for img in _all_pixels(vol).values():
         # axial radiological: column = 15 - x, row = 15 - y
@@ -48,7 +50,9 @@ def test_values_inside_window_never_clip_and_16bit_inverts(tmp_path):
 
 def test_scl_slope_applied_before_window(tmp_path):
     data = np.arange(0, 1000, dtype=np.int16).reshape(10, 10, 10)
-    path = patch_header(save(tmp_path / "s.nii.gz", data, np.eye(4)), scl_slope=2.0, scl_inter=-100.0)
+    path = patch_header(
+        save(tmp_path / "s.nii.gz", data, np.eye(4)), scl_slope=2.0, scl_inter=-100.0
+    )
     vol = niftislice.load(path, ConvertOptions(window="minmax"))
     assert (vol.plan.window.low, vol.plan.window.high) == (-100.0, 1898.0)
 
@@ -87,7 +91,11 @@ def test_statistics_in_pieces_on_threads_equal_one_pass(template, dtype):
     ours = builder.result()
     ref = raw_stats(lambda: [values.astype(values.dtype.newbyteorder("="))])
     assert (ours.vmin, ours.vmax, ours.count, ours.nonfinite, ours.exact) == (
-        ref.vmin, ref.vmax, ref.count, ref.nonfinite, ref.exact,
+        ref.vmin,
+        ref.vmax,
+        ref.count,
+        ref.nonfinite,
+        ref.exact,
     )
     np.testing.assert_array_equal(ours.counts, ref.counts)
     for q in (0.5, 50, 99.5):
@@ -104,7 +112,9 @@ def test_nan_inf_and_constant_volumes(tmp_path):
     data[0, 0, 0] = np.nan
     data[1, 0, 0] = np.inf
     data[2, 0, 0] = -np.inf
-    vol = niftislice.load(save(tmp_path / "c.nii.gz", data, np.eye(4)), ConvertOptions(spacing="native"))
+    vol = niftislice.load(
+        save(tmp_path / "c.nii.gz", data, np.eye(4)), ConvertOptions(spacing="native")
+    )
     assert any("constant" in w for w in vol.plan.warnings)
     assert any("NaN/Inf" in w for w in vol.plan.warnings)
     img = next(s.image for s in vol.slices("axial") if s.index == 0)
@@ -113,7 +123,16 @@ def test_nan_inf_and_constant_volumes(tmp_path):
 
 
 def test_ct_presets_and_level_width():
-    assert set(CT_PRESETS) >= {"brain", "subdural", "stroke", "bone", "lung", "soft-tissue", "liver", "mediastinum"}
+    assert set(CT_PRESETS) >= {
+        "brain",
+        "subdural",
+        "stroke",
+        "bone",
+        "lung",
+        "soft-tissue",
+        "liver",
+        "mediastinum",
+    }
     lung = parse_window("lung")
     assert (lung.a, lung.b) == (-1350.0, 150.0)
     opts = ConvertOptions(level=40, width=80)
@@ -129,17 +148,23 @@ def test_ct_presets_and_level_width():
 def test_ct_window_in_hounsfield_units(tmp_path):
     hu = np.array([-1000, 0, 40, 80, 1000], dtype=np.int16)
     data = np.tile(hu[:, None, None], (1, 5, 5))
-    vol = niftislice.load(save(tmp_path / "ct.nii.gz", data, np.eye(4)), ConvertOptions(window="brain", spacing="native"))
+    vol = niftislice.load(
+        save(tmp_path / "ct.nii.gz", data, np.eye(4)),
+        ConvertOptions(window="brain", spacing="native"),
+    )
     img = next(vol.slices("axial")).image
     # radiological axial: column 4 - x
     assert [int(img[2, 4 - x]) for x in range(5)] == [0, 0, 128, 255, 255]
 
 
-@pytest.mark.parametrize("values,dtype,expected_dtype", [
-    ([0, 1, 2, 41, 255], np.uint8, np.uint8),
-    ([0, 3, 300, 1024], np.int16, np.uint16),
-    ([0.0, 2.0, 7.0], np.float32, np.uint8),
-])
+@pytest.mark.parametrize(
+    "values,dtype,expected_dtype",
+    [
+        ([0, 1, 2, 41, 255], np.uint8, np.uint8),
+        ([0, 3, 300, 1024], np.int16, np.uint16),
+        ([0.0, 2.0, 7.0], np.float32, np.uint8),
+    ],
+)
 def test_label_maps_keep_exact_values(tmp_path, values, dtype, expected_dtype):
     rng = np.random.default_rng(2)
     data = rng.choice(np.array(values), size=(12, 14, 10)).astype(dtype)

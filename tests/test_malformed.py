@@ -96,14 +96,16 @@ def test_case_in_process(case: Case, workdir: Path, capfd: pytest.CaptureFixture
 @pytest.mark.parametrize("case", _params([c for c in CASES if _measured(c)]))
 def test_case_in_child(case: Case, workdir: Path) -> None:
     result, out, arg = _convert_case(
-        case, workdir, lambda args, cwd: run_measured(args, cwd=cwd, timeout=90))
+        case, workdir, lambda args, cwd: run_measured(args, cwd=cwd, timeout=90)
+    )
     _check(case, result, out, arg)
     assert result.maxrss_mib is not None and result.maxrss_mib < MEMORY_LIMIT_MIB
 
 
 @pytest.mark.slow
-def test_many_slices_allowed_writes_every_slice(workdir: Path,
-                                                capfd: pytest.CaptureFixture[str]) -> None:
+def test_many_slices_allowed_writes_every_slice(
+    workdir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     """--allow-many-slices really converts a 2 x 2 x 5000 volume (5000 axial images)."""
     from nifti_bytes import valid_volume
 
@@ -112,8 +114,9 @@ def test_many_slices_allowed_writes_every_slice(workdir: Path,
     out = workdir / "out"
     refused = run_in_process(["convert", str(inp), "-o", str(out), "--views", "axial"], capfd)
     check_error(refused, str(inp), r"allow-many-slices", out)
-    allowed = run_in_process(["convert", str(inp), "-o", str(out), "--views", "axial",
-                              "--allow-many-slices"], capfd)
+    allowed = run_in_process(
+        ["convert", str(inp), "-o", str(out), "--views", "axial", "--allow-many-slices"], capfd
+    )
     folder = check_converted(allowed, out)
     assert len(list((folder / "axial").glob("*.png"))) == 5000
 
@@ -150,8 +153,11 @@ def test_batch_reports_each_bad_input_and_converts_the_rest(workdir: Path) -> No
     check_common(result)
     assert result.rc == 1
     errors = result.messages("error")
-    failed = sorted(c.name for c, p in zip(cases, inputs, strict=True)
-                    if any(e.startswith(f"{p}: ") for e in errors))
+    failed = sorted(
+        c.name
+        for c, p in zip(cases, inputs, strict=True)
+        if any(e.startswith(f"{p}: ") for e in errors)
+    )
     expected = sorted(c.name for c in cases if c.outcome == "error")
     assert failed == expected
     assert len(errors) == len(expected)
@@ -180,8 +186,9 @@ def test_folder_scan_skips_what_is_not_a_file(workdir: Path) -> None:
 
 
 @pytest.mark.parametrize("dtype", ["f4", "f8"])
-def test_extreme_values_use_the_whole_grey_range(dtype: str, workdir: Path,
-                                                 capfd: pytest.CaptureFixture[str]) -> None:
+def test_extreme_values_use_the_whole_grey_range(
+    dtype: str, workdir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     """A volume holding only the smallest and largest finite values maps them to black and
     white (the window width overflows the float type; it must not turn the images black)."""
     import cv2
@@ -193,8 +200,10 @@ def test_extreme_values_use_the_whole_grey_range(dtype: str, workdir: Path,
     inp = workdir / "in" / "extremes.nii"
     inp.write_bytes(nifti_file(header_for(arr, qform_code=0), arr))
     out = workdir / "out"
-    folder = check_converted(run_in_process(["convert", str(inp), "-o", str(out),
-                                             "--window", "minmax"], capfd), out)
-    pixels = np.concatenate([cv2.imread(str(p), cv2.IMREAD_UNCHANGED).ravel()
-                             for p in folder.glob("axial/*.png")])
+    folder = check_converted(
+        run_in_process(["convert", str(inp), "-o", str(out), "--window", "minmax"], capfd), out
+    )
+    pixels = np.concatenate(
+        [cv2.imread(str(p), cv2.IMREAD_UNCHANGED).ravel() for p in folder.glob("axial/*.png")]
+    )
     assert pixels.min() == 0 and pixels.max() == 255

@@ -43,8 +43,19 @@ def test_peak_memory_is_one_volume_and_does_not_grow_with_the_series(tmp_path):
         src = write_series(tmp_path / f"bold{n}.nii.gz", n)
         # every volume is read, windowed and cut into all three views; one slice per view is
         # written, so the run stays short while the sidecar still lists every volume's files
-        peak, rc, err = peak_rss(sys.executable, "-m", "niftislice", "convert", src,
-                                 "-o", tmp_path / "out", "--slices", "middle", "-j", "2")
+        peak, rc, err = peak_rss(
+            sys.executable,
+            "-m",
+            "niftislice",
+            "convert",
+            src,
+            "-o",
+            tmp_path / "out",
+            "--slices",
+            "middle",
+            "-j",
+            "2",
+        )
         assert rc == 0, err
         assert len(list((tmp_path / "out" / f"bold{n}" / "axial").iterdir())) == n
         peaks[n] = peak
@@ -69,8 +80,19 @@ def test_large_volume_peak_is_about_one_volume(tmp_path):
     baseline, rc, err = peak_rss(sys.executable, "-c", "import niftislice")
     assert rc == 0, err
     # --spacing 4 keeps the images small (quick to encode); slabs are cut at the native size
-    peak, rc, err = peak_rss(sys.executable, "-m", "niftislice", "convert", src,
-                             "-o", tmp_path / "out", "--spacing", "4", "-j", "2")
+    peak, rc, err = peak_rss(
+        sys.executable,
+        "-m",
+        "niftislice",
+        "convert",
+        src,
+        "-o",
+        tmp_path / "out",
+        "--spacing",
+        "4",
+        "-j",
+        "2",
+    )
     assert rc == 0, err
     assert (tmp_path / "out" / "big" / "big.json").is_file()
     extra = (peak - baseline - volume_bytes) / MiB

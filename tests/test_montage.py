@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _pictures_helpers import centre, convert as run_convert
-from _pictures_helpers import image, phantom, save_nifti, sidecar, slice_image
+from _pictures_helpers import centre, image, phantom, save_nifti, sidecar, slice_image
+from _pictures_helpers import convert as run_convert
 
 import niftislice
 from niftislice.cli import main

@@ -40,10 +40,22 @@ def test_field_offsets_match_nibabel(version: int) -> None:
 @pytest.mark.parametrize("endian", ["<", ">"])
 @pytest.mark.parametrize("version", [1, 2])
 def test_header_round_trips_through_nibabel(version: int, endian: str) -> None:
-    vol = valid_volume(version=version, endian=endian, intent_code=1002, qform_code=2,
-                       sform_code=4, quatern_b=0.5, quatern_c=0.5, quatern_d=0.5,
-                       scl_slope=2.0, scl_inter=-3.0, descrip=b"hello", intent_name=b"labels",
-                       slice_duration=0.25, cal_max=9.0)
+    vol = valid_volume(
+        version=version,
+        endian=endian,
+        intent_code=1002,
+        qform_code=2,
+        sform_code=4,
+        quatern_b=0.5,
+        quatern_c=0.5,
+        quatern_d=0.5,
+        scl_slope=2.0,
+        scl_inter=-3.0,
+        descrip=b"hello",
+        intent_name=b"labels",
+        slice_duration=0.25,
+        cal_max=9.0,
+    )
     block = vol.header.pack()
     hdr = NIB_HEADER[version](binaryblock=block, check=True)
     assert hdr.endianness == endian

@@ -114,7 +114,14 @@ def test_real_las_file_matches_its_ras_equivalent(tmp_path):
 def test_oblique_affine_warns_and_records_angle(tmp_path, small_head):
     data, aff = small_head
     theta = np.deg2rad(10)
-    rot = np.array([[1, 0, 0, 0], [0, np.cos(theta), -np.sin(theta), 0], [0, np.sin(theta), np.cos(theta), 0], [0, 0, 0, 1]])
+    rot = np.array(
+        [
+            [1, 0, 0, 0],
+            [0, np.cos(theta), -np.sin(theta), 0],
+            [0, np.sin(theta), np.cos(theta), 0],
+            [0, 0, 0, 1],
+        ]
+    )
     path = save(tmp_path / "obl.nii.gz", data, rot @ aff)
     vol = niftislice.load(path)
     assert any("oblique" in w for w in vol.plan.warnings)

@@ -34,8 +34,11 @@ from nifti_bytes import gradient, header_for, nifti_file, valid_volume
 
 def contents(root: Path) -> dict[str, str]:
     """Every file below ``root`` with the sha256 of its bytes."""
-    return {os.fsdecode(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        os.fsdecode(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def write_volume(path: Path, shape: tuple[int, ...], *, noise: bool = False, seed: int = 0) -> Path:
@@ -53,18 +56,27 @@ def run_child(args: list[str], *, fsize: int | None = None, timeout: float = 120
         if fsize is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
-    p = subprocess.run(cli_command(args), capture_output=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL, preexec_fn=limit)
-    return Run(p.returncode, p.stdout.decode("utf-8", "backslashreplace"),
-               p.stderr.decode("utf-8", "backslashreplace"))
+    p = subprocess.run(
+        cli_command(args),
+        capture_output=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=limit,
+    )
+    return Run(
+        p.returncode,
+        p.stdout.decode("utf-8", "backslashreplace"),
+        p.stderr.decode("utf-8", "backslashreplace"),
+    )
 
 
 # ------------------------------------------------------------------ existing output
 
 
 @pytest.fixture
-def converted(workdir: Path,
-              capfd: pytest.CaptureFixture[str]) -> tuple[Path, Path, dict[str, str]]:
+def converted(
+    workdir: Path, capfd: pytest.CaptureFixture[str]
+) -> tuple[Path, Path, dict[str, str]]:
     """``in/scan.nii`` converted once into ``out``; returns (input, out, contents of out)."""
     inp = write_volume(workdir / "in" / "scan.nii", (7, 6, 5))
     out = workdir / "out"
@@ -136,8 +148,9 @@ def test_output_path_that_is_a_file(workdir: Path, capfd) -> None:
 # ------------------------------------------------------------------ interruption
 
 
-def _wait_for_images(out: Path, proc: subprocess.Popen[bytes], at_least: int = 5,
-                     timeout: float = 60) -> list[str]:
+def _wait_for_images(
+    out: Path, proc: subprocess.Popen[bytes], at_least: int = 5, timeout: float = 60
+) -> list[str]:
     """Poll until the temporary folder in ``out`` holds ``at_least`` images."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -162,8 +175,9 @@ def test_sigint_mid_volume_leaves_earlier_output_intact(workdir: Path, overwrite
         assert again.rc == 0, again.stderr
     before = contents(out)
     args = ["convert", str(big), "-o", str(out), "-j", "1"] + (["--overwrite"] if overwrite else [])
-    proc = subprocess.Popen(cli_command(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cli_command(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
     try:
         pngs = _wait_for_images(out, proc)
         if not overwrite:
@@ -186,9 +200,12 @@ def test_sigterm_cleans_up_too(workdir: Path) -> None:
     """A run stopped with SIGTERM (a job scheduler, `kill`) leaves no temporary folder."""
     big = write_volume(workdir / "in" / "big.nii", (192, 192, 160), noise=True)
     out = workdir / "out"
-    proc = subprocess.Popen(cli_command(["convert", str(big), "-o", str(out), "-j", "1"]),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cli_command(["convert", str(big), "-o", str(out), "-j", "1"]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         _wait_for_images(out, proc)
         proc.send_signal(signal.SIGTERM)
@@ -214,8 +231,9 @@ def test_disk_full_is_one_error_and_keeps_earlier_output(workdir: Path) -> None:
     previous = run_child(["convert", str(big), "-o", str(out), "--views", "coronal"])
     assert previous.rc == 0, previous.stderr
     before = contents(out)
-    run = run_child(["convert", str(small), str(big), "-o", str(out), "--overwrite", "-j", "1"],
-                    fsize=64 << 10)
+    run = run_child(
+        ["convert", str(small), str(big), "-o", str(out), "--overwrite", "-j", "1"], fsize=64 << 10
+    )
     check_common(run)
     assert run.rc == 1, run.stderr
     errors = run.messages("error")

@@ -36,7 +36,9 @@ def convert(
     return run_batch(jobs, out_dir, options or ConvertOptions(), scheduler=scheduler)
 
 
-def load(path: str | os.PathLike[str], options: ConvertOptions | None = None, *, volume: int = 0) -> Volume:
+def load(
+    path: str | os.PathLike[str], options: ConvertOptions | None = None, *, volume: int = 0
+) -> Volume:
     """One 3D volume, windowed once, whose :meth:`Volume.slices` yield display-ready arrays."""
     return Volume(path, options or ConvertOptions(), volume)
 

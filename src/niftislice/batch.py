@@ -214,8 +214,15 @@ def _run_one(
     start = time.perf_counter()
     try:
         opts = _resume_options(job.output_dirs(out_root, options), options)
-        return convert_file(job.path, out_root, opts, rel_dir=job.rel_dir, stem=job.stem,
-                            threads=threads, progress=progress)
+        return convert_file(
+            job.path,
+            out_root,
+            opts,
+            rel_dir=job.rel_dir,
+            stem=job.stem,
+            threads=threads,
+            progress=progress,
+        )
     except NiftisliceError as e:
         error = str(e)
     except MemoryError:
@@ -314,8 +321,13 @@ def _queued(
 
 
 def _run_pool(
-    jobs: Sequence[Job], out: Path, options: ConvertOptions, workers: int, threads: int,
-    done: DoneFn, task: Task = _run_one,
+    jobs: Sequence[Job],
+    out: Path,
+    options: ConvertOptions,
+    workers: int,
+    threads: int,
+    done: DoneFn,
+    task: Task = _run_one,
 ) -> None:
     """Worker processes, each converting one file at a time.
 
@@ -353,14 +365,21 @@ def _failed(job: Job, error: str) -> ConvertResult:
 
 
 def _pool_pass(
-    jobs: Sequence[Job], todo: Sequence[int], out: Path, options: ConvertOptions, workers: int,
-    threads: int, done: DoneFn, task: Task,
+    jobs: Sequence[Job],
+    todo: Sequence[int],
+    out: Path,
+    options: ConvertOptions,
+    workers: int,
+    threads: int,
+    done: DoneFn,
+    task: Task,
 ) -> tuple[list[int], list[int]]:
     """Run ``todo`` on a fresh pool; returns (jobs lost with a dead worker, jobs not started)."""
     ctx = _mp_context()
     stop = ctx.Event()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(stop,))
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(stop,)
+    )
     queue = list(todo)[::-1]
     lost: list[int] = []
     try:

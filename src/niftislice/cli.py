@@ -34,107 +34,241 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_image_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("geometry")
-    g.add_argument("--views", default="axial,coronal,sagittal", help="comma-separated subset of axial,coronal,sagittal")
-    g.add_argument("--neurological", action="store_true", help="patient left on image left (default: radiological)")
-    g.add_argument("--spacing", default="finest", help="mm per pixel, 'finest' (default: finest in-plane spacing) or 'native'")
-    g.add_argument("--interp", default="linear", choices=["linear", "nearest", "cubic", "area", "lanczos"])
-    g.add_argument("--slices", default="all", help="all, middle, N or A:B[:STEP] (RAS+ indices, Python-style)")
+    g.add_argument(
+        "--views",
+        default="axial,coronal,sagittal",
+        help="comma-separated subset of axial,coronal,sagittal",
+    )
+    g.add_argument(
+        "--neurological",
+        action="store_true",
+        help="patient left on image left (default: radiological)",
+    )
+    g.add_argument(
+        "--spacing",
+        default="finest",
+        help="mm per pixel, 'finest' (default: finest in-plane spacing) or 'native'",
+    )
+    g.add_argument(
+        "--interp", default="linear", choices=["linear", "nearest", "cubic", "area", "lanczos"]
+    )
+    g.add_argument(
+        "--slices", default="all", help="all, middle, N or A:B[:STEP] (RAS+ indices, Python-style)"
+    )
     g.add_argument("--volumes", default="all", help="4D: all, N or A:B[:STEP]")
     i = p.add_argument_group("intensity")
-    i.add_argument("--window", default="auto",
-                   help=f"auto (0.5-99.5 percentiles), minmax, LOW:HIGH, pLOW:pHIGH or a CT preset: {', '.join(CT_PRESETS)}")
+    i.add_argument(
+        "--window",
+        default="auto",
+        help="auto (0.5-99.5 percentiles), minmax, LOW:HIGH, pLOW:pHIGH or a CT preset: "
+        + ", ".join(CT_PRESETS),
+    )
     i.add_argument("--level", type=float, help="window level (with --width), data units")
     i.add_argument("--width", type=float, help="window width (with --level), data units")
-    i.add_argument("--label", dest="label", action="store_true", default=None, help="label map: nearest neighbour, exact values")
-    i.add_argument("--no-label", dest="label", action="store_false", help="never treat as a label map")
+    i.add_argument(
+        "--label",
+        dest="label",
+        action="store_true",
+        default=None,
+        help="label map: nearest neighbour, exact values",
+    )
+    i.add_argument(
+        "--no-label", dest="label", action="store_false", help="never treat as a label map"
+    )
     i.add_argument("--bit-depth", type=int, default=8, choices=[8, 16])
-    i.add_argument("--lossless", action="store_true", help="integer data stored exactly as 16-bit (no windowing)")
+    i.add_argument(
+        "--lossless",
+        action="store_true",
+        help="integer data stored exactly as 16-bit (no windowing)",
+    )
     o = p.add_argument_group("limits")
-    o.add_argument("--max-voxels", type=int, default=2**31, help="refuse volumes with more voxels (default 2^31)")
-    o.add_argument("--allow-many-slices", action="store_true", help="accept more than 4096 slices along an axis")
+    o.add_argument(
+        "--max-voxels",
+        type=int,
+        default=2**31,
+        help="refuse volumes with more voxels (default 2^31)",
+    )
+    o.add_argument(
+        "--allow-many-slices",
+        action="store_true",
+        help="accept more than 4096 slices along an axis",
+    )
 
 
 def _add_picture_options(p: argparse.ArgumentParser, convert: bool) -> None:
     g = p.add_argument_group("pictures")
-    g.add_argument("--colormap", help="colour map for non-anatomical data: gray, viridis, hot, ... or a diverging "
-                   "map centred on 0 for statistics: bwr, coolwarm, cold-hot")
-    g.add_argument("--overlay", metavar="MASK", help="label map blended onto every image (resampled by its affine if needed)")
-    g.add_argument("--overlay-alpha", type=float, default=0.4, help="overlay opacity 0..1 (default 0.4)")
+    g.add_argument(
+        "--colormap",
+        help="colour map for non-anatomical data: gray, viridis, hot, ... or a diverging "
+        "map centred on 0 for statistics: bwr, coolwarm, cold-hot",
+    )
+    g.add_argument(
+        "--overlay",
+        metavar="MASK",
+        help="label map blended onto every image (resampled by its affine if needed)",
+    )
+    g.add_argument(
+        "--overlay-alpha", type=float, default=0.4, help="overlay opacity 0..1 (default 0.4)"
+    )
     g.add_argument("--overlay-contour", action="store_true", help="draw label outlines only")
     if not convert:
         return
-    g.add_argument("--pair", metavar="MASK", help="also export MASK as label images: OUT/images/<stem>/... and "
-                   "OUT/masks/<stem>/... with identical names and geometry")
-    g.add_argument("--montage", action="store_true", help="a contact sheet per view: OUT/<stem>/<stem>_<view>_montage.png")
-    g.add_argument("--montage-count", type=int, default=16, help="tiles per contact sheet (default 16)")
-    g.add_argument("--gif", action="store_true", help="an animated GIF per view through the slices (needs niftislice[anim])")
-    g.add_argument("--webp-anim", action="store_true", help="an animated WebP per view (needs niftislice[anim])")
-    g.add_argument("--fps", type=float, default=10.0, help="animation frames per second (default 10)")
-    g.add_argument("--html", action="store_true", help="a self-contained viewer page: OUT/<stem>/index.html")
+    g.add_argument(
+        "--pair",
+        metavar="MASK",
+        help="also export MASK as label images: OUT/images/<stem>/... and "
+        "OUT/masks/<stem>/... with identical names and geometry",
+    )
+    g.add_argument(
+        "--montage",
+        action="store_true",
+        help="a contact sheet per view: OUT/<stem>/<stem>_<view>_montage.png",
+    )
+    g.add_argument(
+        "--montage-count", type=int, default=16, help="tiles per contact sheet (default 16)"
+    )
+    g.add_argument(
+        "--gif",
+        action="store_true",
+        help="an animated GIF per view through the slices (needs niftislice[anim])",
+    )
+    g.add_argument(
+        "--webp-anim",
+        action="store_true",
+        help="an animated WebP per view (needs niftislice[anim])",
+    )
+    g.add_argument(
+        "--fps", type=float, default=10.0, help="animation frames per second (default 10)"
+    )
+    g.add_argument(
+        "--html", action="store_true", help="a self-contained viewer page: OUT/<stem>/index.html"
+    )
 
 
 def _picture_kwargs(a: argparse.Namespace) -> dict[str, object]:
     kw: dict[str, object] = dict(
-        colormap=a.colormap, overlay=a.overlay, overlay_alpha=a.overlay_alpha, overlay_contour=a.overlay_contour,
+        colormap=a.colormap,
+        overlay=a.overlay,
+        overlay_alpha=a.overlay_alpha,
+        overlay_contour=a.overlay_contour,
     )
     if hasattr(a, "montage"):
-        kw.update(pair=a.pair, montage=a.montage, montage_count=a.montage_count, gif=a.gif,
-                  webp_anim=a.webp_anim, fps=a.fps, html=a.html)
+        kw.update(
+            pair=a.pair,
+            montage=a.montage,
+            montage_count=a.montage_count,
+            gif=a.gif,
+            webp_anim=a.webp_anim,
+            fps=a.fps,
+            html=a.html,
+        )
     return kw
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="niftislice", description="NIfTI volumes to anatomically correct image sequences.")
+    parser = _Parser(
+        prog="niftislice", description="NIfTI volumes to anatomically correct image sequences."
+    )
     parser.add_argument("--version", action="version", version=f"niftislice {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress bar")
     # -q/-v are accepted after the subcommand too (SUPPRESS keeps the global value otherwise)
     common = _Parser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="errors only, no progress bar")
-    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
+    common.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="errors only, no progress bar",
+    )
+    common.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output"
+    )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    c = sub.add_parser("convert", parents=[common], help="write one image per slice per view, and a JSON sidecar")
+    c = sub.add_parser(
+        "convert", parents=[common], help="write one image per slice per view, and a JSON sidecar"
+    )
     c.add_argument("inputs", nargs="*", help="NIfTI files or folders (searched recursively)")
     c.add_argument("-o", "--output", required=True, help="output folder")
-    c.add_argument("--sample", action="store_true", help="convert the built-in sample (MNI152 T1 template)")
+    c.add_argument(
+        "--sample", action="store_true", help="convert the built-in sample (MNI152 T1 template)"
+    )
     c.add_argument("--format", default="png", help="png, jpg, tif or webp")
     c.add_argument("--quality", type=int, help="jpg/webp quality 1..100")
-    c.add_argument("--skip-empty", action="store_true", help="leave out slices that are all background")
+    c.add_argument(
+        "--skip-empty", action="store_true", help="leave out slices that are all background"
+    )
     c.add_argument("-j", "--jobs", type=int, help="parallel workers (default: all cores)")
     c.add_argument("--overwrite", action="store_true", help="replace existing output")
-    c.add_argument("--skip-existing", action="store_true", help="keep complete existing output (resume)")
+    c.add_argument(
+        "--skip-existing", action="store_true", help="keep complete existing output (resume)"
+    )
     c.add_argument("--report", help="write a JSON report with one record per input")
-    c.add_argument("--scheduler", help="run on a Dask cluster at this address (needs niftislice[dask])")
+    c.add_argument(
+        "--scheduler", help="run on a Dask cluster at this address (needs niftislice[dask])"
+    )
     _add_image_options(c)
     _add_picture_options(c, convert=True)
 
-    i = sub.add_parser("info", parents=[common], help="describe a file: geometry, scaling, range, images per view")
+    i = sub.add_parser(
+        "info", parents=[common], help="describe a file: geometry, scaling, range, images per view"
+    )
     i.add_argument("input", nargs="?")
     i.add_argument("--sample", action="store_true", help="describe the built-in sample")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--header", action="store_true", help="include every raw header field")
     _add_image_options(i)
 
-    pv = sub.add_parser("preview", parents=[common], help="the three middle slices side by side, labelled")
+    pv = sub.add_parser(
+        "preview", parents=[common], help="the three middle slices side by side, labelled"
+    )
     pv.add_argument("input", nargs="?")
     pv.add_argument("-o", "--output", required=True, help="image file to write (.png, .jpg)")
     pv.add_argument("--sample", action="store_true", help="preview the built-in sample")
     _add_image_options(pv)
     _add_picture_options(pv, convert=False)
 
-    st = sub.add_parser("stack", parents=[common], help="images of one view back into a NIfTI volume on the source grid")
-    st.add_argument("input", metavar="FOLDER", help="export folder, one view's folder, or edited images with the exported names")
+    st = sub.add_parser(
+        "stack",
+        parents=[common],
+        help="images of one view back into a NIfTI volume on the source grid",
+    )
+    st.add_argument(
+        "input",
+        metavar="FOLDER",
+        help="export folder, one view's folder, or edited images with the exported names",
+    )
     st.add_argument("-o", "--output", required=True, help="NIfTI file to write (.nii or .nii.gz)")
-    st.add_argument("--view", help="axial, coronal or sagittal (required when the folder holds several)")
-    st.add_argument("--sidecar", help="the export's JSON sidecar, when it is not in FOLDER or its parent")
-    st.add_argument("--values", default="data", choices=["data", "pixel"],
-                    help="data: invert the intensity mapping (default); pixel: keep pixel values")
+    st.add_argument(
+        "--view", help="axial, coronal or sagittal (required when the folder holds several)"
+    )
+    st.add_argument(
+        "--sidecar", help="the export's JSON sidecar, when it is not in FOLDER or its parent"
+    )
+    st.add_argument(
+        "--values",
+        default="data",
+        choices=["data", "pixel"],
+        help="data: invert the intensity mapping (default); pixel: keep pixel values",
+    )
     st.add_argument("--channel", help="colour images: channel to use (0-3 or r, g, b, a)")
-    st.add_argument("--fill", default="0", help="value for slices without an image (output units, default 0)")
-    st.add_argument("--volume", type=int, help="4D: stack this source volume only (default: every exported volume)")
-    st.add_argument("--interp", default="auto", choices=["auto", "nearest", "linear"],
-                    help="auto: nearest for label exports, linear otherwise")
+    st.add_argument(
+        "--fill", default="0", help="value for slices without an image (output units, default 0)"
+    )
+    st.add_argument(
+        "--volume",
+        type=int,
+        help="4D: stack this source volume only (default: every exported volume)",
+    )
+    st.add_argument(
+        "--interp",
+        default="auto",
+        choices=["auto", "nearest", "linear"],
+        help="auto: nearest for label exports, linear otherwise",
+    )
     st.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return parser
 
@@ -143,9 +277,19 @@ def _options(a: argparse.Namespace, **extra: object):
     from .options import ConvertOptions
 
     kw: dict[str, object] = dict(
-        views=a.views, neurological=a.neurological, spacing=a.spacing, interp=a.interp,
-        slices=a.slices, volumes=a.volumes, window=a.window, level=a.level, width=a.width,
-        label=a.label, bit_depth=a.bit_depth, lossless=a.lossless, max_voxels=a.max_voxels,
+        views=a.views,
+        neurological=a.neurological,
+        spacing=a.spacing,
+        interp=a.interp,
+        slices=a.slices,
+        volumes=a.volumes,
+        window=a.window,
+        level=a.level,
+        width=a.width,
+        label=a.label,
+        bit_depth=a.bit_depth,
+        lossless=a.lossless,
+        max_voxels=a.max_voxels,
         allow_many_slices=a.allow_many_slices,
     )
     kw.update(extra)
@@ -153,7 +297,11 @@ def _options(a: argparse.Namespace, **extra: object):
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    level = (
+        logging.ERROR
+        if quiet
+        else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("niftislice: %(levelname)s: %(message)s"))
     root = logging.getLogger("niftislice")
@@ -164,11 +312,17 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 def _say(kind: str, where: str, message: str) -> None:
     flat = " ".join(str(message).split())
-    sys.stderr.write(f"niftislice: {kind}: {where}: {flat}\n" if where else f"niftislice: {kind}: {flat}\n")
+    sys.stderr.write(
+        f"niftislice: {kind}: {where}: {flat}\n" if where else f"niftislice: {kind}: {flat}\n"
+    )
 
 
 def _printable(path: str | os.PathLike[str]) -> str:
-    return str(path).encode("unicode_escape").decode("ascii") if any(c in str(path) for c in "\n\r\t") else str(path)
+    return (
+        str(path).encode("unicode_escape").decode("ascii")
+        if any(c in str(path) for c in "\n\r\t")
+        else str(path)
+    )
 
 
 class _Progress:
@@ -178,8 +332,17 @@ class _Progress:
         from tqdm import tqdm
 
         self._tqdm = tqdm
-        self.files = tqdm(total=n_files, desc="files", unit="file", file=sys.stderr, dynamic_ncols=True, position=0)
-        self.images = tqdm(desc="images", unit="img", file=sys.stderr, dynamic_ncols=True, position=1, leave=False)
+        self.files = tqdm(
+            total=n_files,
+            desc="files",
+            unit="file",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            position=0,
+        )
+        self.images = tqdm(
+            desc="images", unit="img", file=sys.stderr, dynamic_ncols=True, position=1, leave=False
+        )
 
     def add_images(self, n: int) -> None:
         self.images.update(n)
@@ -207,8 +370,14 @@ def _cmd_convert(a: argparse.Namespace) -> int:
     if not inputs:
         raise UsageError("niftislice convert: give input files or folders, or --sample")
     opts = _options(
-        a, format=a.format, quality=a.quality, skip_empty=a.skip_empty, jobs=a.jobs,
-        overwrite=a.overwrite, skip_existing=a.skip_existing, **_picture_kwargs(a),
+        a,
+        format=a.format,
+        quality=a.quality,
+        skip_empty=a.skip_empty,
+        jobs=a.jobs,
+        overwrite=a.overwrite,
+        skip_existing=a.skip_existing,
+        **_picture_kwargs(a),
     )
     jobs = discover(inputs)
     check_jobs(jobs)
@@ -230,8 +399,14 @@ def _cmd_convert(a: argparse.Namespace) -> int:
                 _say(kind, where, message)
 
     try:
-        result = run_batch(jobs, a.output, opts, on_result=on_result, scheduler=a.scheduler,
-                           on_images=bars.add_images if bars is not None else None)
+        result = run_batch(
+            jobs,
+            a.output,
+            opts,
+            on_result=on_result,
+            scheduler=a.scheduler,
+            on_images=bars.add_images if bars is not None else None,
+        )
     finally:
         if bars is not None:
             bars.close()
@@ -273,8 +448,13 @@ def _cmd_stack(a: argparse.Namespace) -> int:
     from .stack import StackOptions, stack_folder
 
     opts = StackOptions(
-        view=a.view, values=a.values, channel=a.channel, fill=a.fill, volume=a.volume,
-        interp=a.interp, overwrite=a.overwrite,
+        view=a.view,
+        values=a.values,
+        channel=a.channel,
+        fill=a.fill,
+        volume=a.volume,
+        interp=a.interp,
+        overwrite=a.overwrite,
     )
     result = stack_folder(a.input, a.output, opts, sidecar=a.sidecar)
     if not a.quiet:
@@ -283,8 +463,8 @@ def _cmd_stack(a: argparse.Namespace) -> int:
         img = result.image
         shape = "x".join(map(str, img.shape))
         sys.stderr.write(
-            f"niftislice: wrote {_printable(a.output)} ({result.view.value}, {result.images_read} images, "
-            f"{shape} {img.get_data_dtype().name})\n"
+            f"niftislice: wrote {_printable(a.output)} ({result.view.value}, "
+            f"{result.images_read} images, {shape} {img.get_data_dtype().name})\n"
         )
     return 0
 
@@ -313,7 +493,12 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.print_help(sys.stderr)
             return 2
         where = _printable(getattr(a, "input", "") or "")
-        return {"convert": _cmd_convert, "info": _cmd_info, "preview": _cmd_preview, "stack": _cmd_stack}[a.command](a)
+        return {
+            "convert": _cmd_convert,
+            "info": _cmd_info,
+            "preview": _cmd_preview,
+            "stack": _cmd_stack,
+        }[a.command](a)
     except SystemExit as e:  # --help and --version
         return int(e.code or 0)
     except UsageError as e:

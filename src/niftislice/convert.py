@@ -23,11 +23,11 @@ import numpy as np
 from .encoding import EXTENSIONS, encode
 from .errors import NiftisliceError, OutputError
 from .files import write_file
+from .intensity import RawStats, StatsBuilder
 from .loading import Limits, NiftiFile, ReadResult, iter_volumes, read_header
 from .naming import image_name, stem_of
 from .options import ConvertOptions, View
 from .pictures import PAIR_TMP, Painter, Pictures, pair_roots
-from .intensity import RawStats, StatsBuilder
 from .pipeline import Plan, Slab, make_plan, map_volume, needs_stats, output_image, view_slabs
 from .sidecar import build_sidecar
 from .sidecar import dumps as sidecar_dumps
@@ -67,7 +67,9 @@ def limits_of(options: ConvertOptions) -> Limits:
     return Limits(options.max_voxels, options.max_slices, options.allow_many_slices)
 
 
-def output_dir_for(path: Path, out_root: Path, rel_dir: Path = Path(), stem: str | None = None) -> Path:
+def output_dir_for(
+    path: Path, out_root: Path, rel_dir: Path = Path(), stem: str | None = None
+) -> Path:
     return out_root / rel_dir / (stem or stem_of(path))
 
 
@@ -97,8 +99,14 @@ def convert_file(
             return ConvertResult(str(src), "skipped", str(final))
         # an incomplete output (no sidecar) is redone when resuming
         if not (options.overwrite or options.skip_existing):
-            raise OutputError(f"output {final} exists (use --overwrite to replace it, --skip-existing to keep it)")
-    if masks_final is not None and masks_final.exists() and not (options.overwrite or options.skip_existing):
+            raise OutputError(
+                f"output {final} exists (use --overwrite to replace it, --skip-existing to keep it)"
+            )
+    if (
+        masks_final is not None
+        and masks_final.exists()
+        and not (options.overwrite or options.skip_existing)
+    ):
         raise OutputError(f"output {masks_final} exists (use --overwrite to replace it)")
     nf = read_header(src, limits_of(options))
     try:
@@ -107,24 +115,38 @@ def convert_file(
         # mkdtemp makes a private (0700) folder; the result should get the usual umask mode
         tmp.chmod(_DIR_MODE)
     except OSError as e:
-        raise OutputError(f"cannot create output folder in {final.parent}: {e.strerror or e}") from None
+        raise OutputError(
+            f"cannot create output folder in {final.parent}: {e.strerror or e}"
+        ) from None
     try:
-        plan, n_images = _write_all(nf, options, tmp, final.name, threads or options.effective_jobs, progress)
+        plan, n_images = _write_all(
+            nf, options, tmp, final.name, threads or options.effective_jobs, progress
+        )
         if masks_final is not None:
             masks_final.parent.mkdir(parents=True, exist_ok=True)
-            _move_into_place(tmp / PAIR_TMP, masks_final, options.overwrite or options.skip_existing)
+            _move_into_place(
+                tmp / PAIR_TMP, masks_final, options.overwrite or options.skip_existing
+            )
         _move_into_place(tmp, final, options.overwrite or options.skip_existing)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ConvertResult(
-        str(src), "converted", str(final), n_images, time.perf_counter() - start,
+        str(src),
+        "converted",
+        str(final),
+        n_images,
+        time.perf_counter() - start,
         warnings=list(plan.warnings),
     )
 
 
 def _write_all(
-    nf: NiftiFile, options: ConvertOptions, tmp: Path, stem: str, threads: int,
+    nf: NiftiFile,
+    options: ConvertOptions,
+    tmp: Path,
+    stem: str,
+    threads: int,
     progress: ProgressFn | None,
 ) -> tuple[Plan, int]:
     pool = ThreadPoolExecutor(max_workers=threads)
@@ -144,6 +166,7 @@ def _read_single_volume(
         return volume, None
     builder = StatsBuilder(nf.dtype)
     pieces: list[Future[None]] = []
+
     def gather(values: np.ndarray) -> None:
         pieces.append(pool.submit(builder.add, values))
 
@@ -154,7 +177,11 @@ def _read_single_volume(
 
 
 def _write_with(
-    pool: ThreadPoolExecutor, nf: NiftiFile, options: ConvertOptions, tmp: Path, stem: str,
+    pool: ThreadPoolExecutor,
+    nf: NiftiFile,
+    options: ConvertOptions,
+    tmp: Path,
+    stem: str,
     progress: ProgressFn | None,
 ) -> tuple[Plan, int]:
     read = ReadResult()
@@ -189,7 +216,9 @@ def _write_with(
                 progress(len(group))
         if batch.view_done is not None:
             names, content = batch.view_done
-            pictures.finish_view(tmp, stem, batch.view, batch.t if plan.is_4d else None, names, content)
+            pictures.finish_view(
+                tmp, stem, batch.view, batch.t if plan.is_4d else None, names, content
+            )
 
     for t, raw in volumes:
         mapped = map_volume(plan, raw, pool, consume=True)  # raw's memory goes back as it is mapped
@@ -202,15 +231,27 @@ def _write_with(
             slab = next(slabs, None)
             while slab is not None:
                 names = {
-                    k: image_name(stem, view.value, k, g.n_slices, ext,
-                                  t if plan.is_4d else None, nf.n_volumes)
+                    k: image_name(
+                        stem,
+                        view.value,
+                        k,
+                        g.n_slices,
+                        ext,
+                        t if plan.is_4d else None,
+                        nf.n_volumes,
+                    )
                     for k in slab.indices
                 }
                 view_names.update(names)
                 view_content += slab.content
 
-                def job(group: tuple[int, ...], view: View = view, slab: Slab = slab,
-                        names: dict[int, str] = names, paint: Painter = paint) -> None:
+                def job(
+                    group: tuple[int, ...],
+                    view: View = view,
+                    slab: Slab = slab,
+                    names: dict[int, str] = names,
+                    paint: Painter = paint,
+                ) -> None:
                     for k in group:
                         image = paint(output_image(plan, view, slab.native(k)), k)
                         data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
@@ -219,7 +260,9 @@ def _write_with(
                             write_file(tmp / rel, extra)
 
                 smp = plan.samplings[view]
-                futures = {gr: pool.submit(job, gr) for gr in _groups(slab.indices, smp.width * smp.height)}
+                futures = {
+                    gr: pool.submit(job, gr) for gr in _groups(slab.indices, smp.width * smp.height)
+                }
                 slab = next(slabs, None)
                 done = (view_names, view_content) if slab is None else None
                 pending.append(_SlabBatch(view, t, names, futures, done))

@@ -17,7 +17,12 @@ from .sidecar import header_facts
 from .slicing import sampling, view_geometry
 
 
-def info(path: str | os.PathLike[str], options: ConvertOptions = ConvertOptions(), *, header: bool = False) -> dict[str, Any]:
+def info(
+    path: str | os.PathLike[str],
+    options: ConvertOptions = ConvertOptions(),
+    *,
+    header: bool = False,
+) -> dict[str, Any]:
     """Header facts, data range and the images per view under ``options``."""
     nf = read_header(path, limits_of(options))
     facts = header_facts(nf)
@@ -33,7 +38,11 @@ def info(path: str | os.PathLike[str], options: ConvertOptions = ConvertOptions(
         facts["data_range"] = [0, 255]
     else:
         st = raw_stats(lambda: (a for _, a in iter_volumes(nf)))
-        ends = sorted(v * nf.slope + nf.inter for v in (st.vmin, st.vmax)) if st.count else [None, None]
+        ends = (
+            sorted(v * nf.slope + nf.inter for v in (st.vmin, st.vmax))
+            if st.count
+            else [None, None]
+        )
         facts["data_range"] = ends
         facts["nonfinite_voxels"] = st.nonfinite
     n_vol = len(options.volumes.indices(nf.n_volumes))  # type: ignore[union-attr]
@@ -42,10 +51,14 @@ def info(path: str | os.PathLike[str], options: ConvertOptions = ConvertOptions(
         g = view_geometry(v, reo.canonical_shape, reo.spacing_mm, options.neurological)
         s = sampling(g, options.spacing)  # type: ignore[arg-type]
         n = len(options.slices.indices(g.n_slices))  # type: ignore[union-attr]
-        views[v.value] = {"images": n * n_vol, "image_size": [s.width, s.height], "pixel_spacing_mm": [s.col_spacing, s.row_spacing]}
+        views[v.value] = {
+            "images": n * n_vol,
+            "image_size": [s.width, s.height],
+            "pixel_spacing_mm": [s.col_spacing, s.row_spacing],
+        }
     facts["views"] = views
     if header:
-        facts["header"] = {k: _plain(nf.header[k]) for k in nf.header.keys()}
+        facts["header"] = {k: _plain(nf.header[k]) for k in nf.header.keys()}  # noqa: SIM118
     return facts
 
 
@@ -62,6 +75,7 @@ def _plain(v: np.ndarray) -> Any:
 
 def format_info(facts: dict[str, Any]) -> str:
     """Human-readable lines for the terminal."""
+
     def mat(m: list[list[float]] | None) -> str:
         if m is None:
             return "  (not set)"
@@ -70,20 +84,34 @@ def format_info(facts: dict[str, Any]) -> str:
     def num(x: float | None) -> str:
         return "nan" if x is None else f"{x:g}"
 
+    n_vol = facts["n_volumes"]
+    shape = " x ".join(map(str, facts["shape"]))
+    voxel = " x ".join(f"{z:g}" for z in facts["voxel_sizes"])
     lines = [
         f"file        {facts['path']}",
         f"format      NIfTI-{facts['nifti_version']}{' (gzip)' if facts['compressed'] else ''}",
-        f"shape       {' x '.join(map(str, facts['shape']))}   ({facts['n_volumes']} volume{'s' if facts['n_volumes'] != 1 else ''})",
+        f"shape       {shape}   ({n_vol} volume{'s' if n_vol != 1 else ''})",
         f"dtype       {facts['dtype']} ({facts['byte_order']}-endian)",
-        f"voxel size  {' x '.join(f'{z:g}' for z in facts['voxel_sizes'])} {facts['units']['space']}"
-        + (f", time step {facts['time_step']:g} {facts['units']['time']}" if facts.get("time_step") else ""),
+        f"voxel size  {voxel} {facts['units']['space']}"
+        + (
+            f", time step {facts['time_step']:g} {facts['units']['time']}"
+            if facts.get("time_step")
+            else ""
+        ),
         f"axis codes  {'-'.join(facts['axcodes'])}   (stored order; images are shown in RAS+)",
-        f"qform_code  {facts['qform_code']}   sform_code {facts['sform_code']}   using: {facts['affine_source']}",
-        f"scaling     scl_slope {num(facts['scl_slope_on_disk'])}, scl_inter {num(facts['scl_inter_on_disk'])} on disk"
+        f"qform_code  {facts['qform_code']}   sform_code {facts['sform_code']}   "
+        f"using: {facts['affine_source']}",
+        f"scaling     scl_slope {num(facts['scl_slope_on_disk'])}, "
+        f"scl_inter {num(facts['scl_inter_on_disk'])} on disk"
         f" -> applied slope {facts['scl_slope_applied']:g}, inter {facts['scl_inter_applied']:g}",
         f"data range  {num(facts['data_range'][0])} .. {num(facts['data_range'][1])}"
-        + (f"   ({facts['nonfinite_voxels']:,} NaN/Inf voxels)" if facts.get("nonfinite_voxels") else ""),
-        f"obliquity   {facts['obliquity_deg']:.3f} degrees" + ("   WARNING: oblique, shown on the closest axes" if facts["oblique"] else ""),
+        + (
+            f"   ({facts['nonfinite_voxels']:,} NaN/Inf voxels)"
+            if facts.get("nonfinite_voxels")
+            else ""
+        ),
+        f"obliquity   {facts['obliquity_deg']:.3f} degrees"
+        + ("   WARNING: oblique, shown on the closest axes" if facts["oblique"] else ""),
         "affine (used):",
         mat(facts["affine"]),
         "images (with these options):",
@@ -91,7 +119,9 @@ def format_info(facts: dict[str, Any]) -> str:
     for name, v in facts["views"].items():
         w, h = v["image_size"]
         sx, sy = v["pixel_spacing_mm"]
-        lines.append(f"  {name:<9} {v['images']:>5} images of {w} x {h} px at {sx:.3g} x {sy:.3g} mm")
+        lines.append(
+            f"  {name:<9} {v['images']:>5} images of {w} x {h} px at {sx:.3g} x {sy:.3g} mm"
+        )
     for w in facts["warnings"]:
         lines.append(f"warning: {w}")
     if "header" in facts:

@@ -94,7 +94,9 @@ def parse_window(text: str | WindowSpec, *, level_width: bool = False) -> Window
             if lo.startswith("p") and hi.startswith("p"):
                 a, b = float(lo[1:]), float(hi[1:])
                 if not (0 <= a < b <= 100):
-                    raise OptionError(f"window: percentiles need 0 <= LOW < HIGH <= 100, got {text!r}")
+                    raise OptionError(
+                        f"window: percentiles need 0 <= LOW < HIGH <= 100, got {text!r}"
+                    )
                 return WindowSpec("percentile", a, b)
             a, b = float(lo), float(hi)
             if not (math.isfinite(a) and math.isfinite(b) and a < b):
@@ -105,7 +107,8 @@ def parse_window(text: str | WindowSpec, *, level_width: bool = False) -> Window
     what = "level/width" if level_width else "window"
     presets = ", ".join(CT_PRESETS)
     raise OptionError(
-        f"{what}: expected auto, minmax, LOW:HIGH, pLOW:pHIGH or a CT preset ({presets}), got {text!r}"
+        f"{what}: expected auto, minmax, LOW:HIGH, pLOW:pHIGH or a CT preset ({presets}), "
+        f"got {text!r}"
     )
 
 
@@ -275,7 +278,9 @@ class StatsBuilder:
         if not self.exact:
             if self._count == 0:
                 return RawStats(nan, nan, 0, 0.0, np.zeros(1, np.int64), True, nonfinite)
-            return RawStats(self._vmin, self._vmax, self._count, 0.0, self._counts, False, nonfinite)
+            return RawStats(
+                self._vmin, self._vmax, self._count, 0.0, self._counts, False, nonfinite
+            )
         unsigned = np.dtype(f"u{self.dtype.itemsize}")
         values = np.arange(self._counts.size, dtype=unsigned).view(self.dtype)
         order = np.argsort(values, kind="stable")  # signed types: negative values first
@@ -365,11 +370,14 @@ def apply_window(
         values = np.arange(1 << (8 * raw.dtype.itemsize), dtype=unsigned).view(
             raw.dtype.newbyteorder("=")
         )
-        lut = _map_values(values.astype(np.float64) * slope + inter, window.low, scale, window.out_max)
+        lut = _map_values(
+            values.astype(np.float64) * slope + inter, window.low, scale, window.out_max
+        )
         lut = lut.astype(out_dtype)
 
         def map_part(part: slice) -> None:
-            # the raw bits read as unsigned always index inside the table: "clip" skips bounds checks
+            # the raw bits read as unsigned always index inside the table: "clip" skips the
+            # bounds checks
             np.take(lut, raw_flat[part].view(unsigned), out=out_flat[part], mode="clip")
     else:
 
@@ -410,7 +418,9 @@ def identity_window(
     or do not fit the output type.
     """
     if stats.count == 0:
-        return Window(0.0, 255.0 if bit_depth == 8 else 65535.0, 255 if bit_depth == 8 else 65535, purpose)
+        return Window(
+            0.0, 255.0 if bit_depth == 8 else 65535.0, 255 if bit_depth == 8 else 65535, purpose
+        )
     lo, hi = sorted((stats.vmin * slope + inter, stats.vmax * slope + inter))
     integral = stats.exact and float(slope).is_integer() and float(inter).is_integer()
     if not integral and not (float(lo).is_integer() and float(hi).is_integer()):

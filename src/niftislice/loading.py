@@ -220,15 +220,18 @@ def read_header(path: str | os.PathLike[str], limits: Limits = Limits()) -> Nift
         n_vol = math.prod(shape[3:])
         _check_limits(spatial, n_vol, limits)
         if any(d > 1 for d in shape[4:]):
-            warnings.append(f"{len(shape)}D image: dimensions beyond the 4th are flattened "
-                            "into the volume index")
+            warnings.append(
+                f"{len(shape)}D image: dimensions beyond the 4th are flattened "
+                "into the volume index"
+            )
         vox_offset = validate.vox_offset(hdr, version, warnings)
         _check_size(stream, vox_offset, math.prod(spatial) * n_vol * dtype.itemsize, warnings)
         first = validate.HEADER_SIZES[version]
         if vox_offset - first <= MAX_EXTENSION_BYTES:
             region = block[first:] + stream.read(max(0, vox_offset - len(block)))
-            validate.check_extensions(region[:4], region[4 : vox_offset - first],
-                                      hdr.endianness, warnings)
+            validate.check_extensions(
+                region[:4], region[4 : vox_offset - first], hdr.endianness, warnings
+            )
         slope, inter = validate.scaling(hdr, warnings)
         affine, affine_source, zooms = _geometry(hdr, len(shape), warnings)
         intent = int(hdr["intent_code"])
@@ -287,12 +290,14 @@ def _check_size(stream: _Stream, vox_offset: int, data_bytes: int, warnings: lis
             )
         return
     if vox_offset > stream.file_size:
-        raise InputError(f"vox_offset {vox_offset:,} is past the end of the file "
-                         f"({stream.file_size:,} bytes)")
+        raise InputError(
+            f"vox_offset {vox_offset:,} is past the end of the file ({stream.file_size:,} bytes)"
+        )
     held = stream.file_size - vox_offset
     if held < data_bytes:
-        raise InputError(f"truncated voxel data: header declares {data_bytes:,} bytes, "
-                         f"file holds {held:,}")
+        raise InputError(
+            f"truncated voxel data: header declares {data_bytes:,} bytes, file holds {held:,}"
+        )
     if held > data_bytes:
         warnings.append(f"{held - data_bytes:,} bytes after the voxel data; ignored")
 
@@ -321,8 +326,10 @@ def _geometry(
     if good_qform is not None:
         return good_qform, "qform", zooms
     if sform is None and qform is None:
-        warnings.append("no orientation: qform_code and sform_code are 0; "
-                        "assuming RAS+ storage with pixdim voxel sizes")
+        warnings.append(
+            "no orientation: qform_code and sform_code are 0; "
+            "assuming RAS+ storage with pixdim voxel sizes"
+        )
     return np.diag([*zooms, 1.0]), "pixdim", zooms
 
 
@@ -357,8 +364,10 @@ def iter_volumes(
     try:
         skipped = stream.skip(nf.vox_offset)
         if skipped < nf.vox_offset:
-            raise InputError(f"truncated file: it ends at byte {skipped}, before the voxel data "
-                             f"(vox_offset {nf.vox_offset})")
+            raise InputError(
+                f"truncated file: it ends at byte {skipped}, before the voxel data "
+                f"(vox_offset {nf.vox_offset})"
+            )
         nbytes = nf.volume_bytes
         last = max(wanted, default=-1)
         held: tuple[int, np.ndarray] | None = None

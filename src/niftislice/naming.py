@@ -35,8 +35,13 @@ def index_width(n: int) -> int:
 
 
 def image_name(
-    stem: str, view: str, index: int, n_slices: int, ext: str,
-    volume: int | None = None, n_volumes: int = 1,
+    stem: str,
+    view: str,
+    index: int,
+    n_slices: int,
+    ext: str,
+    volume: int | None = None,
+    n_volumes: int = 1,
 ) -> str:
     """``<stem>_<view>_0042.png`` or, for 4D, ``<stem>_t0003_<view>_0042.png``."""
     t = f"_t{volume:0{index_width(n_volumes)}d}" if volume is not None else ""

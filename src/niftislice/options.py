@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from enum import Enum
-from typing import Union
 
 from .errors import OptionError
 from .intensity import WindowSpec, parse_window
@@ -42,7 +41,7 @@ class ImageFormat(str, Enum):
 _FORMAT_ALIASES = {"jpeg": "jpg", "tiff": "tif"}
 ALL_VIEWS: tuple[View, ...] = (View.AXIAL, View.CORONAL, View.SAGITTAL)
 
-SpacingLike = Union[float, int, str, None]
+SpacingLike = float | int | str | None
 
 
 @dataclass(frozen=True)
@@ -81,9 +80,7 @@ class IndexRange:
                 return cls(vals[0], vals[1], step)
         except ValueError:
             pass
-        raise OptionError(
-            f"{option}: expected 'all', 'middle', N or A:B[:STEP], got {text!r}"
-        )
+        raise OptionError(f"{option}: expected 'all', 'middle', N or A:B[:STEP], got {text!r}")
 
     def indices(self, n: int) -> range:
         """The selected indices among ``n`` (empty when the range selects nothing)."""
@@ -205,7 +202,10 @@ class ConvertOptions:
         if self.bit_depth not in (8, 16):
             raise OptionError(f"bit-depth: expected 8 or 16, got {self.bit_depth!r}")
         fmt = self.format
-        if (self.bit_depth == 16 or self.lossless) and fmt not in (ImageFormat.PNG, ImageFormat.TIF):
+        if (self.bit_depth == 16 or self.lossless) and fmt not in (
+            ImageFormat.PNG,
+            ImageFormat.TIF,
+        ):
             raise OptionError(
                 f"format: {fmt.value} cannot store 16-bit images; use png or tif"  # type: ignore[union-attr]
             )

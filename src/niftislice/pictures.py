@@ -34,8 +34,8 @@ from .naming import index_width
 from .options import ImageFormat, Interp, View
 from .overlay import Mask, load_mask, paint_labels
 from .pipeline import Plan
-from .slicing import view_block
 from .sidecar import dumps as sidecar_dumps
+from .slicing import view_block
 
 PAIR_TMP = ".niftislice-pair-masks"  # the mask tree inside the temporary output folder
 IMAGES_DIR, MASKS_DIR = "images", "masks"

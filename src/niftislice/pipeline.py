@@ -15,8 +15,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .colormap import centre_window
+from .encoding import resize
 from .errors import InputError, OptionError
-from .intensity import RawStats, Window, apply_window, check_integral, identity_window, raw_stats, resolve_window
+from .intensity import (
+    RawStats,
+    Window,
+    apply_window,
+    check_integral,
+    identity_window,
+    raw_stats,
+    resolve_window,
+)
 from .loading import NiftiFile
 from .options import ConvertOptions, Interp, View
 from .orientation import Reorientation, reorientation
@@ -29,7 +38,6 @@ from .slicing import (
     view_block,
     view_geometry,
 )
-from .encoding import resize
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +63,9 @@ class Plan:
         return self.options.slices.indices(self.geometries[view].n_slices)  # type: ignore[union-attr]
 
     def pixel_to_world(self, view: View, k: int) -> np.ndarray:
-        return pixel_to_world(self.geometries[view], self.samplings[view], k, self.reo.canonical_affine)
+        return pixel_to_world(
+            self.geometries[view], self.samplings[view], k, self.reo.canonical_affine
+        )
 
     def pixel_to_world_many(self, view: View, ks: Sequence[int]) -> np.ndarray:
         g, smp = self.geometries[view], self.samplings[view]
@@ -98,16 +108,21 @@ def make_plan(
             "images follow the closest canonical axes, not resampled"
         )
     spacing = reo.spacing_mm
-    geometries = {v: view_geometry(v, reo.canonical_shape, spacing, options.neurological) for v in options.views}  # type: ignore[union-attr]
+    geometries = {
+        v: view_geometry(v, reo.canonical_shape, spacing, options.neurological)
+        for v in options.views
+    }  # type: ignore[union-attr]
     samplings = {v: sampling(g, options.spacing) for v, g in geometries.items()}  # type: ignore[arg-type]
     interp = Interp.NEAREST if label else options.interp
     resampled = [
-        v.value for v, g in geometries.items()
+        v.value
+        for v, g in geometries.items()
         if (samplings[v].width, samplings[v].height) != (g.n_cols, g.n_rows)
     ]
     if options.lossless and not label and interp is not Interp.NEAREST and resampled:
         warnings.append(
-            f"lossless: {', '.join(resampled)} images are resampled to square pixels ({interp.value}), "
+            f"lossless: {', '.join(resampled)} images are resampled to square pixels "
+            f"({interp.value}), "
             "so their values are interpolated; use --spacing native for an exact copy"
         )
     window = _window(nf, options, label, volumes, stats, warnings)
@@ -115,7 +130,9 @@ def make_plan(
         window = centre_window(window, options.colormap)  # diverging maps: symmetric about 0
     if not any(len(options.slices.indices(g.n_slices)) for g in geometries.values()):  # type: ignore[union-attr]
         raise OptionError("slices: the selection is empty in every view")
-    return Plan(nf, options, reo, label, window, geometries, samplings, selected, interp, tuple(warnings))  # type: ignore[arg-type]
+    return Plan(
+        nf, options, reo, label, window, geometries, samplings, selected, interp, tuple(warnings)
+    )  # type: ignore[arg-type]
 
 
 def _window(
@@ -145,25 +162,36 @@ def _window(
             if not stats.exact:
                 for arr in volumes():
                     check_integral(arr, nf.slope, nf.inter, purpose)
-            return identity_window(stats, nf.slope, nf.inter, purpose=purpose, bit_depth=16 if options.lossless else options.bit_depth)
+            return identity_window(
+                stats,
+                nf.slope,
+                nf.inter,
+                purpose=purpose,
+                bit_depth=16 if options.lossless else options.bit_depth,
+            )
         except ValueError as e:
             raise InputError(str(e)) from None
     out_max = 255 if options.bit_depth == 8 else 65535
     window, notes = resolve_window(spec, stats, nf.slope, nf.inter, out_max)  # type: ignore[arg-type]
     warnings.extend(notes)
     if stats is not None and stats.nonfinite:
-        warnings.append(f"{stats.nonfinite:,} NaN/Inf voxels (NaN and -Inf become 0, +Inf the maximum)")
+        warnings.append(
+            f"{stats.nonfinite:,} NaN/Inf voxels (NaN and -Inf become 0, +Inf the maximum)"
+        )
     return window
 
 
 def _stored_integers_scaled(nf: NiftiFile) -> bool:
     """Integer voxels with a fractional scl_slope/scl_inter: data values are not whole numbers."""
-    return nf.dtype.kind in "iu" and not (float(nf.slope).is_integer() and float(nf.inter).is_integer())
+    return nf.dtype.kind in "iu" and not (
+        float(nf.slope).is_integer() and float(nf.inter).is_integer()
+    )
 
 
 def _stored_integer_window(stats: RawStats, nf: NiftiFile) -> Window:
     """Lossless for scaled integer data: ``pixel = stored - offset``, so the stored integers (and,
-    through scl_slope/scl_inter, the data) are kept exactly; the window is expressed in data units."""
+    through scl_slope/scl_inter, the data) are kept exactly; the window is expressed in data
+    units."""
     raw = identity_window(stats, 1.0, 0.0, purpose="lossless (stored integers)", bit_depth=16)
     return Window(
         raw.low * nf.slope + nf.inter,
@@ -204,7 +232,7 @@ SLAB_BYTES = 8 << 20
 
 @dataclass(frozen=True)
 class Slab:
-    """Consecutive slices of one view, in display orientation: ``block[i]`` is slice ``start + i``."""
+    """Consecutive slices of a view, in display orientation: ``block[i]`` is slice ``start + i``."""
 
     start: int
     block: np.ndarray
@@ -217,7 +245,11 @@ class Slab:
 
 
 def view_slabs(
-    plan: Plan, mapped: np.ndarray, view: View, *, content: bool = False,
+    plan: Plan,
+    mapped: np.ndarray,
+    view: View,
+    *,
+    content: bool = False,
     max_bytes: int | None = None,
 ) -> Iterator[Slab]:
     """The view's selected slices in slabs of at most about ``max_bytes`` (default

@@ -24,7 +24,9 @@ _TILE_HEIGHT = 320
 _PAD = 8
 
 
-def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, color: tuple[int, int, int]) -> None:
+def _text(
+    img: np.ndarray, text: str, org: tuple[int, int], scale: float, color: tuple[int, int, int]
+) -> None:
     cv2.putText(img, text, org, _FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(img, text, org, _FONT, scale, color, 1, cv2.LINE_AA)
 
@@ -77,15 +79,23 @@ def render_preview(volume: Volume, height: int = _TILE_HEIGHT) -> np.ndarray:
     if plan.window is None:
         caption = "colour volume"
     else:
-        caption = f"window {plan.window.low:.4g} .. {plan.window.high:.4g} ({plan.window.description})"
+        caption = (
+            f"window {plan.window.low:.4g} .. {plan.window.high:.4g} ({plan.window.description})"
+        )
     bar = _caption_bar(
-        [caption, f"{'neurological' if plan.options.neurological else 'radiological'}   {volume.path.name}"],
+        [
+            caption,
+            ("neurological" if plan.options.neurological else "radiological")
+            + f"   {volume.path.name}",
+        ],
         row.shape[1],
     )
     parts = [row]
     if plan.window is not None:
         f = volume.file
-        parts.append(histogram_panel(volume.raw, f.slope, f.inter, plan.window, row.shape[1], pictures.cmap))
+        parts.append(
+            histogram_panel(volume.raw, f.slope, f.inter, plan.window, row.shape[1], pictures.cmap)
+        )
     return np.vstack([*parts, bar])
 
 
@@ -103,7 +113,9 @@ def preview(
     out = Path(out_path)
     if out.exists() and not overwrite:
         raise OutputError(f"{out} exists")
-    fmt = ImageFormat(out.suffix.lower().lstrip(".").replace("jpeg", "jpg").replace("tiff", "tif") or "png")
+    fmt = ImageFormat(
+        out.suffix.lower().lstrip(".").replace("jpeg", "jpg").replace("tiff", "tif") or "png"
+    )
     data = encode(img, fmt)
     tmp = out.with_name(f".{out.name}.tmp")
     try:

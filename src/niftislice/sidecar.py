@@ -16,7 +16,18 @@ from .options import View
 from .pipeline import Plan
 
 SCHEMA_VERSION = 1
-_UNITS = {0: "unknown", 1: "m", 2: "mm", 3: "um", 8: "s", 16: "ms", 24: "us", 32: "Hz", 40: "ppm", 48: "rad/s"}
+_UNITS = {
+    0: "unknown",
+    1: "m",
+    2: "mm",
+    3: "um",
+    8: "s",
+    16: "ms",
+    24: "us",
+    32: "Hz",
+    40: "ppm",
+    48: "rad/s",
+}
 
 
 def _num(x: float) -> float | None:
@@ -55,11 +66,16 @@ def header_facts(nf: NiftiFile) -> dict[str, Any]:
         "nifti_version": nf.nifti_version,
         "compressed": nf.compressed,
         "shape": list(nf.data_shape),
-        "dtype": str(nf.dtype.newbyteorder("=")) if not nf.rgb_channels else ("rgb" if nf.rgb_channels == 3 else "rgba"),
+        "dtype": str(nf.dtype.newbyteorder("="))
+        if not nf.rgb_channels
+        else ("rgb" if nf.rgb_channels == 3 else "rgba"),
         "byte_order": "big" if nf.dtype.byteorder == ">" else "little",
         "voxel_sizes": list(nf.zooms),
         "time_step": _num(pixdim[4]) if len(nf.data_shape) > 3 else None,
-        "units": {"space": _UNITS.get(space_units, str(space_units)), "time": _UNITS.get(time_units, str(time_units))},
+        "units": {
+            "space": _UNITS.get(space_units, str(space_units)),
+            "time": _UNITS.get(time_units, str(time_units)),
+        },
         "affine": _matrix(nf.affine),
         "affine_source": nf.affine_source,
         "axcodes": None,
@@ -119,7 +135,8 @@ def build_sidecar(
             "image_size": [smp.width, smp.height],
             "pixel_spacing_mm": [smp.col_spacing, smp.row_spacing],
             "n_slices_in_volume": g.n_slices,
-            # which slices were asked for; with skip_empty, selected slices without a file were blank
+            # which slices were asked for; with skip_empty, selected slices without a file were
+            # blank
             "selected_slices": _range_json(plan.slice_indices(view)),
             "geometry": g.to_json(),
             "slices": slices,
@@ -131,12 +148,17 @@ def build_sidecar(
             **reo.to_json(),
             "oblique": reo.is_oblique,
             "display": "neurological" if opts.neurological else "radiological",
-            "pixel_to_world_note": "pixel (column, row, 0, 1) -> world mm; column 0 is the left edge, row 0 the top",
+            "pixel_to_world_note": (
+                "pixel (column, row, 0, 1) -> world mm; column 0 is the left edge, row 0 the top"
+            ),
         },
         "intensity": (
             {"kind": "rgb", "note": "colour volume stored as is"}
             if plan.window is None
-            else {"kind": "label" if plan.label else ("lossless" if opts.lossless else "window"), **plan.window.to_json()}
+            else {
+                "kind": "label" if plan.label else ("lossless" if opts.lossless else "window"),
+                **plan.window.to_json(),
+            }
         ),
         "output": {
             "format": opts.format.value,  # type: ignore[union-attr]
@@ -146,7 +168,9 @@ def build_sidecar(
             "label": plan.label,
             "skip_empty": bool(opts.skip_empty),
             "volumes": list(plan.volumes) if plan.is_4d else None,
-            "volume_subindex": {str(t): list(nf.volume_subindex(t)) for t in plan.volumes} if len(nf.data_shape) > 4 else None,
+            "volume_subindex": {str(t): list(nf.volume_subindex(t)) for t in plan.volumes}
+            if len(nf.data_shape) > 4
+            else None,
         },
         "views": views,
         "warnings": list(plan.warnings),

@@ -126,8 +126,6 @@ def view_block(
     return out
 
 
-
-
 @dataclass(frozen=True)
 class Sampling:
     """Output image size for a view and the pixel spacing it really has."""
@@ -155,7 +153,9 @@ def sampling(g: ViewGeometry, spacing: float | str) -> Sampling:
     return Sampling(w, h, g.n_cols * g.col_spacing / w, g.n_rows * g.row_spacing / h)
 
 
-def pixel_to_world(g: ViewGeometry, smp: Sampling, k: int, canonical_affine: np.ndarray) -> np.ndarray:
+def pixel_to_world(
+    g: ViewGeometry, smp: Sampling, k: int, canonical_affine: np.ndarray
+) -> np.ndarray:
     """4x4 matrix taking output pixel ``(column, row, 0, 1)`` of slice ``k`` to world mm.
 
     Pixel centres follow the half-pixel convention of the resampler (OpenCV's): output pixel

@@ -33,9 +33,23 @@ HEADER_SIZES = {1: 348, 2: 540}
 
 SUPPORTED_DATATYPES = {2, 4, 8, 16, 64, 128, 256, 512, 768, 1024, 1280, 2304}
 DATATYPE_NAMES = {
-    0: "unknown", 1: "binary", 2: "uint8", 4: "int16", 8: "int32", 16: "float32",
-    32: "complex64", 64: "float64", 128: "rgb24", 256: "int8", 512: "uint16", 768: "uint32",
-    1024: "int64", 1280: "uint64", 1536: "float128", 1792: "complex128", 2048: "complex256",
+    0: "unknown",
+    1: "binary",
+    2: "uint8",
+    4: "int16",
+    8: "int32",
+    16: "float32",
+    32: "complex64",
+    64: "float64",
+    128: "rgb24",
+    256: "int8",
+    512: "uint16",
+    768: "uint32",
+    1024: "int64",
+    1280: "uint64",
+    1536: "float128",
+    1792: "complex128",
+    2048: "complex256",
     2304: "rgba32",
 }
 KNOWN_XFORM_CODES = range(0, 6)  # unknown, scanner, aligned, talairach, mni152, template
@@ -60,8 +74,10 @@ def parse_header(block: bytes) -> tuple[nib.Nifti1Header, int]:
     size = HEADER_SIZES[version]
     endian = "<" if size_le == size else ">"
     if len(block) < size:
-        raise InputError(f"truncated header: a NIfTI-{version} header has {size} bytes, "
-                         f"the file holds {len(block)}")
+        raise InputError(
+            f"truncated header: a NIfTI-{version} header has {size} bytes, "
+            f"the file holds {len(block)}"
+        )
     klass = nib.Nifti1Header if version == 1 else nib.Nifti2Header
     hdr = klass(binaryblock=block[:size], endianness=endian, check=False)
     _check_magic(bytes(block[344:348] if version == 1 else block[4:12]), version)
@@ -73,8 +89,10 @@ def _check_magic(magic: bytes, version: int) -> None:
     if magic == want:
         return
     if magic[:4] in (b"ni1\x00", b"ni2\x00"):
-        raise InputError(f"magic {magic[:3].decode()!r} marks a .hdr/.img pair; "
-                         "only single-file NIfTI is supported")
+        raise InputError(
+            f"magic {magic[:3].decode()!r} marks a .hdr/.img pair; "
+            "only single-file NIfTI is supported"
+        )
     if version == 2 and magic[:4] == NIFTI2_MAGIC[:4]:
         raise InputError(
             f"bad NIfTI-2 magic {magic!r}: its line-ending bytes were changed "
@@ -115,8 +133,10 @@ def data_dtype(hdr: nib.Nifti1Header, warnings: list[str]) -> tuple[np.dtype, in
     dt = hdr.get_data_dtype()
     bitpix = int(hdr["bitpix"])
     if bitpix != dt.itemsize * 8:
-        warnings.append(f"bitpix is {bitpix} but datatype {code} ({DATATYPE_NAMES[code]}) "
-                        f"has {dt.itemsize * 8} bits; using the datatype")
+        warnings.append(
+            f"bitpix is {bitpix} but datatype {code} ({DATATYPE_NAMES[code]}) "
+            f"has {dt.itemsize * 8} bits; using the datatype"
+        )
     return dt, {128: 3, 2304: 4}.get(code, 0)
 
 
@@ -159,9 +179,11 @@ def voxel_sizes(
             size = abs(p) if p < 0 else 1.0
             warnings.append(f"pixdim[{i}] is {p:g}; using {size:g} mm")
         else:
-            raise InputError(f"pixdim[{i}] is {p:g}; voxel sizes must be finite, between "
-                             f"{VOXEL_MM[0]:g} and {VOXEL_MM[1]:g} mm "
-                             "(and no usable sform gives them)")
+            raise InputError(
+                f"pixdim[{i}] is {p:g}; voxel sizes must be finite, between "
+                f"{VOXEL_MM[0]:g} and {VOXEL_MM[1]:g} mm "
+                "(and no usable sform gives them)"
+            )
         out.append(size)
     return out[0], out[1], out[2]
 
@@ -192,17 +214,21 @@ def qform_of(hdr: nib.Nifti1Header, zooms: Sequence[float], warnings: list[str])
     a2 = 1.0 - norm2
     if a2 < 1e-7 and norm2 > 0 and math.isfinite(norm2):
         if norm2 > 1 + 1e-6:
-            warnings.append(f"qform quaternion out of range (quatern_b/c/d {b:g}, {c:g}, {d:g}: "
-                            f"b²+c²+d² = {norm2:.4g} > 1); normalised")
+            warnings.append(
+                f"qform quaternion out of range (quatern_b/c/d {b:g}, {c:g}, {d:g}: "
+                f"b²+c²+d² = {norm2:.4g} > 1); normalised"
+            )
         s = 1.0 / math.sqrt(norm2)
         a, b, c, d = 0.0, b * s, c * s, d * s
     else:
         a = math.sqrt(a2) if a2 >= 0 else math.nan
-    rot = np.array([
-        [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-        [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
-        [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
-    ])
+    rot = np.array(
+        [
+            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+            [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
+            [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
+        ]
+    )
     qfac = -1.0 if float(hdr["pixdim"][0]) < 0 else 1.0
     out = np.eye(4)
     out[:3, :3] = rot * np.array([zooms[0], zooms[1], zooms[2] * qfac])
@@ -231,8 +257,9 @@ def vox_offset(hdr: nib.Nifti1Header, version: int, warnings: list[str]) -> int:
         warnings.append(f"vox_offset is 0; assuming {first}, right after the header")
         return first
     if value < first:
-        raise InputError(f"vox_offset is {value}, inside the header "
-                         f"(the data starts at {first} or later)")
+        raise InputError(
+            f"vox_offset is {value}, inside the header (the data starts at {first} or later)"
+        )
     return value
 
 
@@ -245,9 +272,14 @@ def check_extensions(flag: bytes, region: bytes, endian: str, warnings: list[str
     while pos + 8 <= len(region):
         esize, ecode = struct.unpack(endian + "ii", region[pos : pos + 8])
         if esize < 16 or esize % 16 or pos + esize > len(region):
-            why = ("not a positive multiple of 16" if esize < 16 or esize % 16
-                   else f"past vox_offset ({len(region) - pos} bytes left)")
-            warnings.append(f"extension {ecode} at byte {pos}: esize {esize} is {why}; "
-                            "ignoring the header extensions")
+            why = (
+                "not a positive multiple of 16"
+                if esize < 16 or esize % 16
+                else f"past vox_offset ({len(region) - pos} bytes left)"
+            )
+            warnings.append(
+                f"extension {ecode} at byte {pos}: esize {esize} is {why}; "
+                "ignoring the header extensions"
+            )
             return
         pos += esize

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .convert import limits_of
 from .loading import NiftiFile, ReadResult, iter_volumes, read_header
 from .options import ConvertOptions, View
-from .convert import limits_of
 from .pictures import Pictures
 from .pipeline import Plan, make_plan, map_volume, output_image, view_slabs
 
@@ -35,7 +35,12 @@ class Slice:
 class Volume:
     """One 3D volume of a NIfTI file, windowed once, ready to be sliced in any view."""
 
-    def __init__(self, path: str | os.PathLike[str], options: ConvertOptions = ConvertOptions(), volume: int = 0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        options: ConvertOptions = ConvertOptions(),
+        volume: int = 0,
+    ) -> None:
         self.path = Path(path)
         self.options = options
         self.file: NiftiFile = read_header(self.path, limits_of(options))
@@ -62,7 +67,9 @@ class Volume:
         """Voxel values in data units (scl_slope/scl_inter applied) on the canonical RAS+ grid."""
         arr = self.plan.reo.apply(self.raw)
         if self.file.is_scaled:
-            return arr.astype(np.float32) * np.float32(self.file.slope) + np.float32(self.file.inter)
+            return arr.astype(np.float32) * np.float32(self.file.slope) + np.float32(
+                self.file.inter
+            )
         return arr
 
     def slices(self, view: View | str) -> Iterator[Slice]:
@@ -74,10 +81,15 @@ class Volume:
         for slab in view_slabs(self.plan, self._mapped, v):
             for k in slab.indices:
                 yield Slice(
-                    v, k, self.volume_index, paint(output_image(self.plan, v, slab.native(k)), k),
-                    (smp.col_spacing, smp.row_spacing), self.plan.pixel_to_world(v, k),
+                    v,
+                    k,
+                    self.volume_index,
+                    paint(output_image(self.plan, v, slab.native(k)), k),
+                    (smp.col_spacing, smp.row_spacing),
+                    self.plan.pixel_to_world(v, k),
                 )
 
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.plan.reo.canonical_shape))
-        return f"Volume({self.path.name!r}, RAS shape {shape}, source {''.join(self.plan.reo.source_axcodes)})"
+        source = "".join(self.plan.reo.source_axcodes)
+        return f"Volume({self.path.name!r}, RAS shape {shape}, source {source})"
