@@ -229,6 +229,8 @@ def _write_with(
             view_content: list[int] = []
             slabs = view_slabs(plan, mapped, view, content=pictures.needs_content)
             slab = next(slabs, None)
+            if slab is None:  # nothing selected in this view
+                pictures.finish_view(tmp, stem, view, t if plan.is_4d else None, {}, [])
             while slab is not None:
                 names = {
                     k: image_name(
@@ -270,8 +272,6 @@ def _write_with(
                 # batches (at most three slabs are alive at once, each at most SLAB_BYTES).
                 while len(pending) > _PENDING_SLABS:
                     finalize(pending.pop(0))
-            if not view_names:  # nothing selected in this view
-                pictures.finish_view(tmp, stem, view, t if plan.is_4d else None, {}, [])
         del mapped
     while pending:
         finalize(pending.pop(0))
