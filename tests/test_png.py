@@ -123,3 +123,20 @@ def test_does_not_change_its_input():
     encode_png(image)
     encode_png(np.asfortranarray(image))
     np.testing.assert_array_equal(image, before)
+
+
+def test_big_endian_input_gives_the_same_file():
+    image = _random((20, 30), np.uint16)
+    assert encode_png(image.astype(">u2")) == encode_png(image)
+
+
+def test_data_beyond_one_chunk_is_split_into_several_idat(monkeypatch):
+    from niftislice import png
+
+    image = _random((50, 60), np.uint16)
+    monkeypatch.setattr(png, "_MAX_CHUNK", 100)
+    data = encode_png(image)
+    kinds = [k for k, _ in _chunks(data)]
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and kinds.count(b"IDAT") > 10
+    np.testing.assert_array_equal(_libpng(data), image)
+    Image.open(io.BytesIO(data)).verify()

@@ -30,11 +30,12 @@ _LEVEL = 1
 # PNG colour types by channel count: grey, grey + alpha, RGB, RGBA.
 _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}
 _MAX_SIDE = 2**31 - 1
+_MAX_CHUNK = 2**31 - 1
 
 
 def encode_png(image: np.ndarray) -> bytes:
     """Encode a grey (H, W) or grey+alpha/RGB/RGBA (H, W, C) uint8 or uint16 image as PNG."""
-    if image.dtype not in (np.uint8, np.uint16):
+    if image.dtype.kind != "u" or image.dtype.itemsize not in (1, 2):
         raise ValueError(f"PNG stores uint8 or uint16 samples, not {image.dtype}")
     channels = image.shape[2] if image.ndim == 3 else 1
     if image.ndim not in (2, 3) or channels not in _COLOUR_TYPE:
@@ -52,14 +53,14 @@ def encode_png(image: np.ndarray) -> bytes:
     header = struct.pack(
         ">IIBBBBB", width, height, 8 * image.dtype.itemsize, _COLOUR_TYPE[channels], 0, 0, 0
     )
-    return b"".join(
-        (
-            _SIGNATURE,
-            *_chunk(b"IHDR", header),
-            *_chunk(b"IDAT", isal_zlib.compress(scanlines, _LEVEL)),
-            *_chunk(b"IEND", b""),
-        )
-    )
+    compressed = isal_zlib.compress(scanlines, _LEVEL)
+    # one IDAT chunk unless the data outgrows a chunk's length field (PNG: at most 2**31 - 1)
+    idat = [
+        part
+        for start in range(0, len(compressed), _MAX_CHUNK)
+        for part in _chunk(b"IDAT", compressed[start : start + _MAX_CHUNK])
+    ]
+    return b"".join((_SIGNATURE, *_chunk(b"IHDR", header), *idat, *_chunk(b"IEND", b"")))
 
 
 def _chunk(kind: bytes, data: bytes) -> tuple[bytes, bytes, bytes, bytes]:
