@@ -17,7 +17,7 @@ import numpy as np
 #: arrays, which the allocator reuses from one volume to the next.
 LARGE_BYTES = 16 << 20
 
-_CAN_RELEASE = hasattr(mmap, "MADV_DONTNEED") and hasattr(mmap, "MAP_PRIVATE")
+_CAN_RELEASE = all(hasattr(mmap, n) for n in ("MADV_DONTNEED", "MAP_PRIVATE", "MAP_ANONYMOUS"))
 
 
 def allocate(nbytes: int) -> np.ndarray:
