@@ -18,6 +18,11 @@ MiB = 1 << 20
 SHAPE = (64, 64, 36)  # one volume: 576 KiB as float32; 120 volumes: 68 MiB, 135 MiB as float64
 
 
+def _convert_peak(src: Path, out: Path, *options: str) -> tuple[int, int, str]:
+    """Peak RSS (bytes), exit status and stderr of ``niftislice convert SRC -o OUT OPTIONS``."""
+    return peak_rss(sys.executable, "-m", "niftislice", "convert", src, "-o", out, *options)
+
+
 def write_series(path: Path, n_volumes: int) -> Path:
     """A float32 fMRI-like series: a head-shaped blob on a zero background that brightens over
     time, plus integer noise (zeros and whole numbers keep gzip quick; still float32 on disk)."""
@@ -43,19 +48,7 @@ def test_peak_memory_is_one_volume_and_does_not_grow_with_the_series(tmp_path):
         src = write_series(tmp_path / f"bold{n}.nii.gz", n)
         # every volume is read, windowed and cut into all three views; one slice per view is
         # written, so the run stays short while the sidecar still lists every volume's files
-        peak, rc, err = peak_rss(
-            sys.executable,
-            "-m",
-            "niftislice",
-            "convert",
-            src,
-            "-o",
-            tmp_path / "out",
-            "--slices",
-            "middle",
-            "-j",
-            "2",
-        )
+        peak, rc, err = _convert_peak(src, tmp_path / "out", "--slices", "middle", "-j", "2")
         assert rc == 0, err
         assert len(list((tmp_path / "out" / f"bold{n}" / "axial").iterdir())) == n
         peaks[n] = peak
@@ -80,19 +73,7 @@ def test_large_volume_peak_is_about_one_volume(tmp_path):
     baseline, rc, err = peak_rss(sys.executable, "-c", "import niftislice")
     assert rc == 0, err
     # --spacing 4 keeps the images small (quick to encode); slabs are cut at the native size
-    peak, rc, err = peak_rss(
-        sys.executable,
-        "-m",
-        "niftislice",
-        "convert",
-        src,
-        "-o",
-        tmp_path / "out",
-        "--spacing",
-        "4",
-        "-j",
-        "2",
-    )
+    peak, rc, err = _convert_peak(src, tmp_path / "out", "--spacing", "4", "-j", "2")
     assert rc == 0, err
     assert (tmp_path / "out" / "big" / "big.json").is_file()
     extra = (peak - baseline - volume_bytes) / MiB
