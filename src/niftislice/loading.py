@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import stat
+import sys
 import types
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -172,22 +173,19 @@ class _Stream:
         return bytes(buf[:got])
 
     def skip(self, n: int) -> int:
+        """Read and discard up to ``n`` bytes (through one scratch buffer); returns how many."""
+        scratch = memoryview(bytearray(min(n, _READ_BLOCK)))
         done = 0
         while done < n:
-            chunk = self.read(min(n - done, _READ_BLOCK))
-            if not chunk:
+            got = self.readinto(scratch[: n - done])
+            if not got:
                 break
-            done += len(chunk)
+            done += got
         return done
 
     def drain(self) -> int:
         """Read to the end (verifying the gzip CRC and length); returns the bytes left over."""
-        left = 0
-        while True:
-            chunk = self.read(_READ_BLOCK)
-            if not chunk:
-                return left
-            left += len(chunk)
+        return self.skip(sys.maxsize)
 
     def close(self) -> None:
         self._f.close()

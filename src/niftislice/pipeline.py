@@ -147,7 +147,7 @@ def _window(
         return None
     spec = options.window
     exact = label or options.lossless
-    if not (exact or spec.needs_stats):  # type: ignore[union-attr]
+    if not needs_stats(nf, options):
         stats = None
     elif stats is None:
         stats = raw_stats(volumes)

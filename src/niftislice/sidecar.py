@@ -121,7 +121,7 @@ def build_sidecar(
         smp = plan.samplings[view]
         slices = []
         ks = sorted(files.get(view, {}))
-        matrices = _matrix(plan.pixel_to_world_many(view, ks)) if ks else []
+        matrices = _matrix(plan.pixel_to_world_many(view, ks))
         for k, matrix in zip(ks, matrices, strict=True):
             entry: dict[str, Any] = {"index": k, "pixel_to_world": matrix}
             per_t = files[view][k]
