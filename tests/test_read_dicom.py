@@ -126,6 +126,7 @@ def test_oblique_series_matches_dcm2niix(tmp_path: Path) -> None:
     assert_same_as_dcm2niix(tmp_path / "obl", tmp_path)
 
 
+@pytest.mark.slow
 def test_two_series_in_one_folder_stay_apart(tmp_path: Path) -> None:
     a = small(**AXIAL, number=2, description="Head")
     b = small(**CORONAL, number=5, description="Head", spacing=(2.0, 2.5), step=4.0)

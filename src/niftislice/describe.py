@@ -33,6 +33,8 @@ def info(
     facts["oblique"] = reo.is_oblique
     facts["n_volumes"] = nf.n_volumes
     facts["warnings"] = list(nf.warnings)
+    if options.keep_phi and nf.identity:
+        facts["patient"] = dict(nf.identity)
     if nf.rgb_channels:
         facts["data_range"] = [0, 255]
     else:
@@ -88,7 +90,7 @@ def format_info(facts: dict[str, Any]) -> str:
     voxel = " x ".join(f"{z:g}" for z in facts["voxel_sizes"])
     lines = [
         f"file        {facts['path']}",
-        f"format      NIfTI-{facts['nifti_version']}{' (gzip)' if facts['compressed'] else ''}",
+        f"format      {_format_name(facts)}",
         f"shape       {shape}   ({n_vol} volume{'s' if n_vol != 1 else ''})",
         f"dtype       {facts['dtype']} ({facts['byte_order']}-endian)",
         f"voxel size  {voxel} {facts['units']['space']}"
@@ -121,9 +123,28 @@ def format_info(facts: dict[str, Any]) -> str:
         lines.append(
             f"  {name:<9} {v['images']:>5} images of {w} x {h} px at {sx:.3g} x {sy:.3g} mm"
         )
+    for k, v in facts.get("patient", {}).items():
+        lines.append(f"patient     {k}: {v}")
     for w in facts["warnings"]:
         lines.append(f"warning: {w}")
     if "header" in facts:
         lines.append("header:")
         lines.extend(f"  {k:<16} {v}" for k, v in facts["header"].items())
     return "\n".join(lines)
+
+
+def _format_name(facts: dict[str, Any]) -> str:
+    fmt = facts.get("format", "nifti")
+    if fmt == "nifti":
+        return f"NIfTI-{facts['nifti_version']}{' (gzip)' if facts['compressed'] else ''}"
+    dicom = facts.get("dicom")
+    if fmt == "dicom" and dicom:
+        number = dicom["series_number"]
+        desc = f' "{dicom["series_description"]}"' if dicom["series_description"] else ""
+        window = dicom["window"]
+        win = f", window {window['center']:g}/{window['width']:g}" if window else ""
+        return (
+            f"DICOM series {number if number is not None else '?'}{desc}, {dicom['modality']}, "
+            f"{len(dicom['files'])} files{win}"
+        )
+    return str(fmt)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,16 +84,22 @@ def convert_file(
     stem: str | None = None,
     threads: int | None = None,
     progress: ProgressFn | None = None,
+    part: Any = None,
 ) -> ConvertResult:
-    """Convert one file; raises :class:`NiftisliceError` on failure (nothing is left behind)."""
+    """Convert one file; raises :class:`NiftisliceError` on failure (nothing is left behind).
+
+    ``part`` names one volume of an input that holds several (a DICOM series of a folder, see
+    :class:`~niftislice.batch.discover.Job`); its ``open(limits)`` replaces reading ``path``.
+    """
     start = time.perf_counter()
     src = Path(path)
+    source = str(src) if part is None else str(part.source)
     out_root, masks_root = pair_roots(Path(out_root), options)  # --pair: OUT/images + OUT/masks
     final = output_dir_for(src, out_root, rel_dir, stem)
     masks_final = output_dir_for(src, masks_root, rel_dir, stem) if masks_root else None
     if final.exists() or final.is_symlink():
         if options.skip_existing and is_complete(final):
-            return ConvertResult(str(src), "skipped", str(final))
+            return ConvertResult(source, "skipped", str(final))
         # an incomplete output (no sidecar) is redone when resuming
         if not (options.overwrite or options.skip_existing):
             raise OutputError(
@@ -104,7 +111,7 @@ def convert_file(
         and not (options.overwrite or options.skip_existing)
     ):
         raise OutputError(f"output {masks_final} exists (use --overwrite to replace it)")
-    nf = open_source(src, options.limits)
+    nf = open_source(src, options.limits) if part is None else part.open(options.limits)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name[:40] + "-", dir=final.parent))
@@ -128,7 +135,7 @@ def convert_file(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ConvertResult(
-        str(src),
+        source,
         "converted",
         str(final),
         n_images,

@@ -47,7 +47,9 @@ _KEY_SHIFT = 32 - _KEY_BITS
 
 @dataclass(frozen=True)
 class WindowSpec:
-    """How to choose the window. ``kind`` is one of auto, minmax, range, percentile, preset."""
+    """How to choose the window. ``kind`` is one of auto, minmax, range, percentile, preset,
+    or source (the window the file carries, e.g. DICOM WindowCenter/Width; resolved per file
+    into a range by :func:`niftislice.plan.source_window`)."""
 
     kind: str
     a: float = 0.0
@@ -68,6 +70,11 @@ class WindowSpec:
         if self.kind == "preset":
             level, width = CT_PRESETS[self.name]
             return f"CT preset {self.name} (level {level:g} HU, width {width:g} HU)"
+        if self.kind == "source":
+            return "the file's own window (DICOM WindowCenter/Width)"
+        if self.name == "dicom":
+            level, width = (self.a + self.b) / 2, self.b - self.a
+            return f"DICOM WindowCenter {level:g}, WindowWidth {width:g} (first in the series)"
         return f"explicit {self.a:g}:{self.b:g}"
 
 
@@ -80,6 +87,8 @@ def parse_window(text: str | WindowSpec, *, level_width: bool = False) -> Window
         return WindowSpec("auto", 0.5, 99.5)
     if t in ("minmax", "min-max", "full"):
         return WindowSpec("minmax")
+    if t == "dicom":  # the source's own window (DICOM WindowCenter/Width), see plan.py
+        return WindowSpec("source", name="dicom")
     if t in CT_PRESETS:
         level, width = CT_PRESETS[t]
         return WindowSpec("preset", level - width / 2, level + width / 2, name=t)
@@ -107,7 +116,7 @@ def parse_window(text: str | WindowSpec, *, level_width: bool = False) -> Window
     what = "level/width" if level_width else "window"
     presets = ", ".join(CT_PRESETS)
     raise OptionError(
-        f"{what}: expected auto, minmax, LOW:HIGH, pLOW:pHIGH or a CT preset ({presets}), "
+        f"{what}: expected auto, minmax, dicom, LOW:HIGH, pLOW:pHIGH or a CT preset ({presets}), "
         f"got {text!r}"
     )
 

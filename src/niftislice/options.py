@@ -109,6 +109,8 @@ class ConvertOptions:
     pair: str | None = None  # label map exported into a parallel tree (OUT/images, OUT/masks)
     colormap: str | None = None
     html: bool = False
+    # DICOM: patient name, ID, birth date... go to the sidecar and info only when asked
+    keep_phi: bool = False
 
     def __post_init__(self) -> None:
         s = object.__setattr__

@@ -19,9 +19,11 @@ from .errors import InputError, OptionError
 from .intensity import (
     RawStats,
     Window,
+    WindowSpec,
     apply_window,
     check_integral,
     identity_window,
+    parse_window,
     raw_stats,
     resolve_window,
 )
@@ -83,7 +85,24 @@ def needs_stats(nf: NiftiFile, options: ConvertOptions) -> bool:
     """Whether the plan needs statistics of the raw values (see :func:`make_plan`'s ``stats``)."""
     if nf.rgb_channels:
         return False
-    return is_label(nf, options) or options.lossless or options.window.needs_stats  # type: ignore[union-attr]
+    return is_label(nf, options) or options.lossless or source_window(nf, options).needs_stats
+
+
+def source_window(
+    nf: NiftiFile, options: ConvertOptions, warnings: list[str] | None = None
+) -> WindowSpec:
+    """The window asked for; ``--window dicom`` becomes the series' first WindowCenter/Width
+    (in data units, as DICOM defines them) or, for a source without one, ``auto`` (warning)."""
+    spec: WindowSpec = options.window  # type: ignore[assignment]
+    if spec.kind != "source":
+        return spec
+    window = (nf.facts.get("dicom") or {}).get("window")
+    if window:
+        centre, width = float(window["center"]), float(window["width"])
+        return WindowSpec("range", centre - width / 2, centre + width / 2, name="dicom")
+    if warnings is not None:
+        warnings.append("--window dicom: the source has no WindowCenter/WindowWidth; using auto")
+    return parse_window("auto")
 
 
 def make_plan(
@@ -145,7 +164,7 @@ def _window(
 ) -> Window | None:
     if nf.rgb_channels:
         return None
-    spec = options.window
+    spec = source_window(nf, options, warnings)
     exact = label or options.lossless
     if not needs_stats(nf, options):
         stats = None

@@ -119,6 +119,8 @@ def build_sidecar(
     source["axcodes"] = "".join(reo.source_axcodes)
     source["path"] = os.path.abspath(source_path)
     source["sha256"] = sha256
+    if opts.keep_phi and nf.identity:  # DICOM patient attributes: only when asked
+        source["patient"] = dict(nf.identity)
     views: dict[str, Any] = {}
     for view, g in plan.geometries.items():
         smp = plan.samplings[view]

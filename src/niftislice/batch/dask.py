@@ -88,10 +88,10 @@ def run_on_dask(
                     r: ConvertResult = fut.result()
                 except Exception as e:  # the task itself failed: a worker died, lost, killed
                     error = f"worker failed: {type(e).__name__}: {e}"
-                    r = ConvertResult(str(job.path), "failed", error=error)
+                    r = ConvertResult(job.source, "failed", error=error)
                 else:  # report paths as the caller gave them, as a local run does
                     local = r.output_dir and out_root / Path(r.output_dir).relative_to(out_abs)
-                    r = replace(r, source=str(job.path), output_dir=str(local) if local else None)
+                    r = replace(r, source=job.source, output_dir=str(local) if local else None)
                 done_callback(i, r)
         except BaseException:
             client.cancel(futures)

@@ -1,6 +1,7 @@
 """Finding the inputs: folders searched recursively, one :class:`Job` per input volume.
 
-Folders are searched for ``.nii``/``.nii.gz`` (any case), skipping hidden and ``._*`` files and
+Folders are searched for ``.nii``/``.nii.gz`` (any case) and DICOM files (recognised by their
+content, see :mod:`.discover_dicom`: one job per series), skipping hidden and ``._*`` files and
 hidden folders; the input tree is mirrored under the output folder, and output folder names are
 made distinct (also on case-insensitive file systems).
 """
@@ -11,23 +12,36 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import OptionError
 from ..export import output_dir_for
 from ..naming import safe_relative_dir, stem_of
 from ..options import ConvertOptions
 from ..pictures.hooks import pair_roots
+from ..read.dicom_sniff import looks_like_dicom
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 @dataclass(frozen=True)
 class Job:
-    """One input file and where its output goes (``OUT/rel_dir/stem``)."""
+    """One input file and where its output goes (``OUT/rel_dir/stem``).
+
+    ``part``, for inputs that hold several volumes (a folder of DICOM series), names the one
+    this job converts: an object with ``source`` (how reports name it), ``skip`` (skip it with
+    a warning instead of converting), ``reason`` (when skipped) and ``open(limits)`` returning
+    the :class:`~niftislice.read.NiftiFile` (see :mod:`niftislice.read.dicom_source`).
+    """
 
     path: Path
     rel_dir: Path
     stem: str
+    part: Any = None
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.part is None else str(self.part.source)
 
     def output_dir(self, out_root: Path) -> Path:
         return output_dir_for(self.path, out_root, self.rel_dir, self.stem)
@@ -47,18 +61,33 @@ def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
     """Expand folders recursively (sorted, hidden folders skipped); files named explicitly are
     taken whatever their name and go to the top of the output folder."""
     found: list[tuple[Path, Path]] = []
+    dicom: list[tuple[Path, list[Path]]] = []  # (input folder, its DICOM files)
+    dicom_files: list[Path] = []  # named on their own: scanned together, output at the top
     for item in inputs:
         p = Path(item)
         if p.is_dir() and not p.name.lower().endswith(_NIFTI_SUFFIXES):
+            candidates: list[Path] = []
             for root, dirs, files in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
+                    f = Path(root) / name
                     if is_nifti_name(name):
-                        f = Path(root) / name
                         found.append((f, f.parent.relative_to(p)))
+                    elif not name.startswith(".") and looks_like_dicom(f):
+                        candidates.append(f)
+            if candidates:
+                dicom.append((p, candidates))
+        elif p.is_file() and not is_nifti_name(p.name) and looks_like_dicom(p):
+            dicom_files.append(p)
         else:
             found.append((p, Path()))
-    return _assign_stems(_unique(found))
+    jobs = _assign_stems(_unique(found))
+    if dicom or dicom_files:
+        from .discover_dicom import dicom_jobs  # pydicom is imported only for DICOM inputs
+
+        used = {fold(j.rel_dir, j.stem) for j in jobs}
+        jobs += dicom_jobs(dicom, dicom_files, used)
+    return jobs
 
 
 def _unique(found: Iterable[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
@@ -84,26 +113,26 @@ def _assign_stems(found: Iterable[tuple[Path, Path]]) -> list[Job]:
     keys = [(safe_relative_dir(rel), stem_of(p)) for p, rel in items]
     groups: dict[tuple[str, str], list[int]] = {}
     for i, (rel, stem) in enumerate(keys):
-        groups.setdefault(_fold(rel, stem), []).append(i)
+        groups.setdefault(fold(rel, stem), []).append(i)
     jobs: list[Job] = []
     used: set[tuple[str, str]] = set()
     for (p, _), (rel, stem) in zip(items, keys, strict=True):
-        group = groups[_fold(rel, stem)]
+        group = groups[fold(rel, stem)]
         names = {items[j][0].name for j in group}
         if len(group) > 1 and len(names) == len(group):
             stem = stem_of(p.name.replace(".", "_") + ".nii")
         base, n = stem, 2
-        while _fold(rel, stem) in used:
+        while fold(rel, stem) in used:
             stem, n = f"{base}_{n}", n + 1
-        used.add(_fold(rel, stem))
+        used.add(fold(rel, stem))
         jobs.append(Job(p, rel, stem))
     return jobs
 
 
-def _fold(rel: Path, stem: str) -> tuple[str, str]:
+def fold(rel: Path, stem: str) -> tuple[str, str]:
     return rel.as_posix().casefold(), stem.casefold()
 
 
 def check_jobs(jobs: Sequence[Job]) -> None:
     if not jobs:
-        raise OptionError("no NIfTI files found in the given inputs")
+        raise OptionError("no NIfTI or DICOM files found in the given inputs")

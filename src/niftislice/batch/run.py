@@ -67,6 +67,8 @@ def _run_one(
 ) -> ConvertResult:
     """Convert one job, never raising: failures become a ``failed`` result with one-line error."""
     start = time.perf_counter()
+    if job.part is not None and job.part.skip:  # e.g. a DICOM RT structure set: not an image
+        return ConvertResult(job.source, "skipped", warnings=[job.part.reason])
     try:
         opts = _resume_options(job.output_dirs(out_root, options), options)
         return convert_file(
@@ -77,6 +79,7 @@ def _run_one(
             stem=job.stem,
             threads=threads,
             progress=progress,
+            part=job.part,
         )
     except NiftisliceError as e:
         error = str(e)
@@ -85,7 +88,7 @@ def _run_one(
     except Exception as e:  # a bug: keep the batch going, keep the traceback in the log
         log.debug("unexpected error converting %s", job.path, exc_info=True)
         error = f"internal error: {type(e).__name__}: {e}"
-    return ConvertResult(str(job.path), "failed", error=error, seconds=time.perf_counter() - start)
+    return ConvertResult(job.source, "failed", error=error, seconds=time.perf_counter() - start)
 
 
 def _resume_options(finals: list[Path], options: ConvertOptions) -> ConvertOptions:
@@ -216,7 +219,7 @@ def _remove_leftovers(job: Job, out: Path, options: ConvertOptions) -> None:
 
 
 def _failed(job: Job, error: str) -> ConvertResult:
-    return ConvertResult(str(job.path), "failed", error=error)
+    return ConvertResult(job.source, "failed", error=error)
 
 
 def _pool_pass(

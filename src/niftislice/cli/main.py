@@ -60,8 +60,8 @@ def _add_image_options(p: argparse.ArgumentParser) -> None:
     i.add_argument(
         "--window",
         default="auto",
-        help="auto (0.5-99.5 percentiles), minmax, LOW:HIGH, pLOW:pHIGH or a CT preset: "
-        + ", ".join(CT_PRESETS),
+        help="auto (0.5-99.5 percentiles), minmax, dicom (the series' first WindowCenter/"
+        "Width), LOW:HIGH, pLOW:pHIGH or a CT preset: " + ", ".join(CT_PRESETS),
     )
     i.add_argument("--level", type=float, help="window level (with --width), data units")
     i.add_argument("--width", type=float, help="window width (with --level), data units")
@@ -80,6 +80,13 @@ def _add_image_options(p: argparse.ArgumentParser) -> None:
         "--lossless",
         action="store_true",
         help="integer data stored exactly as 16-bit (no windowing)",
+    )
+    d = p.add_argument_group("DICOM")
+    d.add_argument(
+        "--keep-phi",
+        action="store_true",
+        help="write the patient's name, ID, birth date... to the sidecar and info "
+        "(by default nothing that identifies the patient is written)",
     )
     o = p.add_argument_group("limits")
     o.add_argument(
@@ -291,6 +298,7 @@ def _options(a: argparse.Namespace, **extra: object):
         lossless=a.lossless,
         max_voxels=a.max_voxels,
         allow_many_slices=a.allow_many_slices,
+        keep_phi=a.keep_phi,
     )
     kw.update(extra)
     return ConvertOptions(**kw)  # type: ignore[arg-type]

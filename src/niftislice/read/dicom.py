@@ -28,8 +28,9 @@ import pydicom
 from pydicom.uid import UID
 
 from ..errors import InputError
-from .dicom_files import BadDicom, NotDicom, has_dicm_marker, looks_like_dicom, read_file
+from .dicom_files import BadDicom, NotDicom, read_file
 from .dicom_series import DicomScan, DicomSeries, Problem, find_dicom_files, scan
+from .dicom_sniff import has_dicm_marker, looks_like_dicom
 
 log = logging.getLogger(__name__)
 

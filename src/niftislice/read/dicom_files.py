@@ -26,12 +26,13 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from .dicom_sniff import has_dicm_marker, looks_like_dicom
+
 log = logging.getLogger(__name__)
 
 DICOMDIR_SOP = "1.2.840.10008.1.3.10"
 _PIXEL_TAGS_LE = (b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
 _PIXEL_TAGS_BE = (b"\x7f\xe0\x00\x10", b"\x7f\xe0\x00\x08", b"\x7f\xe0\x00\x09")
-_FIRST_GROUPS = (b"\x02\x00", b"\x08\x00")  # file meta or identifying group, little-endian
 
 # Identifying attributes: read only to be kept out of names, sidecars and viewers, unless the
 # user asks for them (--keep-phi).
@@ -56,7 +57,13 @@ class NotDicom(Exception):
 
 
 class BadDicom(Exception):
-    """A DICOM file that cannot be used; the message is the one-line reason."""
+    """A DICOM file that gives no image; the message is the one-line reason. ``kind`` is
+    ``"error"`` (a damaged or incomplete image), ``"not-image"`` (an object that holds no image
+    niftislice reads: RT structure set, SR, segmentation...) or ``"dicomdir"``."""
+
+    def __init__(self, reason: str, kind: str = "error") -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -98,29 +105,6 @@ class DicomFile:
     spacing_between: float | None  # SpacingBetweenSlices, mm (idem)
     frames: tuple[Frame, ...]
     phi: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
-
-
-def has_dicm_marker(path: Path) -> bool:
-    """True if the file has the 128-byte preamble followed by ``DICM``."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:] == b"DICM"
-
-
-def looks_like_dicom(path: Path) -> bool:
-    """Cheap test used when scanning folders: the marker, or a plausible first tag."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(132)
-    except OSError:
-        return False
-    if len(head) == 132 and head[128:] == b"DICM":
-        return True
-    element = int.from_bytes(head[2:4], "little")
-    return len(head) >= 8 and head[:2] in _FIRST_GROUPS and element < 0x1000
 
 
 def read_file(path: Path) -> DicomFile:
@@ -169,12 +153,13 @@ def _refuse_non_images(ds: Dataset) -> None:
     if meta.get("MediaStorageSOPClassUID") == DICOMDIR_SOP or "DirectoryRecordSequence" in ds:
         raise BadDicom(
             "a DICOMDIR (the index of a DICOM disc, not an image); "
-            "give the folder that holds it to read the images it lists"
+            "give the folder that holds it to read the images it lists",
+            "dicomdir",
         )
     if "Rows" not in ds or "Columns" not in ds:
-        raise BadDicom(f"not an image (no Rows/Columns): {_sop_name(ds)}")
+        raise BadDicom(f"not an image (no Rows/Columns): {_sop_name(ds)}", "not-image")
     if int(ds.get("BitsAllocated", 16)) == 1:
-        raise BadDicom(f"1-bit pixel data ({_sop_name(ds)}) is not supported")
+        raise BadDicom(f"1-bit pixel data ({_sop_name(ds)}) is not supported", "not-image")
 
 
 def _check_pixel_data(ds: Dataset, path: Path, pixel_at: int, size: int) -> None:

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .dicom_files import BadDicom, DicomFile, Frame, NotDicom, looks_like_dicom, read_file
+from .dicom_files import BadDicom, DicomFile, Frame, NotDicom, read_file
 from .dicom_geometry import stack_geometry
+from .dicom_sniff import looks_like_dicom
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Problem:
 
     source: str  # a file path, or a series label such as 'series 5 "CT HEAD" (4 files in CT2)'
     reason: str
+    kind: str = "error"  # or "not-image", "dicomdir" (see dicom_files.BadDicom)
 
     def __str__(self) -> str:
         return f"{self.source}: {self.reason}"
@@ -124,7 +126,7 @@ def scan(paths: Iterable[Path]) -> DicomScan:
             log.debug("%s: not DICOM", path)
             continue
         except BadDicom as e:
-            problems.append(Problem(str(path), str(e)))
+            problems.append(Problem(str(path), str(e), e.kind))
         seen += 1
     problems = _collapse(problems)
     series: list[DicomSeries] = []
@@ -146,14 +148,15 @@ def scan(paths: Iterable[Path]) -> DicomScan:
 
 def _collapse(problems: Sequence[Problem]) -> list[Problem]:
     """Files of one folder failing for the same reason make one line, not one per file."""
-    by_key: dict[tuple[str, str], list[Problem]] = {}
+    by_key: dict[tuple[str, str, str], list[Problem]] = {}
     for p in problems:
-        by_key.setdefault((str(Path(p.source).parent), p.reason), []).append(p)
+        by_key.setdefault((str(Path(p.source).parent), p.reason, p.kind), []).append(p)
     out = []
     for same in by_key.values():
         first = same[0]
         if len(same) > 1:
-            first = Problem(f"{first.source} and {len(same) - 1} more files there", first.reason)
+            more = f"{first.source} and {len(same) - 1} more files there"
+            first = Problem(more, first.reason, first.kind)
         out.append(first)
     return out
 

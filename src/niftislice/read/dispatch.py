@@ -12,13 +12,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..types import Limits
+from .dicom_sniff import is_dicom_input
 from .nifti import NiftiFile, read_header
 
 Matcher = Callable[[Path], bool]
 Opener = Callable[[Path, Limits], NiftiFile]
 
+
+def _open_dicom(path: Path, limits: Limits) -> NiftiFile:
+    from .dicom_source import open_dicom  # pydicom is imported only for DICOM inputs
+
+    return open_dicom(path, limits)
+
+
 #: ``(format name, matches, open)``, tried in order.
-READERS: list[tuple[str, Matcher, Opener]] = []
+READERS: list[tuple[str, Matcher, Opener]] = [("dicom", is_dicom_input, _open_dicom)]
 
 
 def open_source(path: str | os.PathLike[str], limits: Limits = Limits()) -> NiftiFile:

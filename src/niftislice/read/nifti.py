@@ -85,6 +85,9 @@ class NiftiFile:
     format: str = "nifti"
     facts: dict[str, Any] = field(default_factory=dict)
     loader: VolumeLoader | None = None
+    #: attributes that identify the patient (DICOM PatientName, PatientID, ...): never written
+    #: anywhere unless the user asks (``keep_phi``)
+    identity: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def volume_bytes(self) -> int:

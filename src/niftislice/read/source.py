@@ -41,6 +41,7 @@ def array_source(
     facts: dict[str, Any] | None = None,
     warnings: Sequence[str] = (),
     file_size: int = 0,
+    identity: dict[str, str] | None = None,
 ) -> NiftiFile:
     """Describe a volume read by another format's reader.
 
@@ -48,7 +49,8 @@ def array_source(
     ``affine`` maps voxel indices to RAS+ world coordinates in mm (convert LPS first:
     ``diag(-1, -1, 1, 1) @ lps_affine``). Stored values times ``slope`` plus ``inter`` are the
     data's values. ``loader`` yields the selected volumes (see :data:`~.nifti.VolumeLoader`).
-    ``facts`` go to the sidecar's ``source`` section as they are (keep identifiers out).
+    ``facts`` go to the sidecar's ``source`` section as they are (keep identifiers out);
+    ``identity`` (patient name, ID, ...) is written only when the user asks (``keep_phi``).
     """
     dims = tuple(int(d) for d in shape)
     if len(dims) not in (3, 4) or min(dims) < 1:
@@ -92,4 +94,5 @@ def array_source(
         format=fmt,
         facts=dict(facts or {}),
         loader=loader,
+        identity=dict(identity or {}),
     )

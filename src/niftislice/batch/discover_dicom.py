@@ -1,0 +1,69 @@
+"""DICOM inputs as batch jobs: one job per series, and one per input that gives no volume.
+
+A folder's DICOM files are grouped into series together, wherever they sit under it (a series
+spread over sub-folders is still one series); each series' output goes to
+``OUT/<its folder, relative to the input>/<SeriesNumber>_<SeriesDescription>/``. DICOM files
+named on their own are grouped together and go to the top of ``OUT``. Paths inside the jobs are
+absolute so that worker processes and Dask workers find the files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..naming import safe_relative_dir, stem_of
+from ..read.dicom import scan_dicom
+from ..read.dicom_source import DicomPart, DicomProblem, parts_of
+from .discover import Job, fold
+
+
+def dicom_jobs(
+    folders: Sequence[tuple[Path, list[Path]]],
+    files: Sequence[Path],
+    used: set[tuple[str, str]],
+) -> list[Job]:
+    """Jobs for each input folder's DICOM files and for the files named on their own; output
+    folder names are made distinct from ``used`` (and added to it)."""
+    jobs: list[Job] = []
+    groups = [(root, found, True) for root, found in folders]
+    if files:
+        common = Path(os.path.commonpath([str(Path(f).absolute().parent) for f in files]))
+        groups.append((common, list(files), False))
+    for root, found, mirror in groups:
+        abs_root = root.absolute()
+        scan = scan_dicom([f.absolute() for f in found])
+        for part in parts_of(scan, abs_root):
+            jobs.append(_job(part, root, abs_root, mirror, used))
+    return jobs
+
+
+def _job(
+    part: DicomPart | DicomProblem,
+    root: Path,
+    abs_root: Path,
+    mirror: bool,
+    used: set[tuple[str, str]],
+) -> Job:
+    if isinstance(part, DicomProblem):
+        where = Path(part.source)
+        shown = _shown(where, root, abs_root) if where.is_absolute() else part.source
+        path = where if where.is_absolute() else abs_root
+        return Job(path, Path(), stem_of(path), DicomProblem(shown, part.reason, part.skip))
+    series = part.series
+    rel = safe_relative_dir(series.folder.relative_to(abs_root)) if mirror else Path()
+    stem, n = series.name, 2
+    while fold(rel, stem) in used:
+        stem, n = f"{series.name}_{n}", n + 1
+    used.add(fold(rel, stem))
+    shown = f"{_shown(series.folder, root, abs_root)} [{series.name}]"
+    return Job(series.folder, rel, stem, DicomPart(series, abs_root, shown))
+
+
+def _shown(path: Path, root: Path, abs_root: Path) -> str:
+    """``path`` as the user would write it: under the input as they gave it."""
+    try:
+        return str(root / path.relative_to(abs_root))
+    except ValueError:
+        return str(path)
