@@ -86,7 +86,12 @@ def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
         from .discover_dicom import dicom_jobs  # pydicom is imported only for DICOM inputs
 
         used = {fold(j.rel_dir, j.stem) for j in jobs}
-        jobs += dicom_jobs(dicom, dicom_files, used)
+        for path, rel, base, part in dicom_jobs(dicom, dicom_files):
+            stem, n = base, 2
+            while fold(rel, stem) in used:
+                stem, n = f"{base}_{n}", n + 1
+            used.add(fold(rel, stem))
+            jobs.append(Job(path, rel, stem, part))
     return jobs
 
 

@@ -16,17 +16,14 @@ from pathlib import Path
 from ..naming import safe_relative_dir, stem_of
 from ..read.dicom import scan_dicom
 from ..read.dicom_source import DicomPart, DicomProblem, parts_of
-from .discover import Job, fold
+
+#: ``(path, rel_dir, stem, part)`` of one job; :mod:`.discover` makes the stems distinct
+JobSpec = tuple[Path, Path, str, DicomPart | DicomProblem]
 
 
-def dicom_jobs(
-    folders: Sequence[tuple[Path, list[Path]]],
-    files: Sequence[Path],
-    used: set[tuple[str, str]],
-) -> list[Job]:
-    """Jobs for each input folder's DICOM files and for the files named on their own; output
-    folder names are made distinct from ``used`` (and added to it)."""
-    jobs: list[Job] = []
+def dicom_jobs(folders: Sequence[tuple[Path, list[Path]]], files: Sequence[Path]) -> list[JobSpec]:
+    """Jobs for each input folder's DICOM files and for the files named on their own."""
+    jobs: list[JobSpec] = []
     groups = [(root, found, True) for root, found in folders]
     if files:
         common = Path(os.path.commonpath([str(Path(f).absolute().parent) for f in files]))
@@ -35,7 +32,7 @@ def dicom_jobs(
         abs_root = root.absolute()
         scan = scan_dicom([f.absolute() for f in found])
         for part in parts_of(scan, abs_root):
-            jobs.append(_job(part, root, abs_root, mirror, used))
+            jobs.append(_job(part, root, abs_root, mirror))
     return jobs
 
 
@@ -44,21 +41,16 @@ def _job(
     root: Path,
     abs_root: Path,
     mirror: bool,
-    used: set[tuple[str, str]],
-) -> Job:
+) -> JobSpec:
     if isinstance(part, DicomProblem):
         where = Path(part.source)
         shown = _shown(where, root, abs_root) if where.is_absolute() else part.source
         path = where if where.is_absolute() else abs_root
-        return Job(path, Path(), stem_of(path), DicomProblem(shown, part.reason, part.skip))
+        return (path, Path(), stem_of(path), DicomProblem(shown, part.reason, part.skip))
     series = part.series
     rel = safe_relative_dir(series.folder.relative_to(abs_root)) if mirror else Path()
-    stem, n = series.name, 2
-    while fold(rel, stem) in used:
-        stem, n = f"{series.name}_{n}", n + 1
-    used.add(fold(rel, stem))
     shown = f"{_shown(series.folder, root, abs_root)} [{series.name}]"
-    return Job(series.folder, rel, stem, DicomPart(series, abs_root, shown))
+    return (series.folder, rel, series.name, DicomPart(series, abs_root, shown))
 
 
 def _shown(path: Path, root: Path, abs_root: Path) -> str:
