@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import pydicom
 from pydicom.uid import UID
 
 from ..errors import InputError
-from .dicom_files import BadDicom, NotDicom, read_file
+from .dicom_files import BadDicom, NotDicom, lenient, read_file
 from .dicom_series import DicomScan, DicomSeries, Problem, find_dicom_files, scan
 from .dicom_sniff import has_dicm_marker, looks_like_dicom
 
@@ -102,6 +101,9 @@ def read_series_volume(series: DicomSeries) -> np.ndarray:
     out = np.empty(shape, dtype=series.dtype, order="F")
     by_file: dict[Path, list[tuple[int, int | None]]] = {}
     for k, f in enumerate(series.slices):
+        if f.pixel_offset >= 0 and not series.rgb_channels:
+            _place(out, k, _raw_frame(series, k), series)
+            continue
         by_file.setdefault(f.path, []).append((k, f.index))
     for path, items in by_file.items():
         pixels = _decode(path, series)
@@ -117,10 +119,35 @@ def read_series_volume(series: DicomSeries) -> np.ndarray:
     return out
 
 
+def _raw_frame(series: DicomSeries, k: int) -> np.ndarray:
+    """Slice ``k``'s uncompressed pixels, read straight from where the scan found them
+    (no second parse of the header), as (rows, columns) native integers."""
+    f = series.slices[k]
+    cols, rows = series.shape[0], series.shape[1]
+    kind = "i" if series.signed else "u"
+    dtype = np.dtype(f"{'>' if f.big_endian else '<'}{kind}{series.bits_allocated // 8}")
+    count = rows * cols
+    try:
+        with open(f.path, "rb") as fh:
+            fh.seek(f.pixel_offset)
+            data = fh.read(count * dtype.itemsize)
+    except OSError as e:
+        raise InputError(f"{f.path.name}: cannot read ({e.strerror or e})") from None
+    if len(data) < count * dtype.itemsize:
+        raise InputError(f"{f.path.name}: truncated pixel data (the file changed since the scan)")
+    image = np.frombuffer(data, dtype).reshape(rows, cols).astype(dtype.newbyteorder("="))
+    unused = series.bits_allocated - series.bits_stored
+    if 0 < unused < series.bits_allocated:  # 12 bits in 16: drop what lies above the high bit
+        if series.signed:
+            image = (image << unused) >> unused
+        else:
+            image &= (1 << series.bits_stored) - 1
+    return image
+
+
 def _decode(path: Path, series: DicomSeries) -> np.ndarray:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # odd values pydicom tolerates
+        with lenient():
             ds = pydicom.dcmread(path)
             pixels = ds.pixel_array
     except (OSError, EOFError) as e:

@@ -71,6 +71,7 @@ class DicomSeries:
     per_slice_rescale: bool  # values are rescaled per slice into float32 while reading
     window: tuple[float, float] | None  # first (WindowCenter, WindowWidth), data units
     photometric: str
+    bits_allocated: int
     bits_stored: int
     signed: bool
     transfer_syntaxes: tuple[str, ...]
@@ -301,6 +302,7 @@ def _describe(head: DicomFile, frames: list[Frame], n_parts: int) -> DicomSeries
         per_slice_rescale=per_slice,
         window=window,
         photometric=head.photometric,
+        bits_allocated=head.bits_allocated,
         bits_stored=head.bits_stored,
         signed=head.signed,
         transfer_syntaxes=syntaxes,

@@ -45,12 +45,10 @@ def array_source(
 ) -> NiftiFile:
     """Describe a volume read by another format's reader.
 
-    ``shape`` is ``(x, y, z)`` or ``(x, y, z, t)`` in voxels (a 2D image is ``(x, y, 1)``);
-    ``affine`` maps voxel indices to RAS+ world coordinates in mm (convert LPS first:
-    ``diag(-1, -1, 1, 1) @ lps_affine``). Stored values times ``slope`` plus ``inter`` are the
-    data's values. ``loader`` yields the selected volumes (see :data:`~.nifti.VolumeLoader`).
-    ``facts`` go to the sidecar's ``source`` section as they are (keep identifiers out);
-    ``identity`` (patient name, ID, ...) is written only when the user asks (``keep_phi``).
+    ``shape``: ``(x, y, z[, t])`` voxels; ``affine``: voxel -> RAS+ mm (LPS: first
+    ``diag(-1, -1, 1, 1) @``); data = stored * ``slope`` + ``inter``; ``loader``: see
+    :data:`~.nifti.VolumeLoader`; ``facts``: the sidecar's ``source`` section as they are;
+    ``identity`` (patient name, ID...): written only when the user asks (``keep_phi``).
     """
     dims = tuple(int(d) for d in shape)
     if len(dims) not in (3, 4) or min(dims) < 1:
@@ -62,10 +60,9 @@ def array_source(
         raise InputError("the image's geometry gives no usable voxel-to-world affine")
     dt = np.dtype(np.uint8) if rgb_channels else np.dtype(dtype).newbyteorder("=")
     zooms = tuple(float(z) for z in nib.affines.voxel_sizes(aff))
-    hdr = _header(dims, dt, aff, zooms, time_step, slope, inter)
     return NiftiFile(
         path=Path(path),
-        header=hdr,
+        header=_header(dims, dt, aff, zooms, time_step, slope, inter),
         nifti_version=1,
         compressed=False,
         file_size=file_size,
