@@ -8,7 +8,8 @@ from conftest import patch_header, save
 
 import niftislice
 from niftislice import ConvertOptions, OptionError
-from niftislice.intensity import CT_PRESETS, StatsBuilder, parse_window, raw_stats
+from niftislice.stats import StatsBuilder, raw_stats
+from niftislice.window import CT_PRESETS, parse_window
 
 
 def _all_pixels(vol, view="axial"):

@@ -23,7 +23,6 @@ import numpy as np
 from .encoding import EXTENSIONS, encode
 from .errors import NiftisliceError, OutputError
 from .files import write_file
-from .intensity import RawStats, StatsBuilder
 from .naming import image_name, stem_of
 from .options import ConvertOptions, View
 from .pictures.hooks import PAIR_TMP, Painter, Pictures, pair_roots
@@ -31,6 +30,7 @@ from .plan import Plan, Slab, make_plan, map_volume, needs_stats, output_image, 
 from .read.nifti import Limits, NiftiFile, ReadResult, iter_volumes, read_header
 from .sidecar import build_sidecar
 from .sidecar import dumps as sidecar_dumps
+from .stats import RawStats, StatsBuilder
 
 log = logging.getLogger(__name__)
 

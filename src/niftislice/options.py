@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .errors import OptionError
-from .intensity import WindowSpec, parse_window
+from .window import WindowSpec, parse_window
 
 
 class View(str, Enum):

@@ -16,15 +16,6 @@ import numpy as np
 
 from .encoding import resize
 from .errors import InputError, OptionError
-from .intensity import (
-    RawStats,
-    Window,
-    apply_window,
-    check_integral,
-    identity_window,
-    raw_stats,
-    resolve_window,
-)
 from .options import ConvertOptions, Interp, View
 from .orientation import Reorientation, reorientation
 from .pictures.colormap import centre_window
@@ -38,6 +29,8 @@ from .slicing import (
     view_block,
     view_geometry,
 )
+from .stats import RawStats, raw_stats
+from .window import Window, apply_window, check_integral, identity_window, resolve_window
 
 log = logging.getLogger(__name__)
 

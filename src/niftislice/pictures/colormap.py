@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import OptionError
-from ..intensity import Window
+from ..window import Window
 
 _OPENCV = {
     "viridis": cv2.COLORMAP_VIRIDIS,

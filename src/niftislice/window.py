@@ -4,18 +4,14 @@ A window ``[low, high]`` in data units (after ``scl_slope``/``scl_inter``) maps 
 ``[0, out_max]``; values outside are clipped, NaN and -Inf become 0, +Inf becomes ``out_max``.
 The inverse is ``data = low + pixel * (high - low) / out_max`` (exact to half a step).
 
-Statistics are computed from raw (unscaled, native dtype) voxels in one pass: integer volumes of
-up to 16 bits through an exact histogram (no sort, no float copy), everything else through a
-histogram of the top 20 bits of each value's float32 bit pattern (order-preserving), which places
-a percentile within 0.05 % of its value and needs no first pass for the range.
+This module holds the window specifications (``--window``), the CT presets, how a window is
+chosen from a specification and the statistics of :mod:`.stats`, and how it is applied.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
-from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -23,6 +19,7 @@ import numpy as np
 
 from .buffers import release
 from .errors import OptionError
+from .stats import CHUNK, RawStats, is_small_int, value_chunks
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +36,6 @@ CT_PRESETS: dict[str, tuple[float, float]] = {
     "abdomen": (40.0, 350.0),
     "temporal-bone": (600.0, 2800.0),
 }
-
-_CHUNK = 1 << 20  # voxels per chunk: temporaries stay under ~10 MiB each
-_KEY_BITS = 20  # float histogram: sign, exponent and 11 mantissa bits of float32
-_KEY_SHIFT = 32 - _KEY_BITS
 
 
 @dataclass(frozen=True)
@@ -138,173 +131,6 @@ class Window:
 
 
 # --------------------------------------------------------------------------------------------
-# statistics
-
-
-def _small_int(dtype: np.dtype) -> bool:
-    return dtype.kind in "iu" and dtype.itemsize <= 2
-
-
-def _chunks(arr: np.ndarray) -> Iterator[np.ndarray]:
-    flat = arr.reshape(-1, order="A")  # no copy for contiguous arrays
-    for start in range(0, flat.size, _CHUNK):
-        yield flat[start : start + _CHUNK]
-
-
-@dataclass(frozen=True)
-class RawStats:
-    """Summary of finite raw values: extremes and a histogram for percentiles.
-
-    ``exact`` histograms have one bin per integer from ``edges_lo``; otherwise bin ``i`` holds the
-    float32 values whose order-preserving 32-bit key starts with the 20 bits ``i``.
-    """
-
-    vmin: float
-    vmax: float
-    count: int
-    edges_lo: float  # value of bin 0 (exact histograms)
-    counts: np.ndarray
-    exact: bool
-    nonfinite: int
-
-    def _bin_value(self, i: int, within: float) -> float:
-        """Value at fraction ``within`` (0..1) of bin ``i``."""
-        if self.exact:
-            return self.edges_lo + i
-        lo = _key_value(i << _KEY_SHIFT)
-        hi = _key_value(((i + 1) << _KEY_SHIFT) - 1)
-        if not (math.isfinite(lo) and math.isfinite(hi)):  # the bins holding +-float32 max
-            return lo if math.isfinite(lo) else hi
-        return lo + within * (hi - lo)
-
-    def percentile(self, q: float) -> float:
-        """Like ``np.percentile(values, q)`` (linear method); exact for small integer types."""
-        if self.count == 0:
-            return float("nan")
-        pos = q / 100.0 * (self.count - 1)
-        cum = np.cumsum(self.counts)
-
-        def at_rank(rank: int) -> float:
-            if rank == 0:
-                return self.vmin
-            if rank == self.count - 1:
-                return self.vmax
-            i = int(np.searchsorted(cum, rank, side="right"))
-            before = int(cum[i - 1]) if i else 0
-            n = int(self.counts[i])
-            return self._bin_value(i, (rank - before + 0.5) / n)
-
-        lo_rank = math.floor(pos)
-        v0 = at_rank(lo_rank)
-        v1 = at_rank(min(lo_rank + 1, self.count - 1))
-        return float(min(max(v0 + (pos - lo_rank) * (v1 - v0), self.vmin), self.vmax))
-
-
-def _float_keys(values: np.ndarray) -> np.ndarray:
-    """Order-preserving 20-bit keys of float32 values (bigger value, bigger key)."""
-    f32 = np.finfo(np.float32).max
-    if values.dtype.itemsize > 4 or values.dtype.kind != "f":
-        values = np.clip(values, -f32, f32)  # beyond float32: the outermost bins
-    u = values.astype(np.float32, copy=False).view(np.uint32)
-    keys = np.where(u >> 31 == 1, ~u, u | np.uint32(0x80000000))
-    return keys >> np.uint32(_KEY_SHIFT)
-
-
-def _key_value(key: int) -> float:
-    """The float32 value whose full 32-bit order-preserving key is ``key``."""
-    u = key & 0x7FFFFFFF if key & 0x80000000 else ~key & 0xFFFFFFFF
-    return float(np.array([u], dtype=np.uint32).view(np.float32)[0])
-
-
-class StatsBuilder:
-    """Builds :class:`RawStats` from raw values of one dtype, added in pieces in any order.
-
-    ``add`` may run on several threads at once: each call bins its own values (numpy releases
-    the GIL) and only the merge into the totals holds a lock, so statistics can be gathered on a
-    thread pool while the rest of the file is still being decompressed.
-    """
-
-    def __init__(self, dtype: np.dtype) -> None:
-        self.dtype = np.dtype(dtype).newbyteorder("=")
-        self.exact = _small_int(self.dtype)
-        bits = 8 * self.dtype.itemsize if self.exact else _KEY_BITS
-        self._counts = np.zeros(1 << bits, dtype=np.int64)
-        self._lock = threading.Lock()
-        self._vmin, self._vmax, self._count, self._nonfinite = math.inf, -math.inf, 0, 0
-        # float keys of small pieces (a 4D series' volumes) are binned together, not one by one
-        self._keys: list[np.ndarray] = []
-        self._buffered = 0
-
-    def add(self, values: np.ndarray) -> None:
-        """Count ``values`` (any shape, either byte order) in."""
-        if values.dtype.newbyteorder("=") != self.dtype:
-            raise ValueError(f"statistics of {self.dtype} values, not {values.dtype}")
-        for chunk in _chunks(values):
-            if not chunk.dtype.isnative:
-                chunk = chunk.astype(self.dtype)
-            if self.exact:
-                keys = chunk.view(f"u{self.dtype.itemsize}")
-                counts = np.bincount(keys, minlength=self._counts.size)
-                with self._lock:
-                    self._counts += counts
-            else:
-                self._add_float(chunk)
-
-    def _add_float(self, chunk: np.ndarray) -> None:
-        fin = chunk[np.isfinite(chunk)] if chunk.dtype.kind == "f" else chunk
-        keys = _float_keys(fin) if fin.size else None
-        full: list[np.ndarray] = []
-        with self._lock:
-            self._nonfinite += chunk.size - fin.size
-            if keys is not None:
-                self._vmin = min(self._vmin, float(fin.min()))
-                self._vmax = max(self._vmax, float(fin.max()))
-                self._count += fin.size
-                self._keys.append(keys)
-                self._buffered += keys.size
-            if self._buffered >= _CHUNK:
-                full, self._keys, self._buffered = self._keys, [], 0
-        if full:
-            counts = np.bincount(np.concatenate(full), minlength=self._counts.size)
-            with self._lock:
-                self._counts += counts
-
-    def result(self) -> RawStats:
-        """The statistics of everything added (call once every ``add`` has returned)."""
-        if self._keys:
-            self._counts += np.bincount(np.concatenate(self._keys), minlength=self._counts.size)
-            self._keys, self._buffered = [], 0
-        nan, nonfinite = float("nan"), self._nonfinite
-        if not self.exact:
-            if self._count == 0:
-                return RawStats(nan, nan, 0, 0.0, np.zeros(1, np.int64), True, nonfinite)
-            return RawStats(
-                self._vmin, self._vmax, self._count, 0.0, self._counts, False, nonfinite
-            )
-        unsigned = np.dtype(f"u{self.dtype.itemsize}")
-        values = np.arange(self._counts.size, dtype=unsigned).view(self.dtype)
-        order = np.argsort(values, kind="stable")  # signed types: negative values first
-        counts = self._counts[order]
-        lo = int(values[order[0]])
-        nz = np.nonzero(counts)[0]
-        total = int(counts.sum())
-        if total == 0:
-            return RawStats(float("nan"), float("nan"), 0, 0.0, counts, True, 0)
-        return RawStats(float(lo + nz[0]), float(lo + nz[-1]), total, float(lo), counts, True, 0)
-
-
-def raw_stats(volumes: Callable[[], Iterable[np.ndarray]]) -> RawStats:
-    """Statistics of finite raw values over every array ``volumes()`` yields, in one pass."""
-    builder: StatsBuilder | None = None
-    for arr in volumes():
-        builder = builder or StatsBuilder(arr.dtype)
-        builder.add(arr)
-    if builder is None:
-        raise ValueError("no volumes to compute statistics on")
-    return builder.result()
-
-
-# --------------------------------------------------------------------------------------------
 # resolving and applying
 
 
@@ -365,7 +191,7 @@ def apply_window(
     raw_flat, out_flat = raw.reshape(-1, order="A"), out.reshape(-1, order="A")
     # halves keep (high - low) finite even for windows spanning most of the float64 range
     scale = (window.out_max / 2) / (window.high / 2 - window.low / 2)
-    if _small_int(raw.dtype):
+    if is_small_int(raw.dtype):
         unsigned = np.dtype(f"u{raw.dtype.itemsize}")
         values = np.arange(1 << (8 * raw.dtype.itemsize), dtype=unsigned).view(
             raw.dtype.newbyteorder("=")
@@ -386,12 +212,12 @@ def apply_window(
             out_flat[part] = _map_values(vals, window.low, scale, window.out_max)
 
     def map_chunk(start: int) -> None:
-        part = slice(start, start + _CHUNK)
+        part = slice(start, start + CHUNK)
         map_part(part)
         if consume:
             release(raw_flat[part])
 
-    starts = range(0, raw_flat.size, _CHUNK)
+    starts = range(0, raw_flat.size, CHUNK)
     # a one-chunk volume (a 4D series' small volumes) is mapped here: on the executor it would
     # wait behind the images still queued there
     parallel = executor is not None and len(starts) > 1
@@ -443,7 +269,7 @@ def check_integral(raw: np.ndarray, slope: float, inter: float, purpose: str) ->
     """Raise ValueError if scaled float data is not whole numbers (chunked, no full copy)."""
     if raw.dtype.kind in "iu" and float(slope).is_integer() and float(inter).is_integer():
         return
-    for chunk in _chunks(raw):
+    for chunk in value_chunks(raw):
         vals = chunk.astype(np.float64) * slope + inter
         fin = vals[np.isfinite(vals)]
         if fin.size and not np.all(fin == np.round(fin)):
