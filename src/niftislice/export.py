@@ -26,7 +26,16 @@ from .files import write_file
 from .naming import image_name, stem_of
 from .options import ConvertOptions, View
 from .pictures.hooks import PAIR_TMP, Painter, Pictures, pair_roots
-from .plan import Plan, Slab, make_plan, map_volume, needs_stats, output_image, view_slabs
+from .plan import (
+    Plan,
+    Slab,
+    make_plan,
+    map_volume,
+    needs_stats,
+    output_image,
+    series_volumes,
+    view_slabs,
+)
 from .read.nifti import Limits, NiftiFile, ReadResult, iter_volumes, read_header
 from .sidecar import build_sidecar
 from .sidecar import dumps as sidecar_dumps
@@ -194,7 +203,7 @@ def _write_with(
         del volume
         plan = make_plan(nf, options, lambda: first, stats)
     else:
-        plan = make_plan(nf, options, lambda: (a for _, a in iter_volumes(nf, selected)))
+        plan = make_plan(nf, options, series_volumes(nf, options))
     ext = EXTENSIONS[options.format]  # type: ignore[index]
     files: dict[View, dict[int, dict[int, str]]] = {v: {} for v in plan.geometries}
     for view in plan.geometries:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -79,6 +79,31 @@ class RawStats:
         v0 = at_rank(lo_rank)
         v1 = at_rank(min(lo_rank + 1, self.count - 1))
         return float(min(max(v0 + (pos - lo_rank) * (v1 - v0), self.vmin), self.vmax))
+
+    def count_between(self, lo: float, hi: float) -> int:
+        """How many finite values lie in ``[lo, hi]`` (raw units); exact for small integer
+        types, otherwise to the width of a bin (0.05 % of the value)."""
+        if self.count == 0 or not hi >= lo:
+            return 0
+        if self.exact:
+            i0 = max(0, math.ceil(lo - self.edges_lo))
+            i1 = min(self.counts.size - 1, math.floor(hi - self.edges_lo))
+            return int(self.counts[i0 : i1 + 1].sum()) if i1 >= i0 else 0
+        k0, k1 = (int(k) for k in _float_keys(np.array([lo, hi], dtype=np.float64)))
+        return int(self.counts[k0 : k1 + 1].sum())
+
+    def without_minimum(self) -> tuple[RawStats, int]:
+        """These statistics without their lowest value (for float histograms: its bin), and
+        how many voxels held it. Unchanged (and 0) when fewer than two values are present."""
+        populated = np.flatnonzero(self.counts)
+        if populated.size < 2:
+            return self, 0
+        first, second = int(populated[0]), int(populated[1])
+        counts = self.counts.copy()
+        n = int(counts[first])
+        counts[first] = 0
+        vmin = self._bin_value(second, 0.0)
+        return replace(self, vmin=vmin, count=self.count - n, counts=counts), n
 
 
 def _float_keys(values: np.ndarray) -> np.ndarray:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .buffers import release
-from .errors import OptionError
+from .ct import CtFinding, Padding, find_padding, recognise_ct
+from .errors import InputError, OptionError
 from .stats import CHUNK, RawStats, is_small_int, value_chunks
 
 log = logging.getLogger(__name__)
@@ -274,3 +276,175 @@ def check_integral(raw: np.ndarray, slope: float, inter: float, purpose: str) ->
         fin = vals[np.isfinite(vals)]
         if fin.size and not np.all(fin == np.round(fin)):
             raise ValueError(f"{purpose} needs integer values; this volume has fractional values")
+
+
+# --------------------------------------------------------------------------------------------
+# which window: every rule in one place
+
+
+#: Colour maps whose window is symmetric about 0 (zero at the neutral middle colour); the
+#: colours themselves are drawn in :mod:`.pictures.colormap`.
+DIVERGING_COLORMAPS = frozenset({"bwr", "coolwarm", "cold-hot"})
+
+
+@dataclass(frozen=True)
+class ValueFacts:
+    """What the window rules need to know about the voxels besides their statistics.
+
+    ``modality`` is the DICOM Modality when the reader has one (``"CT"``, ``"MR"``, ...); None
+    for formats that do not say. ``description`` is free header text (NIfTI ``descrip`` and
+    ``intent_name``).
+    """
+
+    dtype: np.dtype  # the stored dtype
+    slope: float
+    inter: float
+    modality: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class WindowChoice:
+    """The window, the warnings its choice raised, and why it was chosen when a rule beyond the
+    plain specification decided (CT preset, padding left out): the sidecar's ``window`` section."""
+
+    window: Window
+    warnings: tuple[str, ...] = ()
+    reason: dict[str, object] | None = None
+
+
+def choose_window(
+    spec: WindowSpec,
+    stats: RawStats | None,
+    facts: ValueFacts,
+    *,
+    mode: str,
+    out_max: int,
+    colormap: str | None = None,
+    check_values: Callable[[str], None] | None = None,
+) -> WindowChoice:
+    """The one window of a series.
+
+    ``mode`` is ``"window"`` (display), ``"label"`` or ``"lossless"`` (values stored exactly;
+    ``check_values(purpose)`` raises :class:`ValueError` when float data has fractional values).
+    ``stats`` are those of every selected volume (None when ``spec`` needs none). With the
+    default ``auto`` spec, outside-scan padding is left out of the statistics and a CT gets a
+    preset (see :mod:`.ct`); a diverging ``colormap`` makes the window symmetric about 0.
+    """
+    slope, inter = facts.slope, facts.inter
+    if stats is not None:
+        check_scaling(stats, slope, inter)
+    if mode != "window":
+        assert stats is not None
+        try:
+            return WindowChoice(_exact_window(stats, facts, mode, out_max, check_values))
+        except ValueError as e:
+            raise InputError(str(e)) from None
+    reason: dict[str, object] | None = None
+    suffix = ""
+    if stats is not None and spec.kind in ("auto", "percentile"):
+        stats, padding = find_padding(stats, slope, inter)
+        ct = None
+        if spec.kind == "auto":
+            ct = recognise_ct(
+                stats, slope, inter, modality=facts.modality, description=facts.description
+            )
+        if ct is not None:
+            spec = parse_window(ct.preset)
+            suffix = f"auto: CT, {ct.anatomy.split(':')[0]}"
+        elif padding is not None:
+            suffix = f"padding {padding.value:g} left out"
+        if ct is not None or padding is not None:
+            reason = _reason(ct, padding)
+    window, warnings = resolve_window(spec, stats, slope, inter, out_max)
+    if suffix:
+        window = replace(window, description=f"{window.description}; {suffix}")
+        reason = {"chosen": window.description, **(reason or {})}
+    if stats is not None and stats.nonfinite:
+        warnings.append(
+            f"{stats.nonfinite:,} NaN/Inf voxels (NaN and -Inf become 0, +Inf the maximum)"
+        )
+    if colormap in DIVERGING_COLORMAPS:
+        window = symmetric_about_zero(window)
+    return WindowChoice(window, tuple(warnings), reason)
+
+
+def _reason(ct: CtFinding | None, padding: Padding | None) -> dict[str, object]:
+    parts = []
+    if ct is not None:
+        level, width = CT_PRESETS[ct.preset]
+        parts.append(
+            f"CT recognised ({ct.evidence}); {ct.anatomy}: the {ct.preset} window "
+            f"(level {level:g}, width {width:g} HU) instead of percentiles"
+        )
+    if padding is not None:
+        parts.append(
+            f"{padding.fraction:.1%} of the voxels hold {padding.value:g}, far below every other "
+            "value: outside-scan padding, left out of the statistics"
+        )
+    return {
+        "reason": "; ".join(parts),
+        "ct": None if ct is None else ct.to_json(),
+        "padding": None if padding is None else padding.to_json(),
+    }
+
+
+def symmetric_about_zero(window: Window) -> Window:
+    """The window made symmetric about 0 (``[-m, m]``, ``m`` the larger absolute end)."""
+    m = max(abs(window.low), abs(window.high))
+    if m == 0:
+        m = 1.0
+    return Window(
+        -m, m, window.out_max, f"{window.description}; symmetric about 0 (diverging colour map)"
+    )
+
+
+def check_scaling(stats: RawStats, slope: float, inter: float) -> None:
+    """Refuse a scaling that takes the raw extremes beyond the float range."""
+    if stats.count == 0 or (slope == 1.0 and inter == 0.0):
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        ends = np.array([stats.vmin, stats.vmax], dtype=np.float64) * slope + inter
+    if not np.all(np.isfinite(ends)):
+        raise InputError(
+            f"scaling overflows: scl_slope {slope:g}, scl_inter {inter:g} take "
+            f"raw {stats.vmin:g}..{stats.vmax:g} beyond the float range"
+        )
+
+
+def _exact_window(
+    stats: RawStats,
+    facts: ValueFacts,
+    mode: str,
+    out_max: int,
+    check_values: Callable[[str], None] | None,
+) -> Window:
+    if mode == "lossless" and stored_integers_scaled(facts.dtype, facts.slope, facts.inter):
+        return stored_integer_window(stats, facts.slope, facts.inter)
+    if not stats.exact and check_values is not None:
+        check_values(mode)
+    return identity_window(
+        stats,
+        facts.slope,
+        facts.inter,
+        purpose=mode,
+        bit_depth=16 if mode == "lossless" or out_max > 255 else 8,
+    )
+
+
+def stored_integers_scaled(dtype: np.dtype, slope: float, inter: float) -> bool:
+    """Integer voxels with a fractional scl_slope/scl_inter: data values are not whole numbers."""
+    return dtype.kind in "iu" and not (float(slope).is_integer() and float(inter).is_integer())
+
+
+def stored_integer_window(stats: RawStats, slope: float, inter: float) -> Window:
+    """Lossless for scaled integer data: ``pixel = stored - offset``, so the stored integers (and,
+    through scl_slope/scl_inter, the data) are kept exactly; the window is expressed in data
+    units."""
+    raw = identity_window(stats, 1.0, 0.0, purpose="lossless (stored integers)", bit_depth=16)
+    return Window(
+        raw.low * slope + inter,
+        raw.high * slope + inter,
+        raw.out_max,
+        f"lossless: pixel = stored - ({raw.low:g}), data = stored * {slope:g} + {inter:g}",
+    )

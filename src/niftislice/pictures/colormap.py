@@ -114,18 +114,6 @@ def get_colormap(name: str) -> Colormap:
     return Colormap(key, False, _opencv_lut(_OPENCV[key]))
 
 
-def centre_window(window: Window, name: str) -> Window:
-    """For a diverging map, the window made symmetric about 0; otherwise unchanged."""
-    if normalise_name(name) not in _DIVERGING:
-        return window
-    m = max(abs(window.low), abs(window.high))
-    if m == 0:
-        m = 1.0
-    return Window(
-        -m, m, window.out_max, f"{window.description}; symmetric about 0 (diverging colour map)"
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # colour bar
 

@@ -84,6 +84,8 @@ class NiftiFile:
     vox_offset: int
     is_label: bool
     warnings: tuple[str, ...] = field(default=())
+    # DICOM Modality ("CT", "MR", ...) when the source says; NIfTI does not (see window rules)
+    modality: str | None = None
 
     @property
     def volume_bytes(self) -> int:
