@@ -9,6 +9,7 @@ from conftest import patch_header, save
 
 import niftislice
 from niftislice import ConvertOptions, OptionError
+from niftislice.mapping import apply_window
 from niftislice.pictures.colormap import COLORMAPS, get_colormap
 from niftislice.stats import raw_stats
 from niftislice.window import (
@@ -17,7 +18,6 @@ from niftislice.window import (
     ValueFacts,
     Window,
     WindowSpec,
-    apply_window,
     choose_window,
     parse_window,
     symmetric_about_zero,

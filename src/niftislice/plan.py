@@ -16,6 +16,7 @@ import numpy as np
 
 from .encoding import resize
 from .errors import InputError, OptionError
+from .mapping import apply_window
 from .options import ConvertOptions, Interp, View
 from .orientation import Reorientation, reorientation
 from .read.nifti import NiftiFile, iter_volumes
@@ -29,7 +30,7 @@ from .slicing import (
     view_geometry,
 )
 from .stats import RawStats, raw_stats
-from .window import ValueFacts, Window, WindowChoice, apply_window, check_integral, choose_window
+from .window import ValueFacts, Window, WindowChoice, check_integral, choose_window
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .export import limits_of
+from .errors import OptionError
 from .options import ConvertOptions, View
 from .pictures.hooks import Pictures
 from .plan import Plan, make_plan, map_volume, output_image, series_volumes, view_slabs
-from .read.nifti import NiftiFile, ReadResult, iter_volumes, read_header
+from .read import NiftiFile, ReadResult, iter_volumes, open_source
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,11 @@ class Volume:
     ) -> None:
         self.path = Path(path)
         self.options = options
-        self.file: NiftiFile = read_header(self.path, limits_of(options))
-        t = volume % self.file.n_volumes if self.file.n_volumes else 0
+        self.file: NiftiFile = open_source(self.path, options.limits)
+        n = self.file.n_volumes
+        if not -n <= volume < n:
+            raise OptionError(f"volume: {volume} is out of range (the file has {n} volume(s))")
+        t = volume % n  # -1 is the last volume, as in Python
         read = ReadResult()
         self.raw = next(a for i, a in iter_volumes(self.file, [t], read) if i == t)
         self.volume_index = t
