@@ -145,24 +145,34 @@ def _read_header(path: Path) -> tuple[dict[str, str], int]:
                 return fields, size
 
 
+_LABELS = {
+    "ndims": "NDims",
+    "dimsize": "DimSize",
+    "elementspacing": "ElementSpacing",
+    "transformmatrix": "TransformMatrix",
+    "offset": "Offset",
+}
+
+
 def _int(fields: dict[str, str], key: str) -> int:
     try:
         return int(fields[key])
     except KeyError:
-        raise InputError(f"MetaImage header lacks {key}") from None
+        raise InputError(f"MetaImage header lacks {_LABELS[key]}") from None
     except ValueError:
-        raise InputError(f"MetaImage {key} is not an integer: {fields[key]!r}") from None
+        raise InputError(f"MetaImage {_LABELS[key]} is not an integer: {fields[key]!r}") from None
 
 
 def _numbers(fields: dict[str, str], key: str, n: int, kind: type = float) -> list[Any]:
+    label = _LABELS[key]
     if key not in fields:
-        raise InputError(f"MetaImage header lacks {key}")
+        raise InputError(f"MetaImage header lacks {label}")
     try:
         values = [kind(v) for v in fields[key].split()]
     except ValueError:
-        raise InputError(f"MetaImage {key} is not {n} numbers: {fields[key]!r}") from None
+        raise InputError(f"MetaImage {label} is not {n} numbers: {fields[key]!r}") from None
     if len(values) != n or not all(math.isfinite(v) for v in values):
-        raise InputError(f"MetaImage {key} is not {n} finite numbers: {fields[key]!r}")
+        raise InputError(f"MetaImage {label} is not {n} finite numbers: {fields[key]!r}")
     return values
 
 
