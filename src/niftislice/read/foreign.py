@@ -26,8 +26,11 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..buffers import allocate
-from ..errors import InputError, ResourceLimitError
-from .nifti import Limits
+from ..errors import InputError
+from ..types import Limits
+from . import nifti
+from .nifti import NiftiFile
+from .source import array_source
 from .validate import affine_problem
 
 #: DICOM, NRRD "left-posterior-superior" and MetaImage coordinates to RAS+.
@@ -84,26 +87,33 @@ class ForeignImage:
 
 def check_limits(shape: Sequence[int], limits: Limits) -> None:
     """Refuse declared sizes beyond ``limits`` (before anything is allocated)."""
-    spatial = tuple(int(s) for s in shape[:3])
-    size = "x".join(map(str, spatial))
-    if any(s < 1 for s in shape):
+    if any(int(s) < 1 for s in shape):
         raise InputError(f"declared size {'x'.join(map(str, shape))} has an empty axis")
-    n_vox = math.prod(spatial)
-    if n_vox > limits.max_voxels:
-        raise ResourceLimitError(
-            f"declared size {size} is {n_vox:,} voxels per volume, "
-            f"over the limit of {limits.max_voxels:,} (raise it with --max-voxels)"
-        )
-    if max(spatial) > limits.max_slices and not limits.allow_many_slices:
-        raise ResourceLimitError(
-            f"declared size {size} would give {max(spatial):,} slices "
-            f"in one view, over {limits.max_slices:,} (pass --allow-many-slices to accept it)"
-        )
-    n_vol = math.prod(shape[3:])
-    if n_vol > limits.max_voxels:
-        raise ResourceLimitError(
-            f"declared {n_vol:,} volumes, over the limit of {limits.max_voxels:,} (--max-voxels)"
-        )
+    spatial = (int(shape[0]), int(shape[1]), int(shape[2]))
+    nifti.check_limits(spatial, math.prod(int(s) for s in shape[3:]), limits)
+
+
+def to_source(image: ForeignImage, limits: Limits) -> NiftiFile:
+    """The pipeline's description of ``image`` (axes beyond the 4th flattened into volumes)."""
+    shape = image.spatial_shape + ((image.n_volumes,) if len(image.shape) > 3 else ())
+    try:
+        size = os.stat(image.path).st_size
+    except OSError:
+        size = 0
+    return array_source(
+        image.path,
+        fmt=image.format,
+        shape=shape,
+        dtype=image.dtype,
+        affine=image.affine,
+        loader=image.volumes,
+        limits=limits,
+        slope=image.slope,
+        inter=image.inter,
+        facts={"affine_from": image.affine_source, **image.facts},
+        warnings=image.warnings,
+        file_size=size,
+    )
 
 
 def checked_affine(affine: np.ndarray) -> np.ndarray:

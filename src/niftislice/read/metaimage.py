@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..types import Limits
 from .foreign import (
     LPS_TO_RAS,
     ForeignImage,
@@ -34,8 +35,9 @@ from .foreign import (
     open_regular,
     read_values,
     third_axis,
+    to_source,
 )
-from .nifti import Limits
+from .nifti import NiftiFile
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,11 @@ _SYNONYMS = {
     "origin": "offset",
     "elementbyteordermsb": "binarydatabyteordermsb",
 }
+
+
+def open_metaimage(path: Path, limits: Limits = Limits()) -> NiftiFile:
+    """``path`` as the pipeline's source description (see :func:`.foreign.to_source`)."""
+    return to_source(read_metaimage(path, limits), limits)
 
 
 def read_metaimage(path: Path, limits: Limits = Limits()) -> ForeignImage:

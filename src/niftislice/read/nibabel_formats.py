@@ -22,12 +22,21 @@ import nibabel as nib
 import numpy as np
 
 from ..errors import InputError
-from .foreign import ForeignImage, check_limits, check_stored_size, checked_affine, open_regular
-from .nifti import Limits
+from ..types import Limits
+from .foreign import (
+    ForeignImage,
+    check_limits,
+    check_stored_size,
+    checked_affine,
+    open_regular,
+    to_source,
+)
+from .nifti import NiftiFile
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".hdr", ".mgh", ".mgz", ".mnc", ".par")
+#: what a folder search looks for; ``.img`` and ``.rec`` are opened when named explicitly
+SUFFIXES = (".hdr", ".img", ".mgh", ".mgz", ".mnc", ".par", ".rec")
 
 _FORMAT_NAMES = {
     "AnalyzeImage": "Analyze",
@@ -40,6 +49,11 @@ _FORMAT_NAMES = {
     "Minc2Image": "MINC2",
     "PARRECImage": "PAR/REC",
 }
+
+
+def open_nibabel(path: Path, limits: Limits = Limits()) -> NiftiFile:
+    """``path`` as the pipeline's source description (see :func:`.foreign.to_source`)."""
+    return to_source(read_nibabel(path, limits), limits)
 
 
 def read_nibabel(path: Path, limits: Limits = Limits()) -> ForeignImage:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..types import Limits
 from .foreign import (
     ForeignImage,
     check_limits,
@@ -33,8 +34,9 @@ from .foreign import (
     open_regular,
     read_values,
     third_axis,
+    to_source,
 )
-from .nifti import Limits
+from .nifti import NiftiFile
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +52,30 @@ _TO_RAS = {
 _SHORT = {"ras": "right-anterior-superior", "las": "left-anterior-superior"}
 _SHORT["lps"] = "left-posterior-superior"
 _NO_PATIENT_SPACE = ("scanner-xyz", "3d-right-handed", "3d-left-handed")
+# the NRRD specification's type names ("block" has no numeric meaning and is refused)
+_TYPES = {
+    **dict.fromkeys(("signed char", "int8", "int8_t"), "i1"),
+    **dict.fromkeys(("uchar", "unsigned char", "uint8", "uint8_t"), "u1"),
+    **dict.fromkeys(("short", "short int", "signed short", "signed short int"), "i2"),
+    **dict.fromkeys(("int16", "int16_t"), "i2"),
+    **dict.fromkeys(("ushort", "unsigned short", "unsigned short int", "uint16", "uint16_t"), "u2"),
+    **dict.fromkeys(("int", "signed int", "int32", "int32_t"), "i4"),
+    **dict.fromkeys(("uint", "unsigned int", "uint32", "uint32_t"), "u4"),
+    **dict.fromkeys(("longlong", "long long", "long long int", "signed long long"), "i8"),
+    **dict.fromkeys(("signed long long int", "int64", "int64_t"), "i8"),
+    **dict.fromkeys(("ulonglong", "unsigned long long", "unsigned long long int"), "u8"),
+    **dict.fromkeys(("uint64", "uint64_t"), "u8"),
+    "float": "f4",
+    "double": "f8",
+}
 _SPATIAL_KINDS = ("domain", "space")
 _GZIP = ("gzip", "gz")
 _RAW = ("raw",)
+
+
+def open_nrrd(path: Path, limits: Limits = Limits()) -> NiftiFile:
+    """``path`` as the pipeline's source description (see :func:`.foreign.to_source`)."""
+    return to_source(read_nrrd(path, limits), limits)
 
 
 def read_nrrd(path: Path, limits: Limits = Limits()) -> ForeignImage:
@@ -130,12 +153,10 @@ def _read_header(path: Path) -> tuple[dict[str, Any], int]:
 
 
 def _dtype(header: dict[str, Any]) -> np.dtype:
-    from nrrd.reader import _TYPEMAP_NRRD2NUMPY as types  # the spec's table of type names
-
     name = str(header["type"])
-    if name not in types or types[name] == "V":
+    if name not in _TYPES:
         raise InputError(f"NRRD type '{name}' is not a scalar type niftislice can read")
-    dt = np.dtype(types[name])
+    dt = np.dtype(_TYPES[name])
     if dt.itemsize > 1 and str(header["encoding"]).lower() not in ("ascii", "text", "txt"):
         endian = header.get("endian")
         if endian not in ("little", "big"):
@@ -200,7 +221,7 @@ def _affine(
     affine = np.eye(4)
     affine[:3, :3] = flips[:, None] * d
     affine[:3, 3] = flips * origin
-    return checked_affine(affine), "space directions"
+    return checked_affine(affine + 0.0), "space directions"  # + 0.0: no -0.0 in the sidecar
 
 
 def _spacings_affine(header: dict[str, Any], spatial: list[int], warnings: list[str]) -> np.ndarray:
