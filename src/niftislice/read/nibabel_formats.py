@@ -18,9 +18,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
+from .._nib import nib
 from ..errors import InputError
 from ..types import Limits
 from .foreign import (
