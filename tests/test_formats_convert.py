@@ -165,6 +165,6 @@ def test_info_preview_and_stack_accept_nrrd(
     assert main(["preview", str(src), "-o", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     niftislice.convert(src, tmp_path / "out", niftislice.ConvertOptions(views="axial"))
-    back = niftislice.stack(tmp_path / "out" / "v" / "axial", tmp_path / "back.nii.gz")
+    back = niftislice.stack(tmp_path / "out" / "v" / "axial", tmp_path / "back.nii.gz").image
     np.testing.assert_allclose(back.affine, reorient_to(data, aff, "PIR")[1], atol=1e-5)
     assert back.shape == reorient_to(data, aff, "PIR")[0].shape
