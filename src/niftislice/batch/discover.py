@@ -1,9 +1,11 @@
 """Finding the inputs: folders searched recursively, one :class:`Job` per input volume.
 
-Folders are searched for ``.nii``/``.nii.gz`` (any case) and DICOM files (recognised by their
-content, see :mod:`.discover_dicom`: one job per series), skipping hidden and ``._*`` files and
-hidden folders; the input tree is mirrored under the output folder, and output folder names are
-made distinct (also on case-insensitive file systems).
+Folders are searched for the input formats (any case): ``.nii``/``.nii.gz``; ``.nrrd``/``.nhdr``;
+``.mha``/``.mhd``; ``.mgh``/``.mgz``; ``.mnc``; ``.hdr`` beside an ``.img`` and ``.par`` beside a
+``.rec`` (the header of each pair; a lone ``.hdr`` may be anything); and DICOM files, recognised
+by their content whatever their name (see :mod:`.discover_dicom`: one job per series). Hidden
+and ``._*`` files and hidden folders are skipped; the input tree is mirrored under the output
+folder, and output folder names are made distinct (also on case-insensitive file systems).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from ..pictures.hooks import pair_roots
 from ..read.dicom_sniff import looks_like_dicom
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_SINGLE_FILE_SUFFIXES = (*_NIFTI_SUFFIXES, ".nrrd", ".nhdr", ".mha", ".mhd", ".mgh", ".mgz", ".mnc")
+_PAIRED_SUFFIXES = {".hdr": ".img", ".par": ".rec"}  # header -> data file that must be beside it
+_OTHER_DATA_SUFFIXES = (".img", ".rec", ".raw", ".zraw", ".img.gz", ".raw.gz")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,23 @@ def is_nifti_name(name: str) -> bool:
     return name.lower().endswith(_NIFTI_SUFFIXES) and not name.startswith(".")
 
 
+def _maybe_dicom(name: str) -> bool:
+    """DICOM is told by content; the raw data files of other formats are not even opened."""
+    return not name.startswith(".") and not name.lower().endswith(_OTHER_DATA_SUFFIXES)
+
+
+def is_input_name(name: str, siblings: frozenset[str] = frozenset()) -> bool:
+    """A file a folder search takes: a NIfTI (:func:`is_nifti_name`) or another input format;
+    a pair's header only when its data file is among ``siblings`` (lower-cased names)."""
+    lower = name.lower()
+    if name.startswith(".") or not lower.endswith((*_SINGLE_FILE_SUFFIXES, *_PAIRED_SUFFIXES)):
+        return False
+    for header, data in _PAIRED_SUFFIXES.items():
+        if lower.endswith(header):
+            return lower[: -len(header)] + data in siblings
+    return True
+
+
 def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
     """Expand folders recursively (sorted, hidden folders skipped); files named explicitly are
     taken whatever their name and go to the top of the output folder."""
@@ -69,15 +91,16 @@ def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
             candidates: list[Path] = []
             for root, dirs, files in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                siblings = frozenset(n.lower() for n in files)
                 for name in sorted(files):
                     f = Path(root) / name
-                    if is_nifti_name(name):
+                    if is_input_name(name, siblings):
                         found.append((f, f.parent.relative_to(p)))
-                    elif not name.startswith(".") and looks_like_dicom(f):
+                    elif _maybe_dicom(name) and looks_like_dicom(f):
                         candidates.append(f)
             if candidates:
                 dicom.append((p, candidates))
-        elif p.is_file() and not is_nifti_name(p.name) and looks_like_dicom(p):
+        elif p.is_file() and not is_input_name(p.name) and looks_like_dicom(p):
             dicom_files.append(p)
         else:
             found.append((p, Path()))
@@ -140,4 +163,7 @@ def fold(rel: Path, stem: str) -> tuple[str, str]:
 
 def check_jobs(jobs: Sequence[Job]) -> None:
     if not jobs:
-        raise OptionError("no NIfTI or DICOM files found in the given inputs")
+        raise OptionError(
+            "no NIfTI files found in the given inputs "
+            "(nor DICOM, NRRD, MetaImage, Analyze, MGH, MINC or PAR/REC files)"
+        )

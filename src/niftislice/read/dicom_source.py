@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ def series_source(series: DicomSeries, root: Path, limits: Limits = Limits()) ->
         for t in indices:
             yield t, read_series_volume(series)
 
-    return array_source(
+    nf = array_source(
         series.folder,
         fmt="dicom",
         shape=series.shape,
@@ -96,6 +96,8 @@ def series_source(series: DicomSeries, root: Path, limits: Limits = Limits()) ->
         identity=series.phi,
         file_size=sum(_size(p) for p in series.files),
     )
+    # the modality tells the automatic window a CT (a preset in HU) from anything else
+    return replace(nf, modality=series.modality or None)
 
 
 def _size(path: Path) -> int:

@@ -65,6 +65,10 @@ class NiftiFile:
     format: str = "nifti"
     facts: dict[str, Any] = field(default_factory=dict)
     loader: VolumeLoader | None = None
+    #: DICOM Modality ("CT", "MR", ...) when the source has one (a reader sets it, e.g.
+    #: ``dataclasses.replace(array_source(...), modality="CT")``); it tells the automatic
+    #: window a CT (a preset in HU) from anything else. NIfTI has none.
+    modality: str | None = None
     #: attributes that identify the patient (DICOM PatientName, PatientID, ...): never written
     #: anywhere unless the user asks (``keep_phi``)
     identity: dict[str, str] = field(default_factory=dict, repr=False)
