@@ -117,6 +117,7 @@ def _dicom_ct_as_nifti(tmp_path: Path, name: str) -> Path:
     DICOM rescale as scl_slope/scl_inter (padding stays as the scanner wrote it)."""
     import data_store  # pydicom-data: real DICOM files, installed (no network at test time)
     import pydicom
+
     ds = pydicom.dcmread(Path(data_store.__file__).parent / "data" / f"{name}.dcm")
     assert ds.Modality == "CT"
     stored = ds.pixel_array.T[:, :, None]  # (columns, rows, 1)
