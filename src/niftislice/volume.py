@@ -18,6 +18,7 @@ from .options import ConvertOptions, View
 from .pictures.hooks import Pictures
 from .plan import Plan, make_plan, map_volume, output_image, view_slabs
 from .read.nifti import NiftiFile, ReadResult, iter_volumes, read_header
+from .slicing import view_block
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,12 @@ class Volume:
         path: str | os.PathLike[str],
         options: ConvertOptions = ConvertOptions(),
         volume: int = 0,
+        *,
+        plan: Plan | None = None,
     ) -> None:
+        """``plan``: a plan already made for this file and these options (for a 4D series, one
+        whose window covers every selected volume, as ``convert`` makes it); by default the
+        plan is made from this volume alone."""
         self.path = Path(path)
         self.options = options
         self.file: NiftiFile = read_header(self.path, limits_of(options))
@@ -49,7 +55,7 @@ class Volume:
         self.raw = next(a for i, a in iter_volumes(self.file, [t], read) if i == t)
         self.volume_index = t
         self.sha256 = read.sha256
-        self.plan: Plan = make_plan(self.file, options, lambda: [self.raw])
+        self.plan: Plan = plan or make_plan(self.file, options, lambda: [self.raw])
         self._mapped = map_volume(self.plan, self.raw)
         # colour map and overlay, exactly as convert applies them to the written images
         self.pictures = Pictures(self.plan)
@@ -88,6 +94,24 @@ class Volume:
                     (smp.col_spacing, smp.row_spacing),
                     self.plan.pixel_to_world(v, k),
                 )
+
+    def slice(self, view: View | str, k: int) -> Slice:
+        """Slice ``k`` (RAS+ index) of ``view`` alone, the same image :meth:`slices` yields."""
+        v = View(view)
+        if v not in self.plan.geometries:
+            raise ValueError(f"view {v.value} was not selected in the options")
+        g, smp = self.plan.geometries[v], self.plan.samplings[v]
+        if not 0 <= k < g.n_slices:
+            raise IndexError(f"{v.value} slice {k} is outside 0..{g.n_slices - 1}")
+        native = view_block(self.plan.reo.apply(self._mapped), g, k, k + 1)[0]
+        return Slice(
+            v,
+            k,
+            self.volume_index,
+            self.pictures.painter(v)(output_image(self.plan, v, native), k),
+            (smp.col_spacing, smp.row_spacing),
+            self.plan.pixel_to_world(v, k),
+        )
 
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.plan.reo.canonical_shape))

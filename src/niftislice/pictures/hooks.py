@@ -78,10 +78,15 @@ class Painter:
             image = paint_labels(image, self.labels(self._overlay, k), self.alpha, self.contour)
         return image
 
+    def pair_labels(self, k: int) -> np.ndarray | None:
+        """The paired mask's image of slice ``k`` (label values, the image's size), if any."""
+        return None if self._pair is None else self.labels(self._pair, k)
+
     def extra_files(self, k: int, name: str) -> list[tuple[Path, bytes]]:
-        if self._pair is None:
+        labels = self.pair_labels(k)
+        if labels is None:
             return []
-        data = encode(self.labels(self._pair, k), self.fmt)  # type: ignore[arg-type]
+        data = encode(labels, self.fmt)  # type: ignore[arg-type]
         return [(Path(PAIR_TMP) / self.view.value / name, data)]
 
 
