@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .batch.run import BatchResult, check_jobs, discover, run_batch
+from .batch.run import BatchResult, check_jobs, discover
 from .describe import info
 from .options import ConvertOptions
 from .stacking.stack import stack
+from .training.run import run_convert
 from .volume import Volume
 
 SAMPLE_NAME = "mni152_t1_1mm.nii.gz"
@@ -33,7 +34,7 @@ def convert(
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     jobs = discover(items)
     check_jobs(jobs)
-    return run_batch(jobs, out_dir, options or ConvertOptions(), scheduler=scheduler)
+    return run_convert(jobs, out_dir, options or ConvertOptions(), scheduler=scheduler)
 
 
 def load(

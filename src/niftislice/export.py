@@ -25,7 +25,7 @@ from .errors import NiftisliceError, OutputError
 from .files import write_file
 from .intensity import RawStats, StatsBuilder
 from .naming import image_name, stem_of
-from .options import ConvertOptions, View
+from .options import ConvertOptions, Layout, View
 from .pictures.hooks import PAIR_TMP, Painter, Pictures, pair_roots
 from .plan import Plan, Slab, make_plan, map_volume, needs_stats, output_image, view_slabs
 from .read.nifti import Limits, NiftiFile, ReadResult, iter_volumes, read_header
@@ -35,6 +35,8 @@ from .sidecar import dumps as sidecar_dumps
 log = logging.getLogger(__name__)
 
 TMP_PREFIX = ".niftislice-tmp-"
+#: ``--layout webdataset``: where each converted case waits (as a spool) to go into the shards
+CASES_DIR = ".niftislice-cases"
 
 
 def _umask() -> int:
@@ -45,6 +47,8 @@ def _umask() -> int:
 
 _DIR_MODE = 0o777 & ~_umask()
 ProgressFn = Callable[[int], None]
+#: ``write(relative_path, data)``: one output file of a case, relative to its output folder
+WriteFn = Callable[[str, bytes], None]
 
 
 @dataclass
@@ -65,6 +69,13 @@ class ConvertResult:
 
 def limits_of(options: ConvertOptions) -> Limits:
     return Limits(options.max_voxels, options.max_slices, options.allow_many_slices)
+
+
+def output_roots(out_root: Path, options: ConvertOptions) -> tuple[Path, Path | None]:
+    """Where a case's folder goes, and its paired masks' folder (``--pair``/``--masks``)."""
+    if options.layout is Layout.WEBDATASET:
+        return out_root / CASES_DIR, None  # masks go into the case's spool
+    return pair_roots(out_root, options)
 
 
 def output_dir_for(
@@ -91,7 +102,7 @@ def convert_file(
     """Convert one file; raises :class:`NiftisliceError` on failure (nothing is left behind)."""
     start = time.perf_counter()
     src = Path(path)
-    out_root, masks_root = pair_roots(Path(out_root), options)  # --pair: OUT/images + OUT/masks
+    out_root, masks_root = output_roots(Path(out_root), options)  # --pair: OUT/images, OUT/masks
     final = output_dir_for(src, out_root, rel_dir, stem)
     masks_final = output_dir_for(src, masks_root, rel_dir, stem) if masks_root else None
     if final.exists() or final.is_symlink():
@@ -149,11 +160,24 @@ def _write_all(
     threads: int,
     progress: ProgressFn | None,
 ) -> tuple[Plan, int]:
+    spool = None
+    if options.layout is Layout.WEBDATASET:
+        from .training.spool import SpoolWriter  # one file per case, not one per image
+
+        spool = SpoolWriter(tmp)
+    write = spool.write if spool else lambda rel, data: write_file(tmp / rel, data)
     pool = ThreadPoolExecutor(max_workers=threads)
     try:
-        return _write_with(pool, nf, options, tmp, stem, progress)
-    finally:
+        result = _write_with(pool, nf, options, tmp, stem, progress, write)
+    except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
+        if spool is not None:
+            spool.abort()
+        raise
+    pool.shutdown(wait=True)
+    if spool is not None:
+        spool.close()
+    return result
 
 
 def _read_single_volume(
@@ -183,6 +207,7 @@ def _write_with(
     tmp: Path,
     stem: str,
     progress: ProgressFn | None,
+    write: WriteFn,
 ) -> tuple[Plan, int]:
     read = ReadResult()
     selected = options.volumes.indices(nf.n_volumes)  # type: ignore[union-attr]
@@ -257,9 +282,9 @@ def _write_with(
                     for k in group:
                         image = paint(output_image(plan, view, slab.native(k)), k)
                         data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
-                        write_file(tmp / view.value / names[k], data)
+                        write(f"{view.value}/{names[k]}", data)
                         for rel, extra in paint.extra_files(k, names[k]):
-                            write_file(tmp / rel, extra)
+                            write(rel.as_posix(), extra)
 
                 smp = plan.samplings[view]
                 futures = {
@@ -280,7 +305,7 @@ def _write_with(
     sidecar = build_sidecar(plan, nf.path, read.sha256, files)
     sidecar.update(pictures.sidecar_fields())
     pictures.finish(tmp, stem, sidecar)
-    write_file(tmp / f"{stem}.json", sidecar_dumps(sidecar).encode())
+    write(f"{stem}.json", sidecar_dumps(sidecar).encode())
     return plan, count
 
 

@@ -24,10 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NiftisliceError, OptionError, OutputError
-from ..export import TMP_PREFIX, ConvertResult, convert_file, is_complete, output_dir_for
+from ..export import (
+    TMP_PREFIX,
+    ConvertResult,
+    convert_file,
+    is_complete,
+    output_dir_for,
+    output_roots,
+)
 from ..naming import safe_relative_dir, stem_of
 from ..options import ConvertOptions
-from ..pictures.hooks import pair_roots
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +48,30 @@ ImagesFn = Callable[[int], None]
 
 @dataclass(frozen=True)
 class Job:
-    """One input file and where its output goes (``OUT/rel_dir/stem``)."""
+    """One input file and where its output goes (``OUT[/split]/rel_dir/stem``)."""
 
     path: Path
     rel_dir: Path
     stem: str
+    mask: Path | None = None  # its own label map (``--masks``), exported as ``--pair`` does
+    split: str | None = None  # its split (``--split``): output under ``OUT/<split>``
 
     def output_dir(self, out_root: Path) -> Path:
         return output_dir_for(self.path, out_root, self.rel_dir, self.stem)
 
+    def root(self, out_root: Path) -> Path:
+        """The output folder of this job's split."""
+        return out_root / self.split if self.split else out_root
+
+    def options_for(self, options: ConvertOptions) -> ConvertOptions:
+        """The batch's options with this job's own mask as ``pair``."""
+        if self.mask is None:
+            return options
+        return replace(options, pair=str(self.mask), masks=None, allow_missing_masks=False)
+
     def output_dirs(self, out_root: Path, options: ConvertOptions) -> list[Path]:
-        """The image folder (holding the sidecar) and, with ``pair``, the mask folder."""
-        images, masks = pair_roots(out_root, options)
+        """The image folder (holding the sidecar) and, with a mask, the mask folder."""
+        images, masks = output_roots(self.root(out_root), self.options_for(options))
         return [self.output_dir(images)] + ([self.output_dir(masks)] if masks else [])
 
 
@@ -213,10 +231,10 @@ def _run_one(
     """Convert one job, never raising: failures become a ``failed`` result with one-line error."""
     start = time.perf_counter()
     try:
-        opts = _resume_options(job.output_dirs(out_root, options), options)
+        opts = _resume_options(job.output_dirs(out_root, options), job.options_for(options))
         return convert_file(
             job.path,
-            out_root,
+            job.root(out_root),
             opts,
             rel_dir=job.rel_dir,
             stem=job.stem,

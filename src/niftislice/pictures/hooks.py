@@ -42,9 +42,14 @@ IMAGES_DIR, MASKS_DIR = "images", "masks"
 
 
 def pair_roots(out_root: Path, options: Any) -> tuple[Path, Path | None]:
-    """Where images (and, with ``pair``, masks) go: ``OUT`` or ``OUT/images`` + ``OUT/masks``."""
+    """Where images (and, with ``pair``, masks) go: ``OUT`` or ``OUT/images`` + ``OUT/masks``.
+
+    With ``masks`` (a folder of masks paired by name) images go to ``OUT/images`` even for an
+    input whose mask is missing (``allow_missing_masks``)."""
     if getattr(options, "pair", None):
         return out_root / IMAGES_DIR, out_root / MASKS_DIR
+    if getattr(options, "masks", None):
+        return out_root / IMAGES_DIR, None
     return out_root, None
 
 

@@ -9,6 +9,15 @@
 
 from __future__ import annotations
 
-from .dataset import SliceDataset
+from typing import Any
 
 __all__ = ["SliceDataset"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazily: options imports the pure parsers of this package, and the dataset imports options
+    if name == "SliceDataset":
+        from .dataset import SliceDataset
+
+        return SliceDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
