@@ -395,7 +395,8 @@ class _Progress:
 
 def _cmd_convert(a: argparse.Namespace) -> int:
     from ..api import sample_path
-    from ..batch.run import check_jobs, discover, write_report
+    from ..batch.discover import check_jobs, discover
+    from ..batch.results import write_report
     from ..export import ConvertResult
     from ..training.run import check_convert_outputs, run_convert
 

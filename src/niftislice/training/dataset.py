@@ -25,13 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from ..batch.run import discover
+from ..batch.discover import discover
 from ..errors import InputError, OptionError
-from ..export import limits_of
 from ..options import ConvertOptions, View
 from ..orientation import reorientation
 from ..plan import Plan, make_plan
-from ..read.nifti import iter_volumes, read_header
+from ..read import iter_volumes, open_source
 from ..slicing import view_geometry
 from ..volume import Volume
 from .pairing import MaskIndex
@@ -134,7 +133,7 @@ class SliceDataset:
         opts = self.options
         rows: list[np.ndarray] = []
         for f, src in enumerate(self.sources):
-            nf = read_header(src.path, limits_of(opts))
+            nf = open_source(src.path, opts.limits)
             reo = reorientation(nf.affine, nf.spatial_shape)
             for t in opts.volumes.indices(nf.n_volumes):  # type: ignore[union-attr]
                 for v, view in enumerate(opts.views):  # type: ignore[arg-type]
@@ -158,7 +157,7 @@ class SliceDataset:
             return vol
         opts = self._options_for(f)
         path = self.sources[f].path
-        nf = read_header(path, limits_of(opts))
+        nf = open_source(path, opts.limits)
         plan = self._plan(f, opts) if nf.n_volumes > 1 else None
         vol = Volume(path, opts, t, plan=plan)
         self._cache[key] = vol
@@ -170,7 +169,7 @@ class SliceDataset:
         """A 4D series' plan, with one window over every selected volume (as convert does)."""
         plan = self._plans.get(f)
         if plan is None:
-            nf = read_header(self.sources[f].path, limits_of(opts))
+            nf = open_source(self.sources[f].path, opts.limits)
             selected = list(opts.volumes.indices(nf.n_volumes))  # type: ignore[union-attr]
             plan = make_plan(nf, opts, lambda: (a for _, a in iter_volumes(nf, selected)))
             self._plans[f] = plan

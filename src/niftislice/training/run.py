@@ -21,14 +21,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ..batch.run import (
-    BatchResult,
-    ImagesFn,
-    Job,
-    ResultFn,
-    check_outputs,
-    run_batch,
-)
+from ..batch.discover import Job
+from ..batch.results import BatchResult
+from ..batch.run import ImagesFn, ResultFn, check_outputs, run_batch
 from ..errors import OutputError
 from ..export import CASES_DIR, ConvertResult
 from ..options import ConvertOptions, Layout
