@@ -14,12 +14,20 @@ from typing import TYPE_CHECKING
 
 from .errors import OptionError
 from .intensity import WindowSpec, parse_window
-from .types import ALL_VIEWS, ImageFormat, IndexRange, Interp, Layout, Limits, View
+from .types import (
+    ALL_VIEWS,
+    ImageFormat,
+    IndexRange,
+    Interp,
+    Layout,
+    Limits,
+    View,
+    colormap_name,
+)
 
 if TYPE_CHECKING:
     from .training.shards import ShardSize
     from .training.splits import SplitSpec
-
 
 _FORMAT_ALIASES = {"jpeg": "jpg", "tiff": "tif"}
 SpacingLike = float | int | str | None
@@ -216,9 +224,7 @@ def _check_pictures(o: ConvertOptions) -> None:
     not_8bit = f"colours need 8-bit images, not bit-depth {o.bit_depth} or --lossless"
     eight_bit = o.bit_depth == 8 and not o.lossless
     if o.colormap is not None:
-        from .pictures.colormap import normalise_name
-
-        s(o, "colormap", normalise_name(o.colormap))
+        s(o, "colormap", colormap_name(o.colormap))
         if not eight_bit:
             raise OptionError(f"colormap: {not_8bit}")
     if o.overlay is not None and not eight_bit:
