@@ -129,7 +129,8 @@ class ConvertOptions:
     split: SplitSpec | str | None = None  # "train=0.8,val=0.1,test=0.1"
     split_seed: int = 0
     layout: Layout | str = Layout.FILES
-    shard_size: ShardSize | str | None = None  # "1GB", "2000" (samples), "500MB,2000"
+    # "1GB", "2000" (samples), "500MB,2000"; a ShardSize (default 1 GB, 10000) for webdataset
+    shard_size: ShardSize | str | None = None
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -242,13 +243,16 @@ def _check_pictures(o: ConvertOptions) -> None:
 
 def _check_training(o: ConvertOptions) -> None:
     """Validate (and normalise) the training-set options of ``o``."""
-    from .training.shards import ShardSize  # pure parsers; imported here, not at start-up
-    from .training.splits import SplitSpec
-
     s = object.__setattr__
     s(o, "layout", _enum(Layout, o.layout, "layout"))
-    s(o, "shard_size", ShardSize.parse(o.shard_size))  # type: ignore[arg-type]
+    # the parsers are imported only when used: a plain conversion starts without them
+    if o.shard_size is not None or o.layout is Layout.WEBDATASET:
+        from .training.shards import ShardSize
+
+        s(o, "shard_size", ShardSize.parse(o.shard_size))  # type: ignore[arg-type]
     if o.split is not None:
+        from .training.splits import SplitSpec
+
         s(o, "split", SplitSpec.parse(o.split))  # type: ignore[arg-type]
     try:
         s(o, "split_seed", int(o.split_seed))

@@ -178,6 +178,11 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _training_kwargs(a: argparse.Namespace) -> dict[str, object]:
+    names = ("masks", "allow_missing_masks", "split", "split_seed", "layout", "shard_size")
+    return {name: getattr(a, name) for name in names}
+
+
 def _picture_kwargs(a: argparse.Namespace) -> dict[str, object]:
     kw: dict[str, object] = dict(
         colormap=a.colormap,
@@ -413,12 +418,7 @@ def _cmd_convert(a: argparse.Namespace) -> int:
         jobs=a.jobs,
         overwrite=a.overwrite,
         skip_existing=a.skip_existing,
-        masks=a.masks,
-        allow_missing_masks=a.allow_missing_masks,
-        split=a.split,
-        split_seed=a.split_seed,
-        layout=a.layout,
-        shard_size=a.shard_size,
+        **_training_kwargs(a),
         **_picture_kwargs(a),
     )
     jobs = discover(inputs)

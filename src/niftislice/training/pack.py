@@ -22,10 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import OutputError
 from ..pictures.hooks import PAIR_TMP
 from .metadata import dumps_line, image_fields, image_records
-from .shards import MemberRef, ShardSize, ShardWriter, existing_shards, iter_members, shard_name
+from .shards import MemberRef, ShardSize, ShardWriter, existing_shards, iter_members
 from .spool import SpoolReader
 
 log = logging.getLogger(__name__)
@@ -192,6 +191,3 @@ def check_no_shards(folder: Path, split: str | None) -> Path | None:
     """The first existing shard of this split, if any."""
     found = existing_shards(folder, shard_prefix(split))
     return found[0] if found else None
-
-
-__all__ = ["OutputError", "SplitPacker", "check_no_shards", "shard_name", "shard_prefix"]

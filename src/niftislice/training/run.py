@@ -30,6 +30,7 @@ from ..options import ConvertOptions, Layout
 from .metadata import CaseFiles, metadata_lines, write_metadata
 from .pack import SplitPacker, check_no_shards, shard_prefix
 from .pairing import MaskIndex
+from .shards import ShardSize
 from .splits import SplitSpec, splits_json, subject_of
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,19 @@ def _write_splits(jobs: list[Job], out: Path, options: ConvertOptions) -> None:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
+def _packers(jobs: list[Job], out: Path, options: ConvertOptions) -> dict[Path, SplitPacker]:
+    """One packer per split folder; spools a killed run left behind are removed first."""
+    packers = {}
+    for root in sorted({j.root(out) for j in jobs}):
+        shutil.rmtree(root / CASES_DIR, ignore_errors=True)
+        split = root.name if options.split is not None and root != out else None
+        cases = [case_key(j) for j in jobs if j.root(out) == root]
+        size: ShardSize = options.shard_size  # type: ignore[assignment]
+        resume = options.skip_existing
+        packers[root] = SplitPacker(root, shard_prefix(split), size, split, cases, resume=resume)
+    return packers
+
+
 def _run_shards(
     jobs: list[Job],
     failed: dict[int, ConvertResult],
@@ -177,20 +191,7 @@ def _run_shards(
     scheduler: str | None,
 ) -> BatchResult:
     """Convert each case into a spool, and append finished cases to the shards in order."""
-    roots = sorted({j.root(out) for j in jobs})
-    for root in roots:  # spools a killed run left behind
-        shutil.rmtree(root / CASES_DIR, ignore_errors=True)
-    packers = {
-        root: SplitPacker(
-            root,
-            shard_prefix(_split_name(root, out, options)),
-            options.shard_size,  # type: ignore[arg-type]
-            _split_name(root, out, options),
-            [case_key(j) for j in jobs if j.root(out) == root],
-            resume=options.skip_existing,
-        )
-        for root in roots
-    }
+    packers = _packers(jobs, out, options)
     results: dict[int, ConvertResult] = {}
     todo: list[int] = []
     for i, job in enumerate(jobs):
@@ -203,14 +204,11 @@ def _run_shards(
                 on_result(results[i])
         else:
             todo.append(i)
-    by_dir = {str(jobs[i].output_dirs(out, options)[0]): i for i in todo}
-    by_source: dict[str, list[int]] = {}
-    for i in todo:
-        by_source.setdefault(str(jobs[i].path), []).append(i)
+    pending = {str(jobs[i].output_dirs(out, options)[0]): i for i in todo}
+    by_source = {str(jobs[i].path): i for i in todo}  # failures have no output folder
 
     def arrived(r: ConvertResult) -> None:
-        i = by_dir[r.output_dir] if r.output_dir in by_dir else by_source[r.source][0]
-        by_source[r.source].remove(i)
+        i = pending.pop(r.output_dir) if r.output_dir in pending else by_source[r.source]
         job = jobs[i]
         spool = Path(r.output_dir) if r.status == "converted" and r.output_dir else None
         packers[job.root(out)].done(case_key(job), spool, job.stem, str(job.path))
@@ -219,13 +217,9 @@ def _run_shards(
 
     try:
         batch = run_batch(
-            [jobs[i] for i in todo],
-            out,
-            options,
-            on_result=arrived,
-            on_images=on_images,
+            [jobs[i] for i in todo], out, options, on_result=arrived, on_images=on_images,
             scheduler=scheduler,
-        )
+        )  # fmt: skip
         for packer in packers.values():
             packer.finish()
     except BaseException:
@@ -233,12 +227,8 @@ def _run_shards(
             packer.abort()
         raise
     finally:
-        for root in roots:
+        for root in packers:
             shutil.rmtree(root / CASES_DIR, ignore_errors=True)
     for i, r in zip(todo, batch.results, strict=True):
         results[i] = replace(r, output_dir=str(jobs[i].root(out))) if r.output_dir else r
     return _merge(len(jobs), failed, results)
-
-
-def _split_name(root: Path, out: Path, options: ConvertOptions) -> str | None:
-    return root.name if options.split is not None and root != out else None

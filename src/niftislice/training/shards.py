@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +114,8 @@ def member_header(name: str, size: int) -> bytes:
     raw = name.encode("ascii", "strict")
     split = _split_name(raw)
     if split is None:  # too long for ustar: let tarfile write a pax 'path' record
+        import tarfile  # only here and in iter_members: options imports this module
+
         info = tarfile.TarInfo(name)
         info.size, info.mode, info.mtime = size, MEMBER_MODE, MEMBER_MTIME
         info.uid = info.gid = 0
@@ -268,6 +269,8 @@ class MemberRef:
 
 def iter_members(shards: Iterable[Path]) -> Iterator[MemberRef]:
     """Every member of ``shards`` in order; a shard that cannot be read ends the walk there."""
+    import tarfile
+
     for shard in shards:
         try:
             with tarfile.open(shard, "r:") as tf:

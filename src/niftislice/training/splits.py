@@ -10,7 +10,6 @@ moves existing ones.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -99,6 +98,8 @@ def _checked(items: list[tuple[str, object]], value: object) -> list[tuple[str, 
 def subject_hash(subject: str, seed: int = 0) -> float:
     """A number in [0, 1) from SHA-256 of ``"<seed>:<subject>"``: stable across machines and
     Python versions (unlike ``hash()``)."""
+    import hashlib  # here: options imports this module for its parser
+
     digest = hashlib.sha256(f"{int(seed)}:{subject}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
