@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     # pure training-set pieces that options (parsers) and export (the spool) use
     ("training.pairing", "training.splits", "training.shards", "training.spool"),
     ("read",),
-    ("orientation", "intensity", "stats", "window", "slicing", "resample", "encoding"),
+    ("orientation", "stats", "ct", "window", "mapping", "slicing", "resample", "encoding"),
     ("options",),
     ("plan", "sidecar"),
     ("pictures",),  # colour maps, overlays, montages...: what a rendered slice can carry
@@ -36,9 +36,7 @@ FUNCTION_LENGTH_EXEMPT = {("cli.main", "_add_image_options"), ("cli.main", "buil
 KNOWN = {
     "encoding imports options",
     "slicing imports options",
-    "plan imports pictures.colormap",
     "cli.main is long",
-    "intensity is long",
     "sidecar.build_sidecar",
     "stacking.output.output_values",
     "stacking.stack.stack_folder",

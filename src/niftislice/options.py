@@ -13,7 +13,6 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from .errors import OptionError
-from .intensity import WindowSpec, parse_window
 from .types import (
     ALL_VIEWS,
     ImageFormat,
@@ -24,6 +23,7 @@ from .types import (
     View,
     colormap_name,
 )
+from .window import WindowSpec, parse_window
 
 if TYPE_CHECKING:
     from .training.shards import ShardSize

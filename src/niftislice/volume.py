@@ -16,7 +16,7 @@ import numpy as np
 from .errors import OptionError
 from .options import ConvertOptions, View
 from .pictures.hooks import Pictures
-from .plan import Plan, make_plan, map_volume, output_image, view_slabs
+from .plan import Plan, make_plan, map_volume, output_image, series_volumes, view_slabs
 from .read import NiftiFile, ReadResult, iter_volumes, open_source
 from .slicing import view_block
 
@@ -44,9 +44,8 @@ class Volume:
         *,
         plan: Plan | None = None,
     ) -> None:
-        """``plan``: a plan already made for this file and these options (for a 4D series, one
-        whose window covers every selected volume, as ``convert`` makes it); by default the
-        plan is made from this volume alone."""
+        """``plan``: the plan of this file and these options, when the caller made it already
+        (it reads every selected volume of a 4D series for the window)."""
         self.path = Path(path)
         self.options = options
         self.file: NiftiFile = open_source(self.path, options.limits)
@@ -58,7 +57,9 @@ class Volume:
         self.raw = next(a for i, a in iter_volumes(self.file, [t], read) if i == t)
         self.volume_index = t
         self.sha256 = read.sha256
-        self.plan: Plan = plan or make_plan(self.file, options, lambda: [self.raw])
+        # one window for the whole series, as convert makes it, whichever volume is shown
+        volumes = series_volumes(self.file, options, {t: self.raw})
+        self.plan: Plan = plan or make_plan(self.file, options, volumes)
         self._mapped = map_volume(self.plan, self.raw)
         # colour map and overlay, exactly as convert applies them to the written images
         self.pictures = Pictures(self.plan)

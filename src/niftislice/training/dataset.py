@@ -29,8 +29,8 @@ from ..batch.discover import discover
 from ..errors import InputError, OptionError
 from ..options import ConvertOptions, View
 from ..orientation import reorientation
-from ..plan import Plan, make_plan
-from ..read import iter_volumes, open_source
+from ..plan import Plan, make_plan, series_volumes
+from ..read import open_source
 from ..slicing import view_geometry
 from ..volume import Volume
 from .pairing import MaskIndex
@@ -170,8 +170,7 @@ class SliceDataset:
         plan = self._plans.get(f)
         if plan is None:
             nf = open_source(self.sources[f].path, opts.limits)
-            selected = list(opts.volumes.indices(nf.n_volumes))  # type: ignore[union-attr]
-            plan = make_plan(nf, opts, lambda: (a for _, a in iter_volumes(nf, selected)))
+            plan = make_plan(nf, opts, series_volumes(nf, opts))
             self._plans[f] = plan
             while len(self._plans) > 64:
                 self._plans.popitem(last=False)
