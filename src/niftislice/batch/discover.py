@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import OptionError
-from ..export import output_dir_for
+from ..export import output_dir_for, output_roots
 from ..naming import safe_relative_dir, stem_of
 from ..options import ConvertOptions
-from ..pictures.hooks import pair_roots
 from ..read.dicom_sniff import looks_like_dicom
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -31,7 +30,7 @@ _OTHER_DATA_SUFFIXES = (".img", ".rec", ".raw", ".zraw", ".img.gz", ".raw.gz")
 
 @dataclass(frozen=True)
 class Job:
-    """One input file and where its output goes (``OUT/rel_dir/stem``).
+    """One input file and where its output goes (``OUT[/split]/rel_dir/stem``).
 
     ``part``, for inputs that hold several volumes (a folder of DICOM series), names the one
     this job converts: an object with ``source`` (how reports name it), ``skip`` (skip it with
@@ -42,6 +41,8 @@ class Job:
     path: Path
     rel_dir: Path
     stem: str
+    mask: Path | None = None  # its own label map (``--masks``), exported as ``--pair`` does
+    split: str | None = None  # its split (``--split``): output under ``OUT/<split>``
     part: Any = None
 
     @property
@@ -51,9 +52,19 @@ class Job:
     def output_dir(self, out_root: Path) -> Path:
         return output_dir_for(self.path, out_root, self.rel_dir, self.stem)
 
+    def root(self, out_root: Path) -> Path:
+        """The output folder of this job's split."""
+        return out_root / self.split if self.split else out_root
+
+    def options_for(self, options: ConvertOptions) -> ConvertOptions:
+        """The batch's options with this job's own mask as ``pair``."""
+        if self.mask is None:
+            return options
+        return replace(options, pair=str(self.mask), masks=None, allow_missing_masks=False)
+
     def output_dirs(self, out_root: Path, options: ConvertOptions) -> list[Path]:
-        """The image folder (holding the sidecar) and, with ``pair``, the mask folder."""
-        images, masks = pair_roots(out_root, options)
+        """The image folder (holding the sidecar) and, with a mask, the mask folder."""
+        images, masks = output_roots(self.root(out_root), self.options_for(options))
         return [self.output_dir(images)] + ([self.output_dir(masks)] if masks else [])
 
 
@@ -114,7 +125,7 @@ def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
             while fold(rel, stem) in used:
                 stem, n = f"{base}_{n}", n + 1
             used.add(fold(rel, stem))
-            jobs.append(Job(path, rel, stem, part))
+            jobs.append(Job(path, rel, stem, part=part))
     return jobs
 
 

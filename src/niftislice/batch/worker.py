@@ -32,10 +32,10 @@ def run_one(
     if job.part is not None and job.part.skip:  # e.g. a DICOM RT structure set: not an image
         return ConvertResult(job.source, "skipped", warnings=[job.part.reason])
     try:
-        opts = resume_options(job.output_dirs(out_root, options), options)
+        opts = resume_options(job.output_dirs(out_root, options), job.options_for(options))
         return convert_file(
             job.path,
-            out_root,
+            job.root(out_root),
             opts,
             rel_dir=job.rel_dir,
             stem=job.stem,
