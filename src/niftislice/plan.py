@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .encoding import resize
 from .errors import InputError, OptionError
 from .intensity import (
     RawStats,
@@ -29,12 +28,11 @@ from .options import ConvertOptions, Interp, View
 from .orientation import Reorientation, reorientation
 from .pictures.colormap import centre_window
 from .read.nifti import NiftiFile
+from .resample import Sampling, interpolation, resize, sampling
 from .slicing import (
-    Sampling,
     ViewGeometry,
     pixel_to_world,
     pixel_to_world_many,
-    sampling,
     view_block,
     view_geometry,
 )
@@ -113,7 +111,7 @@ def make_plan(
         for v in options.views
     }  # type: ignore[union-attr]
     samplings = {v: sampling(g, options.spacing) for v, g in geometries.items()}  # type: ignore[arg-type]
-    interp = Interp.NEAREST if label else options.interp
+    interp = interpolation(label, options.interp)  # type: ignore[arg-type]
     resampled = [
         v.value
         for v, g in geometries.items()

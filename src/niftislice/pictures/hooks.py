@@ -23,13 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from ..encoding import decode, encode, resize
+from ..encoding import decode, encode
 from ..errors import InputError
 from ..files import write_file
 from ..intensity import Window
 from ..naming import index_width
 from ..options import ImageFormat, Interp, View
 from ..plan import Plan
+from ..resample import resize
 from ..sidecar import dumps as sidecar_dumps
 from ..slicing import view_block
 from .animation import encode_animation
