@@ -22,10 +22,10 @@ import math
 import struct
 from collections.abc import Sequence
 
-import nibabel as nib
 import numpy as np
 from nibabel.quaternions import quat2mat
 
+from .._nib import nib
 from ..errors import InputError
 
 NIFTI1_MAGIC = b"n+1\x00"
