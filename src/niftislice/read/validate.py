@@ -23,7 +23,6 @@ import struct
 from collections.abc import Sequence
 
 import numpy as np
-from nibabel.quaternions import quat2mat
 
 from .._nib import nib
 from ..errors import InputError
@@ -230,7 +229,8 @@ def qform_of(hdr: nib.Nifti1Header, zooms: Sequence[float], warnings: list[str])
         a = math.sqrt(a2) if a2 >= 0 else math.nan
     qfac = -1.0 if float(hdr["pixdim"][0]) < 0 else 1.0
     out = np.eye(4)
-    out[:3, :3] = quat2mat((a, b, c, d)) * np.array([zooms[0], zooms[1], zooms[2] * qfac])
+    rot = nib.quaternions.quat2mat((a, b, c, d))
+    out[:3, :3] = rot * np.array([zooms[0], zooms[1], zooms[2] * qfac])
     out[:3, 3] = [float(hdr[k]) for k in ("qoffset_x", "qoffset_y", "qoffset_z")]
     return out
 
