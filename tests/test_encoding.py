@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from niftislice.encoding import EXTENSIONS, decode, encode
-from niftislice.errors import OptionError
+from niftislice.errors import InputError, OptionError
 from niftislice.types import ImageFormat
 
 MAGIC = {
@@ -116,5 +116,5 @@ def test_every_format_has_its_extension():
 def test_decode_accepts_an_array_and_refuses_garbage():
     data = encode(_image(np.uint8, 0), ImageFormat.PNG)
     np.testing.assert_array_equal(decode(np.frombuffer(data, np.uint8)), decode(data))
-    with pytest.raises(ValueError, match="not a readable image"):
+    with pytest.raises(InputError, match="not a readable image"):
         decode(b"not an image at all")
