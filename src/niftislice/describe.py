@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from .intensity import raw_stats
 from .naming import stem_of
 from .options import ConvertOptions
 from .orientation import reorientation
@@ -15,6 +14,7 @@ from .read import iter_volumes, open_source
 from .resample import sampling
 from .sidecar import header_facts
 from .slicing import view_geometry
+from .stats import raw_stats
 
 
 def info(
