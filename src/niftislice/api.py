@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .batch.run import BatchResult, check_jobs, discover, run_batch
+from .batch.discover import check_jobs, discover
+from .batch.run import BatchResult, run_batch
 from .describe import info
 from .options import ConvertOptions
 from .stacking.stack import stack
@@ -32,7 +33,7 @@ def convert(
     """Convert files and folders into ``out_dir``; one result per input, failures included."""
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     jobs = discover(items)
-    check_jobs(jobs)
+    check_jobs(jobs, items)
     return run_batch(jobs, out_dir, options or ConvertOptions(), scheduler=scheduler)
 
 

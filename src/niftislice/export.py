@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,10 +19,19 @@ from pathlib import Path
 import numpy as np
 
 from .encoding import EXTENSIONS, encode
-from .errors import NiftisliceError, OutputError
-from .files import write_file
+from .errors import OutputError
+from .files import (
+    lexists,
+    make_dirs,
+    make_folder,
+    move_into_place,
+    output_error,
+    remove_tree,
+    temp_folder,
+    write_file,
+)
 from .intensity import RawStats, StatsBuilder
-from .naming import image_name, stem_of
+from .naming import display_name, image_name, stem_of
 from .options import ConvertOptions, View
 from .pictures.hooks import PAIR_TMP, Painter, Pictures, pair_roots
 from .plan import Plan, Slab, make_plan, map_volume, needs_stats, output_image, view_slabs
@@ -34,16 +41,6 @@ from .sidecar import dumps as sidecar_dumps
 
 log = logging.getLogger(__name__)
 
-TMP_PREFIX = ".niftislice-tmp-"
-
-
-def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it; done once, at import, before any threads
-    os.umask(mask)
-    return mask
-
-
-_DIR_MODE = 0o777 & ~_umask()
 ProgressFn = Callable[[int], None]
 
 
@@ -60,7 +57,14 @@ class ConvertResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        return dict(self.__dict__)
+        """A record for the report: names and messages printable (see ``display_name``)."""
+        text = {
+            "source": display_name(self.source),
+            "output_dir": self.output_dir and display_name(self.output_dir),
+            "error": self.error and display_name(self.error),
+            "warnings": [display_name(w) for w in self.warnings],
+        }
+        return {**self.__dict__, **text}
 
 
 def limits_of(options: ConvertOptions) -> Limits:
@@ -94,7 +98,7 @@ def convert_file(
     out_root, masks_root = pair_roots(Path(out_root), options)  # --pair: OUT/images + OUT/masks
     final = output_dir_for(src, out_root, rel_dir, stem)
     masks_final = output_dir_for(src, masks_root, rel_dir, stem) if masks_root else None
-    if final.exists() or final.is_symlink():
+    if lexists(final):
         if options.skip_existing and is_complete(final):
             return ConvertResult(str(src), "skipped", str(final))
         # an incomplete output (no sidecar) is redone when resuming
@@ -104,32 +108,27 @@ def convert_file(
             )
     if (
         masks_final is not None
-        and masks_final.exists()
+        and lexists(masks_final)
         and not (options.overwrite or options.skip_existing)
     ):
         raise OutputError(f"output {masks_final} exists (use --overwrite to replace it)")
     nf = read_header(src, limits_of(options))
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name[:40] + "-", dir=final.parent))
-        # mkdtemp makes a private (0700) folder; the result should get the usual umask mode
-        tmp.chmod(_DIR_MODE)
-    except OSError as e:
-        raise OutputError(
-            f"cannot create output folder in {final.parent}: {e.strerror or e}"
-        ) from None
+    make_dirs(final.parent)  # the batch removes folders it made for nothing
+    tmp = temp_folder(final)
+    replace = options.overwrite or options.skip_existing
     try:
         plan, n_images = _write_all(
             nf, options, tmp, final.name, threads or options.effective_jobs, progress
         )
         if masks_final is not None:
-            masks_final.parent.mkdir(parents=True, exist_ok=True)
-            _move_into_place(
-                tmp / PAIR_TMP, masks_final, options.overwrite or options.skip_existing
-            )
-        _move_into_place(tmp, final, options.overwrite or options.skip_existing)
+            make_dirs(masks_final.parent)
+            move_into_place(tmp / PAIR_TMP, masks_final, replace)
+        move_into_place(tmp, final, replace)
+    except OSError as e:  # not wrapped where it happened (reading back a picture, ...)
+        remove_tree(tmp)
+        raise output_error(e, f"write {final}") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
         raise
     return ConvertResult(
         str(src),
@@ -198,7 +197,7 @@ def _write_with(
     ext = EXTENSIONS[options.format]  # type: ignore[index]
     files: dict[View, dict[int, dict[int, str]]] = {v: {} for v in plan.geometries}
     for view in plan.geometries:
-        (tmp / view.value).mkdir()
+        make_folder(tmp / view.value)
     pictures = Pictures(plan)  # colour map, overlay, pair, montage, animation, html
     pictures.prepare(tmp)
     volumes = _handover(first) if first else iter_volumes(nf, selected, read)
@@ -309,23 +308,3 @@ def _groups(indices: list[int], pixels: int) -> list[tuple[int, ...]]:
 def _handover(first: list[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
     """Yield the already-read 3D volume without keeping a reference to it."""
     yield 0, first.pop()
-
-
-def _move_into_place(tmp: Path, final: Path, overwrite: bool) -> None:
-    old: Path | None = None
-    try:
-        if final.exists() or final.is_symlink():
-            if not overwrite:  # appeared while we worked
-                raise OutputError(f"output {final} exists (use --overwrite to replace it)")
-            old = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + "old-", dir=final.parent))
-            os.rename(final, old / "previous")
-        os.rename(tmp, final)
-    except NiftisliceError:
-        raise
-    except OSError as e:
-        if old is not None and not final.exists():
-            os.rename(old / "previous", final)  # put the previous output back
-        raise OutputError(f"cannot move output into {final}: {e.strerror or e}") from None
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)

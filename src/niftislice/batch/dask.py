@@ -20,7 +20,7 @@ from ..export import ConvertResult
 from ..options import ConvertOptions
 
 if TYPE_CHECKING:
-    from .run import Job
+    from .discover import Job
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ def _distributed() -> Any:
 def connect(address: str, timeout: float | None = None) -> Any:
     """A ``distributed.Client`` for ``address``; an unreachable or bad address is an OptionError."""
     distributed = _distributed()
+    _check_address(distributed, address)
     timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
     try:
         return distributed.Client(address, timeout=timeout, set_as_default=False)
@@ -50,6 +51,18 @@ def connect(address: str, timeout: float | None = None) -> Any:
         raise OptionError(
             f"scheduler: cannot connect to {address} within {timeout:g} s ({reason})"
         ) from None
+
+
+def _check_address(distributed: Any, address: str) -> None:
+    """Refuse an address no Dask transport handles before a client is made: a failed client
+    spends 10 s closing itself, then prints a traceback when it is collected."""
+    try:
+        scheme, location = distributed.comm.parse_address(address)
+        distributed.comm.registry.get_backend(scheme)
+    except (ValueError, TypeError) as e:
+        raise OptionError(f"scheduler: {address!r} is not a scheduler address ({e})") from None
+    if not location:
+        raise OptionError(f"scheduler: {address!r} names no host (e.g. tcp://host:8786)")
 
 
 def run_on_dask(

@@ -1,9 +1,9 @@
-"""Many inputs: discovery, output layout, resume, parallel workers and a per-input result.
+"""Running a batch: resume, parallel workers and a per-input result.
 
-Folders are searched recursively for ``.nii``/``.nii.gz`` (any case), skipping hidden and ``._*``
-files and hidden folders; the input tree is mirrored under the output folder. One bad input never
-stops the others. Files run in parallel processes (or as Dask tasks); the slices of one file run
-on threads inside :func:`~niftislice.convert.convert_file`.
+Inputs come from :mod:`.discover`. One bad input never stops the others. Files run in parallel
+processes (or as Dask tasks); the slices of one file run on threads inside
+:func:`~niftislice.export.convert_file`. The output folder is held by one run at a time
+(:mod:`.guard`).
 """
 
 from __future__ import annotations
@@ -13,48 +13,30 @@ import logging
 import multiprocessing
 import os
 import re
-import shutil
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import NiftisliceError, OptionError, OutputError
-from ..export import TMP_PREFIX, ConvertResult, convert_file, is_complete, output_dir_for
-from ..naming import safe_relative_dir, stem_of
+from ..errors import NiftisliceError, OutputError
+from ..export import ConvertResult, convert_file, is_complete
+from ..files import TMP_PREFIX, lexists, remove_tree, replace_file
 from ..options import ConvertOptions
-from ..pictures.hooks import pair_roots
+from .discover import Job
+from .guard import die_with_parent, output_area
 
 log = logging.getLogger(__name__)
-
-_NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 #: ``done(job_index, result)``: called once per job, in the calling thread, as results arrive.
 DoneFn = Callable[[int, ConvertResult], None]
 ResultFn = Callable[[ConvertResult], None]
 #: ``images(n)``: ``n`` more images were written (per image in-process, per file from workers).
 ImagesFn = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class Job:
-    """One input file and where its output goes (``OUT/rel_dir/stem``)."""
-
-    path: Path
-    rel_dir: Path
-    stem: str
-
-    def output_dir(self, out_root: Path) -> Path:
-        return output_dir_for(self.path, out_root, self.rel_dir, self.stem)
-
-    def output_dirs(self, out_root: Path, options: ConvertOptions) -> list[Path]:
-        """The image folder (holding the sidecar) and, with ``pair``, the mask folder."""
-        images, masks = pair_roots(out_root, options)
-        return [self.output_dir(images)] + ([self.output_dir(masks)] if masks else [])
 
 
 @dataclass
@@ -97,89 +79,8 @@ class BatchResult:
 
 def write_report(result: BatchResult, path: str | os.PathLike[str]) -> None:
     """The JSON report: a summary and one record per input (status, output folder, error)."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(result.to_json(), indent=1) + "\n")
-        os.replace(tmp, p)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write the report {p}: {e.strerror or e}") from None
-
-
-# --------------------------------------------------------------------------------------------
-# discovery
-
-
-def is_nifti_name(name: str) -> bool:
-    """``.nii``/``.nii.gz`` in any case; hidden files and macOS ``._*`` resource forks are not."""
-    return name.lower().endswith(_NIFTI_SUFFIXES) and not name.startswith(".")
-
-
-def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
-    """Expand folders recursively (sorted, hidden folders skipped); files named explicitly are
-    taken whatever their name and go to the top of the output folder."""
-    found: list[tuple[Path, Path]] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir() and not p.name.lower().endswith(_NIFTI_SUFFIXES):
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if is_nifti_name(name):
-                        f = Path(root) / name
-                        found.append((f, f.parent.relative_to(p)))
-        else:
-            found.append((p, Path()))
-    return _assign_stems(_unique(found))
-
-
-def _unique(found: Iterable[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
-    """Drop a file named twice for the same place (``a.nii a.nii``, or a folder given twice)."""
-    seen: set[tuple[str, Path]] = set()
-    out: list[tuple[Path, Path]] = []
-    for p, rel in found:
-        key = (os.path.normcase(os.path.abspath(p)), rel)
-        if key not in seen:
-            seen.add(key)
-            out.append((p, rel))
-    return out
-
-
-def _assign_stems(found: Iterable[tuple[Path, Path]]) -> list[Job]:
-    """Distinct output folders, also on case-insensitive file systems.
-
-    Inputs whose stems collide (``a.nii`` beside ``a.nii.gz``, ``A.nii`` beside ``a.nii``) keep
-    their suffix in the folder name (``a_nii``, ``a_nii_gz``); identical names (the same file
-    name from two folders given explicitly) are numbered (``a``, ``a_2``).
-    """
-    items = list(found)
-    keys = [(safe_relative_dir(rel), stem_of(p)) for p, rel in items]
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, (rel, stem) in enumerate(keys):
-        groups.setdefault(_fold(rel, stem), []).append(i)
-    jobs: list[Job] = []
-    used: set[tuple[str, str]] = set()
-    for (p, _), (rel, stem) in zip(items, keys, strict=True):
-        group = groups[_fold(rel, stem)]
-        names = {items[j][0].name for j in group}
-        if len(group) > 1 and len(names) == len(group):
-            stem = stem_of(p.name.replace(".", "_") + ".nii")
-        base, n = stem, 2
-        while _fold(rel, stem) in used:
-            stem, n = f"{base}_{n}", n + 1
-        used.add(_fold(rel, stem))
-        jobs.append(Job(p, rel, stem))
-    return jobs
-
-
-def _fold(rel: Path, stem: str) -> tuple[str, str]:
-    return rel.as_posix().casefold(), stem.casefold()
-
-
-def check_jobs(jobs: Sequence[Job]) -> None:
-    if not jobs:
-        raise OptionError("no NIfTI files found in the given inputs")
+    text = json.dumps(result.to_json(), indent=1) + "\n"
+    replace_file(Path(path), text.encode(), label="the report")
 
 
 def check_outputs(
@@ -190,7 +91,7 @@ def check_outputs(
     if options.overwrite or options.skip_existing:
         return
     out = Path(out_root)
-    existing = [d for j in jobs for d in j.output_dirs(out, options) if _exists(d)]
+    existing = [d for j in jobs for d in j.output_dirs(out, options) if lexists(d)]
     if existing:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise OutputError(
@@ -236,14 +137,10 @@ def _run_one(
 def _resume_options(finals: list[Path], options: ConvertOptions) -> ConvertOptions:
     """With ``skip_existing``, output without its sidecar is incomplete: convert it again,
     replacing it (atomically, as ``overwrite`` does)."""
-    if not options.skip_existing or not any(map(_exists, finals)) or is_complete(finals[0]):
+    if not options.skip_existing or not any(map(lexists, finals)) or is_complete(finals[0]):
         return options
     log.info("%s has no sidecar (incomplete); converting again", finals[0])
     return replace(options, overwrite=True, skip_existing=False)
-
-
-def _exists(path: Path) -> bool:
-    return path.exists() or path.is_symlink()
 
 
 def run_batch(
@@ -273,6 +170,38 @@ def run_batch(
         if on_result:
             on_result(r)
 
+    todo = [i for i, job in enumerate(jobs) if job.error is None]
+    for i, job in enumerate(jobs):
+        if job.error is not None:  # a folder that could not be searched
+            done(i, _failed(job, job.error))
+    if todo:
+        finals = [d for i in todo for d in jobs[i].output_dirs(out, options)]
+        with output_area(out, finals):
+            _dispatch(
+                [jobs[i] for i in todo],
+                out,
+                options,
+                scheduler,
+                on_images,
+                lambda k, r: done(todo[k], r),
+            )
+    results = [
+        r or ConvertResult(str(j.path), "failed", error="not run")
+        for j, r in zip(jobs, slots, strict=True)
+    ]
+    return BatchResult(results, time.perf_counter() - start)
+
+
+def _dispatch(
+    jobs: Sequence[Job],
+    out: Path,
+    options: ConvertOptions,
+    scheduler: str | None,
+    on_images: ImagesFn | None,
+    done: DoneFn,
+) -> None:
+    """Run ``jobs`` in this process, on a process pool or on Dask; ``done`` sees each result."""
+
     def done_counting(i: int, r: ConvertResult) -> None:
         done(i, r)
         if on_images and r.images:
@@ -282,42 +211,55 @@ def run_batch(
         from .dask import run_on_dask
 
         run_on_dask(jobs, out, options, scheduler, done_counting)
+        return
+    jobs_n = options.effective_jobs
+    workers = min(jobs_n, len(jobs))
+    if workers <= 1:
+        for i, job in enumerate(jobs):
+            done(i, _run_one(job, out, options, jobs_n, on_images))
     else:
-        jobs_n = options.effective_jobs
-        workers = min(jobs_n, len(jobs))
-        if workers <= 1:
-            for i, job in enumerate(jobs):
-                done(i, _run_one(job, out, options, jobs_n, on_images))
-        else:
-            _run_pool(jobs, out, options, workers, max(1, jobs_n // workers), done_counting)
-    results = [
-        r or ConvertResult(str(j.path), "failed", error="not run")
-        for j, r in zip(jobs, slots, strict=True)
-    ]
-    return BatchResult(results, time.perf_counter() - start)
+        _run_pool(jobs, out, options, workers, max(1, jobs_n // workers), done_counting)
 
 
 Task = Callable[[Job, Path, ConvertOptions, int], ConvertResult]
 _stop: Any = None  # in pool workers: a shared Event, set once the batch is interrupted
+_parent = 0  # in pool workers: the process that started this one
+_busy = False  # in pool workers: a file is being converted
 
 
 def _init_worker(stop: Any) -> None:
-    global _stop
-    _stop = stop
+    global _stop, _parent
+    _stop, _parent = stop, os.getppid()
+    signal.signal(signal.SIGTERM, _terminated)
+    die_with_parent()  # a killed batch must not leave workers converting on their own
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM in a worker (the batch was stopped, or its process died): a file in hand is
+    abandoned as on Ctrl-C (its temporary folder removed); an idle worker just ends."""
+    if _busy:
+        raise KeyboardInterrupt
+    os._exit(1)
 
 
 def _queued(
     task: Task, job: Job, out: Path, options: ConvertOptions, threads: int
 ) -> ConvertResult:
     """Run ``task`` in a worker unless the batch was interrupted while the job waited."""
+    global _busy
     if _stop is not None and _stop.is_set():
         return _failed(job, "interrupted")
+    _busy = True
     try:
         return task(job, out, options, threads)
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: stop the queue too
         if _stop is not None:
             _stop.set()
+        if os.getppid() != _parent:  # orphaned: nobody is waiting for the result
+            os._exit(1)
         raise
+    finally:
+        _busy = False
 
 
 def _run_pool(
@@ -357,7 +299,7 @@ def _remove_leftovers(job: Job, out: Path, options: ConvertOptions) -> None:
     if final.parent.is_dir():
         for d in final.parent.iterdir():
             if name.fullmatch(d.name) and d.is_dir() and not d.is_symlink():
-                shutil.rmtree(d, ignore_errors=True)
+                remove_tree(d)
 
 
 def _failed(job: Job, error: str) -> ConvertResult:

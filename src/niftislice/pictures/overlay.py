@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..intensity import check_integral
+from ..naming import display_name
 from ..read.nifti import NiftiFile, ReadResult, iter_volumes, read_header
 
 GRID_TOLERANCE_MM = 1e-3
@@ -66,7 +67,7 @@ class Mask:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "path": str(self.path.resolve()),
+            "path": display_name(str(self.path.resolve())),
             "sha256": self.sha256,
             "resampled": self.resampled,
             "resampling": "nearest neighbour by the two affines"
