@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 from .batch.discover import check_jobs, discover
-from .batch.run import BatchResult, run_batch
+from .batch.results import BatchResult
+from .batch.run import run_batch
 from .describe import info
 from .options import ConvertOptions
 from .stacking.stack import stack

@@ -1,6 +1,7 @@
 """Running a batch: resume, parallel workers and a per-input result.
 
-Inputs come from :mod:`.discover`. One bad input never stops the others. Files run in parallel
+Inputs come from :mod:`.discover`, results go to :mod:`.results`. One bad input never stops the
+others. Files run in parallel
 processes (or as Dask tasks); the slices of one file run on threads inside
 :func:`~niftislice.export.convert_file`. The output folder is held by one run at a time
 (:mod:`.guard`).
@@ -8,7 +9,6 @@ processes (or as Dask tasks); the slices of one file run on threads inside
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
@@ -19,16 +19,17 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import NiftisliceError, OutputError
 from ..export import ConvertResult, convert_file, is_complete
-from ..files import TMP_PREFIX, lexists, remove_tree, replace_file
+from ..files import TMP_PREFIX, lexists, remove_tree
 from ..options import ConvertOptions
 from .discover import Job
 from .guard import die_with_parent, output_area
+from .results import BatchResult
 
 log = logging.getLogger(__name__)
 
@@ -37,50 +38,6 @@ DoneFn = Callable[[int, ConvertResult], None]
 ResultFn = Callable[[ConvertResult], None]
 #: ``images(n)``: ``n`` more images were written (per image in-process, per file from workers).
 ImagesFn = Callable[[int], None]
-
-
-@dataclass
-class BatchResult:
-    """One :class:`ConvertResult` per job, in the order the jobs were given."""
-
-    results: list[ConvertResult] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def count(self, status: str) -> int:
-        return sum(r.status == status for r in self.results)
-
-    @property
-    def images(self) -> int:
-        return sum(r.images for r in self.results)
-
-    @property
-    def ok(self) -> bool:
-        """Every input was converted or skipped (complete output kept)."""
-        return all(r.status != "failed" for r in self.results)
-
-    def summary(self) -> str:
-        return (
-            f"{self.count('converted')} converted, {self.count('skipped')} skipped, "
-            f"{self.count('failed')} failed; {self.images} images in {self.seconds:.1f} s"
-        )
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "summary": {
-                "converted": self.count("converted"),
-                "skipped": self.count("skipped"),
-                "failed": self.count("failed"),
-                "images": self.images,
-                "seconds": round(self.seconds, 3),
-            },
-            "inputs": [r.to_json() for r in self.results],
-        }
-
-
-def write_report(result: BatchResult, path: str | os.PathLike[str]) -> None:
-    """The JSON report: a summary and one record per input (status, output folder, error)."""
-    text = json.dumps(result.to_json(), indent=1) + "\n"
-    replace_file(Path(path), text.encode(), label="the report")
 
 
 def check_outputs(

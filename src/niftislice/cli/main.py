@@ -366,7 +366,8 @@ class _Progress:
 def _cmd_convert(a: argparse.Namespace) -> int:
     from ..api import sample_path
     from ..batch.discover import check_jobs, discover
-    from ..batch.run import check_outputs, run_batch, write_report
+    from ..batch.results import write_report
+    from ..batch.run import check_outputs, run_batch
     from ..export import ConvertResult
 
     inputs = list(a.inputs)
