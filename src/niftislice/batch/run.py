@@ -1,9 +1,8 @@
 """Running a batch: resume, parallel workers and a per-input result.
 
 Inputs come from :mod:`.discover`, results go to :mod:`.results`. One bad input never stops the
-others. Files run in parallel
-processes (or as Dask tasks); the slices of one file run on threads inside
-:func:`~niftislice.export.convert_file`. The output folder is held by one run at a time
+others. Files run in parallel processes (or as Dask tasks); the slices of one file run on threads
+inside :func:`~niftislice.export.convert_file`. The output folder is held by one run at a time
 (:mod:`.guard`).
 """
 

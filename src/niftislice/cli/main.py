@@ -321,6 +321,22 @@ def _say(kind: str, where: str | os.PathLike[str], message: str) -> None:
     )
 
 
+def _quiet_dask(verbose: int) -> None:
+    """Dask logs lost connections itself, tracebacks included; each file already gets one line
+    (``-vv`` shows Dask's own log)."""
+    if verbose > 1:
+        return
+    try:
+        import distributed  # noqa: F401 (it configures its loggers when imported)
+    except ImportError:
+        return  # the batch says what to install
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
+    for name in ["distributed", *names]:  # some have a handler of their own
+        dask_log = logging.getLogger(name)
+        dask_log.handlers[:] = [logging.NullHandler()]
+        dask_log.propagate = False
+
+
 class _PrintableFormatter(logging.Formatter):
     """Log lines with control characters and undecodable bytes escaped (tracebacks untouched)."""
 
@@ -390,6 +406,8 @@ def _cmd_convert(a: argparse.Namespace) -> int:
     check_outputs(jobs, a.output, opts)  # refuse before a progress bar appears
     if a.report and not Path(a.report).absolute().parent.is_dir():
         raise OptionError(f"report: folder {Path(a.report).absolute().parent} does not exist")
+    if a.scheduler:
+        _quiet_dask(a.verbose)
     quiet = a.quiet
     bars = _Progress(len(jobs)) if not quiet and sys.stderr.isatty() else None
 
