@@ -1,9 +1,10 @@
-"""Running a batch: resume, parallel workers and a per-input result.
+"""Running many inputs: refusal of existing output, resume, parallel workers, cleanup.
 
-Inputs come from :mod:`.discover`, results go to :mod:`.results`. One bad input never stops the
-others. Files run in parallel processes (or as Dask tasks); the slices of one file run on threads
-inside :func:`~niftislice.export.convert_file`. The output folder is held by one run at a time
-(:mod:`.guard`).
+One bad input never stops the others. Files run in parallel processes (or as Dask tasks, see
+:mod:`.dask`); the slices of one file run on threads inside
+:func:`~niftislice.export.convert_file`. Inputs come from :mod:`.discover`; results go to
+:mod:`.results`. The output folder is held by one run at a time, and what killed runs left
+is cleaned up (:mod:`.guard`).
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import NiftisliceError, OutputError
-from ..export import ConvertResult, convert_file, is_complete
+from ..errors import OutputError
+from ..export import ConvertResult
 from ..files import TMP_PREFIX, lexists, remove_tree
 from ..options import ConvertOptions
 from .discover import Job
 from .guard import die_with_parent, output_area
 from .results import BatchResult
+from .worker import run_one
 
 log = logging.getLogger(__name__)
 
@@ -54,49 +55,6 @@ def check_outputs(
             f"output {existing[0]}{more} exists; nothing was converted "
             "(use --skip-existing to keep complete output and resume, --overwrite to replace it)"
         )
-
-
-# --------------------------------------------------------------------------------------------
-# running
-
-
-def _run_one(
-    job: Job,
-    out_root: Path,
-    options: ConvertOptions,
-    threads: int,
-    progress: ImagesFn | None = None,
-) -> ConvertResult:
-    """Convert one job, never raising: failures become a ``failed`` result with one-line error."""
-    start = time.perf_counter()
-    try:
-        opts = _resume_options(job.output_dirs(out_root, options), options)
-        return convert_file(
-            job.path,
-            out_root,
-            opts,
-            rel_dir=job.rel_dir,
-            stem=job.stem,
-            threads=threads,
-            progress=progress,
-        )
-    except NiftisliceError as e:
-        error = str(e)
-    except MemoryError:
-        error = "out of memory"
-    except Exception as e:  # a bug: keep the batch going, keep the traceback in the log
-        log.debug("unexpected error converting %s", job.path, exc_info=True)
-        error = f"internal error: {type(e).__name__}: {e}"
-    return ConvertResult(str(job.path), "failed", error=error, seconds=time.perf_counter() - start)
-
-
-def _resume_options(finals: list[Path], options: ConvertOptions) -> ConvertOptions:
-    """With ``skip_existing``, output without its sidecar is incomplete: convert it again,
-    replacing it (atomically, as ``overwrite`` does)."""
-    if not options.skip_existing or not any(map(lexists, finals)) or is_complete(finals[0]):
-        return options
-    log.info("%s has no sidecar (incomplete); converting again", finals[0])
-    return replace(options, overwrite=True, skip_existing=False)
 
 
 def run_batch(
@@ -172,7 +130,7 @@ def _dispatch(
     workers = min(jobs_n, len(jobs))
     if workers <= 1:
         for i, job in enumerate(jobs):
-            done(i, _run_one(job, out, options, jobs_n, on_images))
+            done(i, run_one(job, out, options, jobs_n, on_images))
     else:
         _run_pool(jobs, out, options, workers, max(1, jobs_n // workers), done_counting)
 
@@ -225,7 +183,7 @@ def _run_pool(
     workers: int,
     threads: int,
     done: DoneFn,
-    task: Task = _run_one,
+    task: Task = run_one,
 ) -> None:
     """Worker processes, each converting one file at a time.
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from .._version import __version__
 from ..errors import NiftisliceError, OptionError
-from ..intensity import CT_PRESETS
 from ..naming import display_name
+from ..types import CT_PRESETS
 
 log = logging.getLogger("niftislice")
 
