@@ -7,6 +7,7 @@ child whose ``os.rename`` ends the process at the worst moment of ``--overwrite`
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -60,10 +61,11 @@ def run(args: list[str], *, python: str | None = None, env: dict[str, str] | Non
     return Run(p.returncode, p.stdout.decode(), p.stderr.decode("utf-8", "backslashreplace"))
 
 
-def start(args: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        cli_command(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
-    )
+def start(args: list[str], pipes: bool = True) -> subprocess.Popen[bytes]:
+    """The CLI running in the background (without ``pipes``: output discarded, so that orphaned
+    children holding them cannot block the test)."""
+    out = subprocess.PIPE if pipes else subprocess.DEVNULL
+    return subprocess.Popen(cli_command(args), stdout=out, stderr=out, stdin=subprocess.DEVNULL)
 
 
 def wait_for_temporary_images(out: Path, proc: subprocess.Popen[bytes], n: int = 5) -> None:
@@ -71,7 +73,7 @@ def wait_for_temporary_images(out: Path, proc: subprocess.Popen[bytes], n: int =
     while time.monotonic() < end:
         if len([p for p in leftover_tmp(out) if p.endswith(".png")]) >= n:
             return
-        assert proc.poll() is None, proc.communicate()[1].decode()
+        assert proc.poll() is None, (proc.communicate()[1] or b"").decode()
         time.sleep(0.01)
     raise AssertionError("no images appeared in a temporary folder")
 
@@ -162,7 +164,8 @@ def test_pool_workers_die_with_a_killed_batch(tmp_path: Path) -> None:
         for i in range(2)
     ]
     out = tmp_path / "out"
-    batch = start(["convert", *inputs, "-o", str(out), "-j", "2"])
+    batch = start(["convert", *inputs, "-o", str(out), "-j", "2"], pipes=False)
+    workers: set[int] = set()
     try:
         wait_for_temporary_images(out, batch)
         workers = children(batch.pid)
@@ -175,7 +178,10 @@ def test_pool_workers_die_with_a_killed_batch(tmp_path: Path) -> None:
         assert not any(map(alive, workers)), "workers outlived their batch"
     finally:
         batch.kill()
-        batch.communicate()
+        batch.wait()
+        for pid in workers:  # orphans (when this test fails) would convert on, then hang
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
     left = leftover_tmp(out)
     again = run(["convert", *inputs, "-o", str(out), "--skip-existing", "--slices", "middle"])
