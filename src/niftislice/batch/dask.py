@@ -103,7 +103,7 @@ def run_on_dask(
                     r: ConvertResult = fut.result()
                 except Exception as e:  # a worker died or the scheduler was lost: what is on disk?
                     final = job.output_dirs(out_root, options)[0]
-                    r = _written(job, final, before[i]) or ConvertResult(
+                    r = _on_disk(job, final, before[i], options.skip_existing) or ConvertResult(
                         str(job.path), "failed", error=_task_error(e, client)
                     )
                 else:  # report paths as the caller gave them, as a local run does
@@ -126,12 +126,17 @@ def _sidecar_stamp(folder: Path) -> tuple[int, int] | None:
     return st.st_ino, st.st_mtime_ns
 
 
-def _written(job: Job, final: Path, before: tuple[int, int] | None) -> ConvertResult | None:
-    """The result of a task whose answer never came back, from what it left on disk: a complete
-    output that was not there before the batch (or was replaced since) is ``converted``."""
+def _on_disk(
+    job: Job, final: Path, before: tuple[int, int] | None, skip_existing: bool
+) -> ConvertResult | None:
+    """The result of a task whose answer never came back, from what is on disk: a complete
+    output that was not there before the batch (or was replaced since) is ``converted``; one
+    that was, with ``skip_existing``, is ``skipped``."""
     stamp = _sidecar_stamp(final)
-    if stamp is None or stamp == before:
+    if stamp is None:
         return None
+    if stamp == before:
+        return ConvertResult(str(job.path), "skipped", str(final)) if skip_existing else None
     try:
         views = json.loads((final / f"{final.name}.json").read_text())["views"].values()
         images = sum(len(s.get("files", {"0": s.get("file")})) for v in views for s in v["slices"])
