@@ -1,8 +1,9 @@
-"""Finding the inputs of a batch and where each one's output goes.
+"""Finding the inputs: folders searched recursively, one :class:`Job` per input volume.
 
-Folders are searched recursively for ``.nii``/``.nii.gz`` (any case), skipping hidden and ``._*``
-files and hidden folders; the input tree is mirrored under the output folder. A folder that
-cannot be read is an input of its own that fails with the reason, never silently skipped.
+Folders are searched for ``.nii``/``.nii.gz`` (any case), skipping hidden and ``._*`` files and
+hidden folders; the input tree is mirrored under the output folder, and output folder names are
+made distinct (also on case-insensitive file systems). A folder that cannot be read is a job of
+its own that fails with the reason, never silently skipped.
 """
 
 from __future__ import annotations

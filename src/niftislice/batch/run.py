@@ -70,8 +70,9 @@ def run_batch(
     Dask workers (``scheduler``), the slices of a file on threads.
 
     Existing output is refused as a whole (:class:`OutputError`, nothing written) unless
-    ``options.overwrite`` or ``options.skip_existing``. ``on_result`` sees each result as it
-    arrives; the returned results are in job order.
+    ``options.overwrite`` or ``options.skip_existing``, and so is an output folder another run
+    is writing to. Jobs with an ``error`` (unreadable folders) fail without running.
+    ``on_result`` sees each result as it arrives; the returned results are in job order.
     """
     start = time.perf_counter()
     options = options or ConvertOptions()
