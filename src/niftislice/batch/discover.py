@@ -1,9 +1,11 @@
 """Finding the inputs: folders searched recursively, one :class:`Job` per input volume.
 
-Folders are searched for ``.nii``/``.nii.gz`` (any case), skipping hidden and ``._*`` files and
-hidden folders; the input tree is mirrored under the output folder, and output folder names are
-made distinct (also on case-insensitive file systems). A folder that cannot be read is a job of
-its own that fails with the reason, never silently skipped.
+Folders are searched for the input formats (any case): ``.nii``/``.nii.gz``; ``.nrrd``/``.nhdr``;
+``.mha``/``.mhd``; ``.mgh``/``.mgz``; ``.mnc``; ``.hdr`` beside an ``.img`` and ``.par`` beside a
+``.rec`` (the header of each pair; a lone ``.hdr`` may be anything). Hidden and ``._*`` files and
+hidden folders are skipped; the input tree is mirrored under the output folder, and output
+folder names are made distinct (also on case-insensitive file systems). A folder that cannot be
+read is a job of its own that fails with the reason, never silently skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from ..options import ConvertOptions
 from ..pictures.hooks import pair_roots
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_SINGLE_FILE_SUFFIXES = (*_NIFTI_SUFFIXES, ".nrrd", ".nhdr", ".mha", ".mhd", ".mgh", ".mgz", ".mnc")
+_PAIRED_SUFFIXES = {".hdr": ".img", ".par": ".rec"}  # header -> data file that must be beside it
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,18 @@ class Job:
 def is_nifti_name(name: str) -> bool:
     """``.nii``/``.nii.gz`` in any case; hidden files and macOS ``._*`` resource forks are not."""
     return name.lower().endswith(_NIFTI_SUFFIXES) and not name.startswith(".")
+
+
+def is_input_name(name: str, siblings: frozenset[str] = frozenset()) -> bool:
+    """A file a folder search takes: a NIfTI (:func:`is_nifti_name`) or another input format;
+    a pair's header only when its data file is among ``siblings`` (lower-cased names)."""
+    lower = name.lower()
+    if name.startswith(".") or not lower.endswith((*_SINGLE_FILE_SUFFIXES, *_PAIRED_SUFFIXES)):
+        return False
+    for header, data in _PAIRED_SUFFIXES.items():
+        if lower.endswith(header):
+            return lower[: -len(header)] + data in siblings
+    return True
 
 
 #: A file with its folder relative to the searched folder, or an unreadable folder with the reason.
@@ -78,8 +94,9 @@ def _search(top: Path) -> list[_Found]:
 
     for root, dirs, files in os.walk(top, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        siblings = frozenset(n.lower() for n in files)
         for name in sorted(files):
-            if is_nifti_name(name):
+            if is_input_name(name, siblings):
                 f = Path(root) / name
                 found.append((f, f.parent.relative_to(top)))
     return found
@@ -131,5 +148,8 @@ def _fold(rel: Path, stem: str) -> tuple[str, str]:
 def check_jobs(jobs: Sequence[Job], inputs: Sequence[str | os.PathLike[str]] = ()) -> None:
     """Refuse a batch with nothing to do, naming the folders that were searched."""
     if not jobs:
-        searched = ", ".join(display_name(str(p)) for p in inputs)
-        raise OptionError(f"no NIfTI files found in {searched or 'the given inputs'}")
+        searched = ", ".join(display_name(str(p)) for p in inputs) or "the given inputs"
+        raise OptionError(
+            f"no NIfTI files found in {searched} "
+            "(nor NRRD, MetaImage, Analyze, MGH, MINC or PAR/REC files)"
+        )
