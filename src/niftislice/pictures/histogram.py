@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..intensity import Window
+from ..window import Window
 from .colormap import Colormap
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX

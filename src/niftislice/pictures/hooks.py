@@ -26,12 +26,12 @@ import numpy as np
 from ..encoding import decode, encode, resize
 from ..errors import InputError
 from ..files import write_file
-from ..intensity import Window
 from ..naming import display_name, index_width
 from ..options import ImageFormat, Interp, View
 from ..plan import Plan
 from ..sidecar import dumps as sidecar_dumps
 from ..slicing import view_block
+from ..window import Window
 from .animation import encode_animation
 from .colormap import Colormap, colour_bar, get_colormap
 from .montage import build_montage, evenly_spaced, label_image
