@@ -91,7 +91,8 @@ def run_on_dask(
         futures = []
         before = [_sidecar_stamp(job.output_dirs(out_root, options)[0]) for job in jobs]
         for i, job in enumerate(jobs):
-            remote = replace(job, path=job.path.absolute())
+            mask = job.mask.absolute() if job.mask else None
+            remote = replace(job, path=job.path.absolute(), mask=mask)
             fut = client.submit(run_one, remote, out_abs, options, threads, pure=False)
             index[fut.key] = i
             futures.append(fut)
