@@ -360,10 +360,10 @@ def _say(kind: str, where: str | os.PathLike[str], message: str) -> None:
     )
 
 
-def _quiet_dask(verbose: int) -> None:
+def _quiet_dask(scheduler: str | None, verbose: int) -> None:
     """Dask logs lost connections itself, tracebacks included; each file already gets one line
     (``-vv`` shows Dask's own log)."""
-    if verbose > 1:
+    if not scheduler or verbose > 1:
         return
     try:
         import distributed  # noqa: F401 (it configures its loggers when imported)
@@ -446,8 +446,7 @@ def _cmd_convert(a: argparse.Namespace) -> int:
     check_convert_outputs(jobs, a.output, opts)  # refuse before a progress bar appears
     if a.report and not Path(a.report).absolute().parent.is_dir():
         raise OptionError(f"report: folder {Path(a.report).absolute().parent} does not exist")
-    if a.scheduler:
-        _quiet_dask(a.verbose)
+    _quiet_dask(a.scheduler, a.verbose)
     quiet = a.quiet
     bars = _Progress(len(jobs)) if not quiet and sys.stderr.isatty() else None
 
