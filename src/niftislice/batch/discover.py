@@ -5,7 +5,9 @@ Folders are searched for the input formats (any case): ``.nii``/``.nii.gz``; ``.
 ``.rec`` (the header of each pair; a lone ``.hdr`` may be anything); and DICOM files, recognised
 by their content whatever their name (see :mod:`.discover_dicom`: one job per series). Hidden
 and ``._*`` files and hidden folders are skipped; the input tree is mirrored under the output
-folder, and output folder names are made distinct (also on case-insensitive file systems).
+folder, and output folder names are made distinct (also on case-insensitive file systems). A
+folder that cannot be read is a job of its own that fails with the reason, never silently
+skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from ..errors import OptionError
 from ..export import output_dir_for, output_roots
-from ..naming import safe_relative_dir, stem_of
+from ..naming import display_name, safe_relative_dir, stem_of
 from ..options import ConvertOptions
 from ..read.dicom_sniff import looks_like_dicom
 
@@ -30,7 +32,9 @@ _OTHER_DATA_SUFFIXES = (".img", ".rec", ".raw", ".zraw", ".img.gz", ".raw.gz")
 
 @dataclass(frozen=True)
 class Job:
-    """One input file and where its output goes (``OUT[/split]/rel_dir/stem``).
+    """One input file and where its output goes (``OUT[/split]/rel_dir/stem``); or, with
+    ``error``, a folder that could not be searched (it fails with that reason, nothing is
+    written).
 
     ``part``, for inputs that hold several volumes (a folder of DICOM series), names the one
     this job converts: an object with ``source`` (how reports name it), ``skip`` (skip it with
@@ -43,6 +47,7 @@ class Job:
     stem: str
     mask: Path | None = None  # its own label map (``--masks``), exported as ``--pair`` does
     split: str | None = None  # its split (``--split``): output under ``OUT/<split>``
+    error: str | None = None  # an unreadable folder: why
     part: Any = None
 
     @property
@@ -90,49 +95,81 @@ def is_input_name(name: str, siblings: frozenset[str] = frozenset()) -> bool:
     return True
 
 
+#: A file with its folder relative to the searched folder, or an unreadable folder with the reason.
+_Found = tuple[Path, "Path | str"]
+
+
 def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
     """Expand folders recursively (sorted, hidden folders skipped); files named explicitly are
-    taken whatever their name and go to the top of the output folder."""
-    found: list[tuple[Path, Path]] = []
+    taken whatever their name and go to the top of the output folder. An unreadable folder is
+    a job with an ``error``, in its place in the order."""
+    found: list[_Found] = []
     dicom: list[tuple[Path, list[Path]]] = []  # (input folder, its DICOM files)
     dicom_files: list[Path] = []  # named on their own: scanned together, output at the top
     for item in inputs:
         p = Path(item)
         if p.is_dir() and not p.name.lower().endswith(_NIFTI_SUFFIXES):
             candidates: list[Path] = []
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                siblings = frozenset(n.lower() for n in files)
-                for name in sorted(files):
-                    f = Path(root) / name
-                    if is_input_name(name, siblings):
-                        found.append((f, f.parent.relative_to(p)))
-                    elif _maybe_dicom(name) and looks_like_dicom(f):
-                        candidates.append(f)
+            found += _search(p, candidates)
             if candidates:
                 dicom.append((p, candidates))
         elif p.is_file() and not is_input_name(p.name) and looks_like_dicom(p):
             dicom_files.append(p)
         else:
             found.append((p, Path()))
-    jobs = _assign_stems(_unique(found))
-    if dicom or dicom_files:
-        from .discover_dicom import dicom_jobs  # pydicom is imported only for DICOM inputs
+    entries = _unique(found)
+    jobs = iter(_assign_stems([(p, rel) for p, rel in entries if isinstance(rel, Path)]))
+    out = [
+        next(jobs)
+        if isinstance(rel, Path)
+        else Job(p, Path(), "", error=f"cannot read folder: {rel}")
+        for p, rel in entries
+    ]
+    return out + _dicom_jobs(dicom, dicom_files, {_fold(j.rel_dir, j.stem) for j in out})
 
-        used = {fold(j.rel_dir, j.stem) for j in jobs}
-        for path, rel, base, part in dicom_jobs(dicom, dicom_files):
-            stem, n = base, 2
-            while fold(rel, stem) in used:
-                stem, n = f"{base}_{n}", n + 1
-            used.add(fold(rel, stem))
-            jobs.append(Job(path, rel, stem, part=part))
+
+def _dicom_jobs(
+    folders: list[tuple[Path, list[Path]]], files: list[Path], used: set[tuple[str, str]]
+) -> list[Job]:
+    """One job per DICOM series (and per DICOM input that gives none), names made distinct."""
+    if not folders and not files:
+        return []
+    from .discover_dicom import dicom_jobs  # pydicom is imported only for DICOM inputs
+
+    jobs = []
+    for path, rel, base, part in dicom_jobs(folders, files):
+        stem, n = base, 2
+        while _fold(rel, stem) in used:
+            stem, n = f"{base}_{n}", n + 1
+        used.add(_fold(rel, stem))
+        jobs.append(Job(path, rel, stem, part=part))
     return jobs
 
 
-def _unique(found: Iterable[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+def _search(top: Path, dicom: list[Path]) -> list[_Found]:
+    """Every NIfTI file below ``top`` and every folder there that cannot be read, in order;
+    files that start like DICOM are added to ``dicom``."""
+    found: list[_Found] = []
+
+    def unreadable(e: OSError) -> None:
+        found.append((Path(e.filename), e.strerror or str(e)))
+
+    for root, dirs, files in os.walk(top, onerror=unreadable):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        siblings = frozenset(n.lower() for n in files)
+        for name in sorted(files):
+            f = Path(root) / name
+            if is_input_name(name, siblings):
+                found.append((f, f.parent.relative_to(top)))
+            elif _maybe_dicom(name) and looks_like_dicom(f):
+                dicom.append(f)
+    return found
+
+
+def _unique(found: Iterable[_Found]) -> list[_Found]:
     """Drop a file named twice for the same place (``a.nii a.nii``, or a folder given twice)."""
-    seen: set[tuple[str, Path]] = set()
-    out: list[tuple[Path, Path]] = []
+    seen: set[tuple[str, Path | str]] = set()
+    out: list[_Found] = []
     for p, rel in found:
         key = (os.path.normcase(os.path.abspath(p)), rel)
         if key not in seen:
@@ -152,29 +189,31 @@ def _assign_stems(found: Iterable[tuple[Path, Path]]) -> list[Job]:
     keys = [(safe_relative_dir(rel), stem_of(p)) for p, rel in items]
     groups: dict[tuple[str, str], list[int]] = {}
     for i, (rel, stem) in enumerate(keys):
-        groups.setdefault(fold(rel, stem), []).append(i)
+        groups.setdefault(_fold(rel, stem), []).append(i)
     jobs: list[Job] = []
     used: set[tuple[str, str]] = set()
     for (p, _), (rel, stem) in zip(items, keys, strict=True):
-        group = groups[fold(rel, stem)]
+        group = groups[_fold(rel, stem)]
         names = {items[j][0].name for j in group}
         if len(group) > 1 and len(names) == len(group):
             stem = stem_of(p.name.replace(".", "_") + ".nii")
         base, n = stem, 2
-        while fold(rel, stem) in used:
+        while _fold(rel, stem) in used:
             stem, n = f"{base}_{n}", n + 1
-        used.add(fold(rel, stem))
+        used.add(_fold(rel, stem))
         jobs.append(Job(p, rel, stem))
     return jobs
 
 
-def fold(rel: Path, stem: str) -> tuple[str, str]:
+def _fold(rel: Path, stem: str) -> tuple[str, str]:
     return rel.as_posix().casefold(), stem.casefold()
 
 
-def check_jobs(jobs: Sequence[Job]) -> None:
+def check_jobs(jobs: Sequence[Job], inputs: Sequence[str | os.PathLike[str]] = ()) -> None:
+    """Refuse a batch with nothing to do, naming the folders that were searched."""
     if not jobs:
+        searched = ", ".join(display_name(str(p)) for p in inputs) or "the given inputs"
         raise OptionError(
-            "no NIfTI files found in the given inputs "
+            f"no NIfTI files found in {searched} "
             "(nor DICOM, NRRD, MetaImage, Analyze, MGH, MINC or PAR/REC files)"
         )
