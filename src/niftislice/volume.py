@@ -43,9 +43,12 @@ class Volume:
         volume: int = 0,
         *,
         plan: Plan | None = None,
+        raw: np.ndarray | None = None,
     ) -> None:
         """``plan``: the plan of this file and these options, when the caller made it already
-        (it reads every selected volume of a 4D series for the window)."""
+        (it reads every selected volume of a 4D series for the window); ``raw``: the volume's
+        data, already read (as ``iter_volumes`` yields it), for a caller that reads a series
+        once from start to end rather than the whole file for each volume."""
         self.path = Path(path)
         self.options = options
         self.file: NiftiFile = open_source(self.path, options.limits)
@@ -54,7 +57,9 @@ class Volume:
             raise OptionError(f"volume: {volume} is out of range (the file has {n} volume(s))")
         t = volume % n  # -1 is the last volume, as in Python
         read = ReadResult()
-        self.raw = next(a for i, a in iter_volumes(self.file, [t], read) if i == t)
+        if raw is None:
+            raw = next(a for i, a in iter_volumes(self.file, [t], read) if i == t)
+        self.raw = raw
         self.volume_index = t
         self.sha256 = read.sha256
         # one window for the whole series, as convert makes it, whichever volume is shown
