@@ -171,6 +171,7 @@ def labels() -> tuple[np.ndarray, np.ndarray]:
     return label_map()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("zooms", "axcodes"), [((2.0, 1.0, 3.0), "RAS"), ((2.0, 2.0, 2.6), "PIR")])
 def test_resampled_label_map_comes_back_per_label(zooms, axcodes, labels, tmp_path):
     lab, aff = labels
