@@ -51,6 +51,7 @@ def native_export(small, tmp_path_factory) -> tuple[Path, Path]:
 # exact round trips
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("axcodes", ["RAS", "PIR", "LPS", "ASL", "ILA"])
 def test_lossless_native_round_trip_is_exact_in_every_view(axcodes, small, tmp_path):
     arr, aff = reorient_to(np.asanyarray(small.dataobj), small.affine, axcodes)

@@ -72,6 +72,7 @@ def test_files_layout_splits_by_subject(files_out: Path) -> None:
         assert sorted(p.name for p in (files_out / split / "masks").iterdir()) == subjects
 
 
+@pytest.mark.slow
 def test_metadata_jsonl_lists_every_image_once_with_its_mask(files_out: Path) -> None:
     for split in EXPECTED:
         folder = files_out / split
@@ -86,6 +87,7 @@ def test_metadata_jsonl_lists_every_image_once_with_its_mask(files_out: Path) ->
             assert np.asarray(r["pixel_to_world"]).shape == (4, 4)
 
 
+@pytest.mark.slow
 def test_masks_are_aligned_exact_labels(
     study: tuple[Path, Path], files_out: Path, tmp_path: Path
 ) -> None:
@@ -111,6 +113,7 @@ def test_masks_are_aligned_exact_labels(
     assert set(values.tolist()) == {0, 1, 2}
 
 
+@pytest.mark.slow
 def test_white_matter_label_sits_on_bright_anatomy(files_out: Path) -> None:
     base = files_out / "train"
     img = decode(next((base / "images").glob("sub-06/**/coronal/*_0020.png")).read_bytes())
@@ -156,6 +159,7 @@ def test_shards_hold_the_files_layout_bytes(files_out: Path, shards_out: Path) -
                                      "pixel_to_world"}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_shard_members_are_sorted_posix_tar_with_fixed_metadata(shards_out: Path) -> None:
     (shard,) = shards_of(shards_out / "train")
     with tarfile.open(shard) as tf:
