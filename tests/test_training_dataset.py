@@ -31,6 +31,7 @@ def exported(out: Path, meta: dict, tree: str = "images") -> Path:
     return out / tree / case / view / f"{stem}_{view}_{meta['index']:04d}.png"
 
 
+@pytest.mark.slow
 def test_items_are_the_exported_images_and_masks(study: tuple[Path, Path], tmp_path: Path) -> None:
     bids, masks = study
     assert run(bids, "-o", tmp_path, "--masks", masks) == 0

@@ -197,6 +197,7 @@ def test_old_cases_are_the_ones_whose_sidecar_made_it(tmp_path: Path) -> None:
     assert list(old_cases(shards[:2])) == ["a"]  # b/c is cut off: it is converted again
 
 
+@pytest.mark.slow
 def test_sample_keys_follow_webdataset() -> None:
     from webdataset.tariterators import base_plus_ext
 
