@@ -81,6 +81,7 @@ def test_images_are_byte_identical_to_the_niftis(
     assert sidecar["source"]["axcodes"] == axcodes
 
 
+@pytest.mark.slow
 def test_4d_nrrd_with_a_list_axis(tmp_path: Path, head: Volume) -> None:
     data, aff = head
     series = np.stack([data, data // 2], axis=-1)
@@ -105,6 +106,7 @@ def _reference_nifti(img: nib.spatialimages.SpatialImage, path: Path, time_first
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "time_first"),
     [
@@ -124,6 +126,7 @@ def test_nibabel_test_files_convert_as_their_nifti(
     assert got == ref and len(got) > 10
 
 
+@pytest.mark.slow
 def test_folder_discovery_takes_every_format_and_bad_files_fail_alone(
     tmp_path: Path, head: Volume
 ) -> None:

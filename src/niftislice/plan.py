@@ -28,15 +28,8 @@ from .slicing import (
     view_geometry,
 )
 from .stats import RawStats, StatsBuilder, raw_stats
-from .window import (
-    ValueFacts,
-    Window,
-    WindowChoice,
-    WindowSpec,
-    check_integral,
-    choose_window,
-    parse_window,
-)
+from .window import ValueFacts, Window, WindowChoice, check_integral, choose_window
+from .window_spec import WindowSpec, parse_window
 
 log = logging.getLogger(__name__)
 
