@@ -1,5 +1,5 @@
-"""``convert --lossless --spacing native`` then ``stack`` gives the source file back: the same dtype,
-stored integers, scl_slope/scl_inter, shape and header fields, whatever the scaling."""
+"""``convert --lossless --spacing native`` then ``stack`` gives the source file back: the same
+dtype, stored integers, scl_slope/scl_inter, shape and header fields, whatever the scaling."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from conftest import NIBABEL_DATA
 
 import niftislice
 from niftislice.cli import main
+from niftislice.encoding import decode
 
 _QFORM_FIELDS = ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z")
 
@@ -66,7 +67,7 @@ def test_ct_lossless_images_hold_the_stored_integers_and_the_sidecar_gives_houns
     assert (p2d["scale"], p2d["offset"]) == (1.0, -1024.0)  # pixel 0 (stored 0) is air
     middle = nib.load(src).shape[2] // 2
     png = folder / "axial" / f"ct_axial_{middle:04d}.png"
-    pixels = niftislice.encoding.decode(png.read_bytes())
+    pixels = decode(png.read_bytes())
     assert pixels.dtype == np.uint16 and pixels.min() == 0
     assert sorted(np.unique(pixels)) == sorted(np.unique(raw[:, :, middle]))
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from .buffers import release
 from .errors import OptionError
+from .read.validate import integral_scaling
 
 log = logging.getLogger(__name__)
 
@@ -422,7 +423,7 @@ def identity_window(
             0.0, 255.0 if bit_depth == 8 else 65535.0, 255 if bit_depth == 8 else 65535, purpose
         )
     lo, hi = sorted((stats.vmin * slope + inter, stats.vmax * slope + inter))
-    integral = stats.exact and float(slope).is_integer() and float(inter).is_integer()
+    integral = stats.exact and integral_scaling(slope, inter)
     if not integral and not (float(lo).is_integer() and float(hi).is_integer()):
         raise ValueError(f"{purpose} needs integer values, found {lo:g} to {hi:g}")
     offset = 0.0 if lo >= 0 else lo
@@ -441,7 +442,7 @@ def identity_window(
 
 def check_integral(raw: np.ndarray, slope: float, inter: float, purpose: str) -> None:
     """Raise ValueError if scaled float data is not whole numbers (chunked, no full copy)."""
-    if raw.dtype.kind in "iu" and float(slope).is_integer() and float(inter).is_integer():
+    if raw.dtype.kind in "iu" and integral_scaling(slope, inter):
         return
     for chunk in _chunks(raw):
         vals = chunk.astype(np.float64) * slope + inter

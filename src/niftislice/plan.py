@@ -157,7 +157,7 @@ def _window(
         purpose = "label" if label else "lossless"
         assert stats is not None
         try:
-            if options.lossless and not label and _stored_integers_scaled(nf):
+            if options.lossless and not label and nf.dtype.kind in "iu" and nf.is_scaled:
                 return _stored_integer_window(stats, nf)
             if not stats.exact:
                 for arr in volumes():
@@ -181,17 +181,11 @@ def _window(
     return window
 
 
-def _stored_integers_scaled(nf: NiftiFile) -> bool:
-    """Integer voxels with a fractional scl_slope/scl_inter: data values are not whole numbers."""
-    return nf.dtype.kind in "iu" and not (
-        float(nf.slope).is_integer() and float(nf.inter).is_integer()
-    )
-
-
 def _stored_integer_window(stats: RawStats, nf: NiftiFile) -> Window:
-    """Lossless for scaled integer data: ``pixel = stored - offset``, so the stored integers (and,
-    through scl_slope/scl_inter, the data) are kept exactly; the window is expressed in data
-    units."""
+    """Lossless for scaled integer data, whatever the scaling: ``pixel = stored - offset``, so the
+    stored integers (and, through scl_slope/scl_inter, the data) are kept exactly and ``stack``
+    gives back the same dtype and scaling (a CT's uint16 with scl_inter -1024 stays uint16). The
+    window is expressed in data units."""
     raw = identity_window(stats, 1.0, 0.0, purpose="lossless (stored integers)", bit_depth=16)
     return Window(
         raw.low * nf.slope + nf.inter,

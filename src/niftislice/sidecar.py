@@ -16,7 +16,8 @@ from .plan import Plan
 from .read.nifti import NiftiFile
 
 SCHEMA_VERSION = 1
-_UNITS = {
+#: NIfTI ``xyzt_units`` codes and the names the sidecar gives them.
+UNIT_NAMES = {
     0: "unknown",
     1: "m",
     2: "mm",
@@ -76,8 +77,8 @@ def header_facts(nf: NiftiFile) -> dict[str, Any]:
         "voxel_sizes": list(nf.zooms),
         "time_step": _num(pixdim[4]) if len(nf.data_shape) > 3 else None,
         "units": {
-            "space": _UNITS.get(space_units, str(space_units)),
-            "time": _UNITS.get(time_units, str(time_units)),
+            "space": UNIT_NAMES.get(space_units, str(space_units)),
+            "time": UNIT_NAMES.get(time_units, str(time_units)),
         },
         "affine": _matrix(nf.affine),
         "affine_source": nf.affine_source,
@@ -86,6 +87,7 @@ def header_facts(nf: NiftiFile) -> dict[str, Any]:
         "sform_code": int(h["sform_code"]),
         "qform": _matrix(h.get_qform()) if int(h["qform_code"]) > 0 and _safe_qform(nf) else None,
         "sform": _matrix(h.get_sform()) if int(h["sform_code"]) > 0 else None,
+        **_unused_qform(h),
         "scl_slope_on_disk": _num(float(h["scl_slope"])),
         "scl_inter_on_disk": _num(float(h["scl_inter"])),
         "scl_slope_applied": nf.slope,
@@ -93,6 +95,16 @@ def header_facts(nf: NiftiFile) -> dict[str, Any]:
         "intent": int(h["intent_code"]),
         "description": bytes(h["descrip"]).split(b"\x00")[0].decode("latin-1"),
     }
+
+
+def _unused_qform(h: Any) -> dict[str, Any]:
+    """With qform_code 0 the quaternion fields are unused but often filled (nibabel writes them):
+    record them as stored (float32 values, exact in JSON) so ``stack`` can give them back."""
+    if int(h["qform_code"]) != 0:
+        return {}
+    fields = ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z")
+    values = {name: _num(float(h[name])) for name in fields}
+    return {"qform_unused": {**values, "qfac": _num(float(h["pixdim"][0]))}}
 
 
 def _safe_qform(nf: NiftiFile) -> bool:

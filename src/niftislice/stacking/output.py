@@ -2,9 +2,12 @@
 
 ``values="data"`` inverts the sidecar's intensity mapping (``data = offset + pixel * scale``) and
 keeps the source dtype when the values fit it, with scl_slope/inter reset since values are already
-in data units; integer sources with fractional scaling come back as float32. ``values="pixel"``
-keeps the images' pixel values and dtype. The header copies the source's shape, voxel sizes,
-qform/sform with their codes, units, intent, NIfTI version and byte order.
+in data units; lossless exports of scaled integer sources come back as the stored integers in the
+source dtype with its scl_slope/scl_inter (a CT's uint16 with scl_inter -1024 stays so), other
+integer sources with fractional scaling as float32. ``values="pixel"`` keeps the images' pixel
+values and dtype. The header copies the source's shape, voxel sizes,
+qform/sform with their codes (and the unused quaternion fields of a qform_code 0 header), units,
+intent, NIfTI version and byte order.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import numpy as np
 
 from ..errors import OptionError, OutputError
 from ..options import View
-from ..sidecar import _UNITS
+from ..read.validate import integral_scaling
+from ..sidecar import UNIT_NAMES
 
-_UNIT_CODES = {name: code for code, name in _UNITS.items()}
+_UNIT_CODES = {name: code for code, name in UNIT_NAMES.items()}
 
 
 def output_values(
@@ -57,8 +61,9 @@ def output_values(
     src = np.dtype(str(source["dtype"]))
     slope = float(source.get("scl_slope_applied", 1.0))
     inter = float(source.get("scl_inter_applied", 0.0))
-    integral_scaling = slope.is_integer() and inter.is_integer()
-    if src.kind in "iu" and not integral_scaling and intensity.get("kind") == "lossless":
+    integral = integral_scaling(slope, inter)
+    scaled = (slope, inter) != (1.0, 0.0)
+    if src.kind in "iu" and scaled and intensity.get("kind") == "lossless":
         # pixels are the stored integers minus an offset: keep them, with the source's scaling
         stored = _stored_range(acc, scale / slope, (offset - inter) / slope)
         stored_fill = None if fill is None else (fill - inter) / slope
@@ -66,11 +71,12 @@ def output_values(
             stored = (min(stored[0], stored_fill), max(stored[1], stored_fill))
         if (stored_fill is None or stored_fill.is_integer()) and _fits(src, *stored):
             return _cast(acc, src, scale / slope, (offset - inter) / slope), slope, inter
-        warnings.append(
-            f"values are not stored {src} integers under scl_slope {slope:g}, scl_inter {inter:g} "
-            f"(edited images or --fill {fill:g}?); written as float32"
-        )
-    if src.kind == "f" or not integral_scaling:
+        if not integral:
+            warnings.append(
+                f"values are not stored {src} integers under scl_slope {slope:g}, "
+                f"scl_inter {inter:g} (edited images or --fill {fill:g}?); written as float32"
+            )
+    if src.kind == "f" or not integral:
         dtype = src if src.kind == "f" and src.itemsize >= 4 else np.dtype(np.float32)
         return _cast(acc, dtype, scale, offset), 1.0, 0.0
     if fill is not None and not fill.is_integer():
@@ -137,6 +143,11 @@ def nifti_image(
             setter(np.array(matrix, dtype=np.float64), code=code if code <= 4 else 2)
         else:
             setter(None, code=0)
+    for name, value in (source.get("qform_unused") or {}).items():  # kept as the source had them
+        if name == "qfac":
+            h["pixdim"][0] = value
+        else:
+            h[name] = value
     units = source.get("units") or {}
     h["xyzt_units"] = _unit_code(units.get("space")) | _unit_code(units.get("time"))
     h["intent_code"] = int(source.get("intent") or 0)

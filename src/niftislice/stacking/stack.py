@@ -12,8 +12,9 @@ Conventions:
   ``values="pixel"`` keeps pixel values in the images' dtype.
 - Label exports (and ``interp="nearest"``) are sampled by nearest neighbour, others linearly;
   native-spacing exports land on whole pixels and come back bit for bit either way.
-- 4D exports give a 4D result holding the exported volumes in order; ``volume=T`` gives the 3D
-  volume ``T`` (the source's volume index, as in ``_t0003`` file names).
+- 4D exports give a 4D result holding the exported volumes in order (a 4D file of one volume
+  comes back 4D, X x Y x Z x 1); ``volume=T`` gives the 3D volume ``T`` (the source's volume
+  index, as in ``_t0003`` file names).
 - Slices without an image are filled with ``fill`` (output units) and reported as a warning,
   except slices left out by ``--skip-empty``, which were blank (pixel 0) and come back as such.
 """
@@ -185,8 +186,8 @@ def stack_folder(
     for pos, k in holes:
         target = data[..., pos] if n_out else data
         np.moveaxis(target, axis, 0)[maps[k].index] = (options.fill - inter) / slope
-    if len(source["shape"]) < 3:
-        data = data.reshape(tuple(source["shape"]))
+    if volumes is None and options.volume is None:  # 2D, 3D, or 4D+ of one volume: its shape
+        data = data.reshape(tuple(int(n) for n in source["shape"]))
     image = nifti_image(data, source, view, options.values, (slope, inter))
     if out is not None:
         save_atomically(image, out)
