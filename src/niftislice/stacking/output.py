@@ -16,15 +16,15 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import nibabel as nib
 import numpy as np
 
 from ..errors import OptionError, OutputError
-from ..options import View
 from ..read.validate import integral_scaling
 from ..sidecar import UNIT_NAMES
+from ..types import View
+from .record import IntensityInfo, SourceInfo
 
 _UNIT_CODES = {name: code for code, name in UNIT_NAMES.items()}
 
@@ -33,8 +33,8 @@ def output_values(
     acc: np.ndarray,
     values: str,
     fill: float | None,
-    intensity: dict[str, Any],
-    source: dict[str, Any],
+    intensity: IntensityInfo,
+    source: SourceInfo,
     img_dtype: np.dtype,
     warnings: list[str],
 ) -> tuple[np.ndarray, float, float]:
@@ -50,20 +50,19 @@ def output_values(
         if fill is not None and not (fill.is_integer() and _fits(dtype, fill, fill)):
             raise OptionError(f"fill: {fill:g} cannot be stored in the images' {dtype} pixels")
         return _cast(acc, dtype, 1.0, 0.0), 1.0, 0.0
-    p2d = intensity["pixel_to_data"]
-    scale, offset = float(p2d["scale"]), float(p2d["offset"])
-    if intensity.get("kind") == "window":
+    scale, offset = intensity.scale, intensity.offset
+    if intensity.kind == "window":
         warnings.append(
             f"the images hold windowed values: data comes back in steps of {scale:.4g} and "
-            f"clipped to {intensity['low']:g}..{intensity['high']:g} "
+            f"clipped to {_num(intensity.low)}..{_num(intensity.high)} "
             "(--lossless exports are exact; --values pixel keeps the pixel values)"
         )
-    src = np.dtype(str(source["dtype"]))
-    slope = float(source.get("scl_slope_applied", 1.0))
-    inter = float(source.get("scl_inter_applied", 0.0))
+    if source.dtype is None:
+        raise OptionError("values: a colour (RGB) source cannot be stacked as data; use pixel")
+    src, slope, inter = source.dtype, source.slope, source.inter
     integral = integral_scaling(slope, inter)
     scaled = (slope, inter) != (1.0, 0.0)
-    if src.kind in "iu" and scaled and intensity.get("kind") == "lossless":
+    if src.kind in "iu" and scaled and intensity.kind == "lossless":
         # pixels are the stored integers minus an offset: keep them, with the source's scaling
         stored = _stored_range(acc, scale / slope, (offset - inter) / slope)
         stored_fill = None if fill is None else (fill - inter) / slope
@@ -94,6 +93,10 @@ def output_values(
     return _cast(acc, dtype, scale, offset), 1.0, 0.0
 
 
+def _num(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
 def _stored_range(acc: np.ndarray, scale: float, offset: float) -> tuple[float, float]:
     """Smallest and largest of ``rint(offset + acc * scale)``."""
     ends = [float(np.rint(offset + scale * float(v))) for v in (np.min(acc), np.max(acc))]
@@ -120,48 +123,49 @@ def _cast(acc: np.ndarray, dtype: np.dtype, scale: float, offset: float) -> np.n
 
 def nifti_image(
     data: np.ndarray,
-    source: dict[str, Any],
+    source: SourceInfo,
     view: View,
     values: str,
     scaling: tuple[float, float] = (1.0, 0.0),
 ) -> nib.Nifti1Image:
     """A NIfTI image of ``data`` with the source's geometry, units, intent and byte order."""
-    v2 = int(source.get("nifti_version", 1)) == 2
+    v2 = source.nifti_version == 2
     hdr_class = nib.Nifti2Header if v2 else nib.Nifti1Header
-    hdr = hdr_class(endianness=">" if source.get("byte_order") == "big" else "<")
+    hdr = hdr_class(endianness=">" if source.big_endian else "<")
     hdr.set_data_dtype(data.dtype)
     img = (nib.Nifti2Image if v2 else nib.Nifti1Image)(data, None, header=hdr)
     h = img.header
-    zooms = [float(z) for z in source["voxel_sizes"]][: min(data.ndim, 3)]
+    zooms = list(source.voxel_sizes[: min(data.ndim, 3)])
     if data.ndim > 3:
-        zooms += [float(source.get("time_step") or 1.0)] + [1.0] * (data.ndim - 4)
+        zooms += [source.time_step or 1.0] + [1.0] * (data.ndim - 4)
     h.set_zooms(zooms)
-    for kind, setter in (("qform", img.set_qform), ("sform", img.set_sform)):
-        code = int(source.get(f"{kind}_code") or 0)
-        matrix = source.get(kind)
+    for code, matrix, setter in (
+        (source.qform_code, source.qform, img.set_qform),
+        (source.sform_code, source.sform, img.set_sform),
+    ):
         if code > 0 and matrix is not None:
-            setter(np.array(matrix, dtype=np.float64), code=code if code <= 4 else 2)
+            setter(matrix, code=code if code <= 4 else 2)
         else:
             setter(None, code=0)
-    for name, value in (source.get("qform_unused") or {}).items():  # kept as the source had them
+    for name, value in source.qform_unused.items():  # kept as the source had them
         if name == "qfac":
             h["pixdim"][0] = value
         else:
             h[name] = value
-    units = source.get("units") or {}
-    h["xyzt_units"] = _unit_code(units.get("space")) | _unit_code(units.get("time"))
-    h["intent_code"] = int(source.get("intent") or 0)
+    space, time = source.units
+    h["xyzt_units"] = (_unit_code(space) & 0x07) | (_unit_code(time) & 0x38)
+    h["intent_code"] = source.intent
     h["descrip"] = f"niftislice stack {view.value} ({values})".encode()[:79]
     h.set_slope_inter(*scaling)  # (1, 0) unless stored integers keep the source's scaling
     return img
 
 
-def _unit_code(name: object) -> int:
+def _unit_code(name: str | None) -> int:
     if name is None:
         return 0
-    if str(name).isdigit():
-        return int(str(name))
-    return _UNIT_CODES.get(str(name), 0)
+    if name.isdigit():
+        return int(name) & 0xFF
+    return _UNIT_CODES.get(name, 0)
 
 
 def check_output_path(out_path: str | os.PathLike[str], overwrite: bool) -> Path:
