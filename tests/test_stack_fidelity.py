@@ -12,6 +12,7 @@ from _stack_helpers import VIEWS, export, max_affine_error, sidecar, small_templ
 from conftest import NIBABEL_DATA
 
 import niftislice
+from niftislice import StackOptions
 from niftislice.cli import main
 from niftislice.encoding import decode
 
@@ -49,7 +50,7 @@ def test_ct_uint16_with_intercept_comes_back_as_stored(view, head, tmp_path):
     src, raw = _ct_like(head, tmp_path / "ct.nii.gz")
     folder = export(src, tmp_path / "out", lossless=True, spacing="native", views=view)
     out = tmp_path / "back.nii.gz"
-    niftislice.stack(folder, out, view=view)
+    niftislice.stack(folder, out, StackOptions(view=view))
     back = nib.load(out)
     assert back.get_data_dtype() == np.dtype(np.uint16)
     np.testing.assert_array_equal(stored(out), raw)
@@ -108,7 +109,7 @@ def test_single_volume_4d_file_comes_back_4d_with_its_header(tmp_path):
     assert back.header.get_xyzt_units() == source.header.get_xyzt_units()
     assert max_affine_error(back, source) < 1e-6
     # one volume asked for by index is a 3D volume, as for any 4D export
-    assert niftislice.stack(folder, volume=0).shape == source.shape[:3]
+    assert niftislice.stack(folder, options=StackOptions(volume=0)).image.shape == source.shape[:3]
 
 
 def test_unused_qform_parameters_are_kept(head, tmp_path):

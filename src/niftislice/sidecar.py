@@ -16,8 +16,7 @@ from .plan import Plan
 from .read.nifti import NiftiFile
 
 SCHEMA_VERSION = 1
-#: NIfTI ``xyzt_units`` codes and the names the sidecar gives them.
-UNIT_NAMES = {
+NIFTI_UNITS = {
     0: "unknown",
     1: "m",
     2: "mm",
@@ -77,8 +76,8 @@ def header_facts(nf: NiftiFile) -> dict[str, Any]:
         "voxel_sizes": list(nf.zooms),
         "time_step": _num(pixdim[4]) if len(nf.data_shape) > 3 else None,
         "units": {
-            "space": UNIT_NAMES.get(space_units, str(space_units)),
-            "time": UNIT_NAMES.get(time_units, str(time_units)),
+            "space": NIFTI_UNITS.get(space_units, str(space_units)),
+            "time": NIFTI_UNITS.get(time_units, str(time_units)),
         },
         "affine": _matrix(nf.affine),
         "affine_source": nf.affine_source,

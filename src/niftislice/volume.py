@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import OptionError
 from .options import ConvertOptions, View
 from .pictures.hooks import Pictures
 from .plan import Plan, make_plan, map_volume, output_image, view_slabs
@@ -43,7 +44,10 @@ class Volume:
         self.path = Path(path)
         self.options = options
         self.file: NiftiFile = open_source(self.path, options.limits)
-        t = volume % self.file.n_volumes if self.file.n_volumes else 0
+        n = self.file.n_volumes
+        if not -n <= volume < n:
+            raise OptionError(f"volume: {volume} is out of range (the file has {n} volume(s))")
+        t = volume % n  # -1 is the last volume, as in Python
         read = ReadResult()
         self.raw = next(a for i, a in iter_volumes(self.file, [t], read) if i == t)
         self.volume_index = t
@@ -74,7 +78,7 @@ class Volume:
     def slices(self, view: View | str) -> Iterator[Slice]:
         v = View(view)
         if v not in self.plan.geometries:
-            raise ValueError(f"view {v.value} was not selected in the options")
+            raise OptionError(f"view {v.value} was not selected in the options")
         smp = self.plan.samplings[v]
         paint = self.pictures.painter(v)
         for slab in view_slabs(self.plan, self._mapped, v):

@@ -17,16 +17,16 @@ import os
 import tempfile
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
+from .._nib import nib
 from ..errors import OptionError, OutputError
 from ..read.validate import integral_scaling
-from ..sidecar import UNIT_NAMES
+from ..sidecar import NIFTI_UNITS
 from ..types import View
 from .record import IntensityInfo, SourceInfo
 
-_UNIT_CODES = {name: code for code, name in UNIT_NAMES.items()}
+_UNIT_CODES = {name: code for code, name in NIFTI_UNITS.items()}
 
 
 def output_values(
