@@ -38,8 +38,6 @@ KNOWN = {
     "cli.main is long",
     "intensity is long",
     "sidecar.build_sidecar",
-    "stacking.output.output_values",
-    "stacking.stack.stack_folder",
 }
 seen_known: set[str] = set()
 

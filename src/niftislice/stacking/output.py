@@ -44,53 +44,85 @@ def output_values(
     ``fill`` (output units; None when no slice is missing) must be storable too.
     """
     if values == "pixel":
-        dtype = np.dtype(img_dtype)
-        if dtype.kind not in "iu":
-            return acc.astype(dtype if dtype.itemsize >= 4 else np.float32), 1.0, 0.0
-        if fill is not None and not (fill.is_integer() and _fits(dtype, fill, fill)):
-            raise OptionError(f"fill: {fill:g} cannot be stored in the images' {dtype} pixels")
-        return _cast(acc, dtype, 1.0, 0.0), 1.0, 0.0
-    scale, offset = intensity.scale, intensity.offset
+        return _pixel_values(acc, fill, np.dtype(img_dtype))
     if intensity.kind == "window":
         warnings.append(
-            f"the images hold windowed values: data comes back in steps of {scale:.4g} and "
-            f"clipped to {_num(intensity.low)}..{_num(intensity.high)} "
+            f"the images hold windowed values: data comes back in steps of {intensity.scale:.4g} "
+            f"and clipped to {_num(intensity.low)}..{_num(intensity.high)} "
             "(--lossless exports are exact; --values pixel keeps the pixel values)"
         )
     if source.dtype is None:
         raise OptionError("values: a colour (RGB) source cannot be stacked as data; use pixel")
+    scaled = (source.slope, source.inter) != (1.0, 0.0)
+    if source.dtype.kind in "iu" and scaled and intensity.kind == "lossless":
+        kept = _stored_integers(acc, fill, intensity, source, warnings)
+        if kept is not None:
+            return kept
+    return _data_values(acc, fill, intensity, source, warnings), 1.0, 0.0
+
+
+def _pixel_values(
+    acc: np.ndarray, fill: float | None, dtype: np.dtype
+) -> tuple[np.ndarray, float, float]:
+    if dtype.kind not in "iu":
+        return acc.astype(dtype if dtype.itemsize >= 4 else np.float32), 1.0, 0.0
+    if fill is not None and not (fill.is_integer() and _fits(dtype, fill, fill)):
+        raise OptionError(f"fill: {fill:g} cannot be stored in the images' {dtype} pixels")
+    return _cast(acc, dtype, 1.0, 0.0), 1.0, 0.0
+
+
+def _stored_integers(
+    acc: np.ndarray,
+    fill: float | None,
+    intensity: IntensityInfo,
+    source: SourceInfo,
+    warnings: list[str],
+) -> tuple[np.ndarray, float, float] | None:
+    """Lossless pixels are the stored integers minus an offset: keep them in the source dtype,
+    with the source's scaling; None when they do not fit (edited images, a fractional fill)."""
     src, slope, inter = source.dtype, source.slope, source.inter
-    integral = integral_scaling(slope, inter)
-    scaled = (slope, inter) != (1.0, 0.0)
-    if src.kind in "iu" and scaled and intensity.kind == "lossless":
-        # pixels are the stored integers minus an offset: keep them, with the source's scaling
-        stored = _stored_range(acc, scale / slope, (offset - inter) / slope)
-        stored_fill = None if fill is None else (fill - inter) / slope
-        if stored_fill is not None:
-            stored = (min(stored[0], stored_fill), max(stored[1], stored_fill))
-        if (stored_fill is None or stored_fill.is_integer()) and _fits(src, *stored):
-            return _cast(acc, src, scale / slope, (offset - inter) / slope), slope, inter
-        if not integral:
-            warnings.append(
-                f"values are not stored {src} integers under scl_slope {slope:g}, "
-                f"scl_inter {inter:g} (edited images or --fill {fill:g}?); written as float32"
-            )
-    if src.kind == "f" or not integral:
+    assert src is not None
+    scale, offset = intensity.scale / slope, (intensity.offset - inter) / slope
+    stored = _stored_range(acc, scale, offset)
+    stored_fill = None if fill is None else (fill - inter) / slope
+    if stored_fill is not None:
+        stored = (min(stored[0], stored_fill), max(stored[1], stored_fill))
+    if (stored_fill is None or stored_fill.is_integer()) and _fits(src, *stored):
+        return _cast(acc, src, scale, offset), slope, inter
+    if not integral_scaling(slope, inter):
+        warnings.append(
+            f"values are not stored {src} integers under scl_slope {slope:g}, "
+            f"scl_inter {inter:g} (edited images or --fill {fill:g}?); written as float32"
+        )
+    return None
+
+
+def _data_values(
+    acc: np.ndarray,
+    fill: float | None,
+    intensity: IntensityInfo,
+    source: SourceInfo,
+    warnings: list[str],
+) -> np.ndarray:
+    """Values in data units: the source dtype when they fit it, else a wider or float type."""
+    src, scale, offset = source.dtype, intensity.scale, intensity.offset
+    assert src is not None
+    if src.kind == "f" or not integral_scaling(source.slope, source.inter):
         dtype = src if src.kind == "f" and src.itemsize >= 4 else np.dtype(np.float32)
-        return _cast(acc, dtype, scale, offset), 1.0, 0.0
+        return _cast(acc, dtype, scale, offset)
     if fill is not None and not fill.is_integer():
         raise OptionError(f"fill: {fill:g} cannot be stored in integer ({src}) output")
     lo, hi = _stored_range(acc, scale, offset)
     if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN in float images from elsewhere
         warnings.append(f"the images hold NaN or infinite values; written as float32, not {src}")
-        return _cast(acc, np.dtype(np.float32), scale, offset), 1.0, 0.0
+        return _cast(acc, np.dtype(np.float32), scale, offset)
     if fill is not None:
         lo, hi = min(lo, fill), max(hi, fill)
     dtype = src
     if not _fits(src, lo, hi):
         dtype = np.promote_types(np.min_scalar_type(int(lo)), np.min_scalar_type(int(hi)))
         warnings.append(f"values {lo:g} to {hi:g} do not fit the source's {src}; stored as {dtype}")
-    return _cast(acc, dtype, scale, offset), 1.0, 0.0
+    return _cast(acc, dtype, scale, offset)
 
 
 def _num(value: float | None) -> str:
