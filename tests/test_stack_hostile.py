@@ -274,14 +274,12 @@ def test_malformed_sidecar_is_one_clear_line(case, folder, capsys):
 
 def test_sidecar_that_is_not_an_object_or_is_huge(folder, capsys):
     path = folder / f"{folder.name}.json"
-    data = path.read_text()
-    rc, err, out = _stack(folder, capsys, "--sidecar", str(path.with_name("list.json")))
-    assert rc == 1
     path.with_name("list.json").write_text("[1, 2, 3]")
     rc, err, out = _stack(folder, capsys, "--sidecar", str(path.with_name("list.json")))
     _refused(rc, err, out)
     assert "sidecar" in err
-    path.write_text(data[:-2] + " " * (300 << 20) + data[-2:])  # 300 MiB of spaces, valid JSON
+    with open(path, "r+b") as f:  # 300 MiB, sparse: costs no disk, and is never read
+        f.truncate(300 << 20)
     rc, err, out = _stack(folder, capsys, "--sidecar", str(path))
     _refused(rc, err, out)
     assert "MiB" in err
