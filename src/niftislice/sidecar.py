@@ -98,12 +98,16 @@ def header_facts(nf: NiftiFile) -> dict[str, Any]:
 
 def _unused_qform(h: Any) -> dict[str, Any]:
     """With qform_code 0 the quaternion fields are unused but often filled (nibabel writes them):
-    record them as stored (float32 values, exact in JSON) so ``stack`` can give them back."""
+    record them as stored (float32 values, exact in JSON) so ``stack`` can give them back. Left
+    out when they hold what a new header holds (zeros, qfac 1)."""
     if int(h["qform_code"]) != 0:
         return {}
     fields = ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z")
     values = {name: _num(float(h[name])) for name in fields}
-    return {"qform_unused": {**values, "qfac": _num(float(h["pixdim"][0]))}}
+    values["qfac"] = _num(float(h["pixdim"][0]))
+    if all(v == 0 for k, v in values.items() if k != "qfac") and values["qfac"] == 1:
+        return {}
+    return {"qform_unused": {k: v for k, v in values.items() if v is not None}}
 
 
 def _safe_qform(nf: NiftiFile) -> bool:

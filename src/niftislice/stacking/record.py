@@ -167,7 +167,7 @@ def _source(r: _Reader, s: dict[str, Any], limits: Limits) -> SourceInfo:
         qform_unused={
             k: r.number(v, f"source.qform_unused.{k}")
             for k, v in r.obj(qform_unused, "source.qform_unused").items()
-            if k in (*_QFORM_FIELDS, "qfac")
+            if k in (*_QFORM_FIELDS, "qfac") and v is not None
         },
         slope=slope,
         inter=r.number(s.get("scl_inter_applied", 0.0), "source.scl_inter_applied"),
