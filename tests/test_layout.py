@@ -15,8 +15,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "niftislice"
 #: Subpackages not listed module by module take their package's step.
 LAYERS: list[tuple[str, ...]] = [
     ("_version", "errors", "types", "_nib", "buffers", "files", "naming", "png"),
+    # pure training-set pieces that options (parsers) and export (the spool) use
+    ("training.pairing", "training.splits", "training.shards", "training.spool"),
     ("read",),
-    ("orientation", "intensity", "stats", "window", "slicing", "resample", "encoding"),
+    ("orientation", "stats", "ct", "window", "mapping", "slicing", "resample", "encoding"),
     ("options",),
     ("plan", "sidecar"),
     ("pictures",),  # colour maps, overlays, montages...: what a rendered slice can carry
@@ -34,9 +36,7 @@ FUNCTION_LENGTH_EXEMPT = {("cli.main", "_add_image_options"), ("cli.main", "buil
 KNOWN = {
     "encoding imports options",
     "slicing imports options",
-    "plan imports pictures.colormap",
     "cli.main is long",
-    "intensity is long",
     "sidecar.build_sidecar",
 }
 seen_known: set[str] = set()

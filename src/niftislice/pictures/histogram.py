@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..intensity import Window
 from ..read.validate import integral_scaling
+from ..window import Window
 from .colormap import Colormap
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
