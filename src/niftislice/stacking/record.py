@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ResourceLimitError
-from ..slicing import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
+from ..resample import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
 from ..types import Limits, View
 
 KINDS = ("window", "lossless", "label", "rgb")
