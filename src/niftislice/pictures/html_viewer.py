@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from typing import Any
 
 import numpy as np
+
+from ..naming import display_name
 
 _TEMPLATE = "viewer.html"
 
@@ -56,7 +59,7 @@ def _metadata(sidecar: dict[str, Any]) -> list[list[str]]:
         sidecar["output"],
     )
     rows = [
-        ["source", str(src.get("path", ""))],
+        ["source", display_name(str(src.get("path", "")))],
         ["shape", " x ".join(str(n) for n in src["shape"])],
         ["data type", str(src["dtype"])],
         ["voxel size (mm)", " x ".join(f"{float(z):g}" for z in src["voxel_sizes"][:3])],
@@ -108,7 +111,7 @@ def page_data(sidecar: dict[str, Any], stem: str) -> dict[str, Any]:
     volumes = sidecar["output"].get("volumes")
     return {
         "stem": stem,
-        "title": str(sidecar["source"].get("path", stem)).replace("\\", "/").rsplit("/", 1)[-1],
+        "title": display_name(os.path.basename(str(sidecar["source"].get("path", stem)))),
         "sidecar": f"{stem}.json",
         "views": [_view_data(name, v) for name, v in sidecar["views"].items()],
         "volumes": [str(t) for t in volumes] if volumes else ["0"],

@@ -14,6 +14,8 @@ import numpy as np
 
 from ..encoding import encode
 from ..errors import OutputError
+from ..files import lexists, replace_file
+from ..naming import display_name
 from ..options import ALL_VIEWS, ConvertOptions, ImageFormat
 from ..slicing import ViewGeometry
 from ..volume import Volume
@@ -86,7 +88,7 @@ def render_preview(volume: Volume, height: int = _TILE_HEIGHT) -> np.ndarray:
         [
             caption,
             ("neurological" if plan.options.neurological else "radiological")
-            + f"   {volume.path.name}",
+            + f"   {display_name(volume.path.name, ascii_only=True)}",
         ],
         row.shape[1],
     )
@@ -111,17 +113,10 @@ def preview(
     vol = Volume(path, opts)
     img = render_preview(vol)
     out = Path(out_path)
-    if out.exists() and not overwrite:
+    if lexists(out) and not overwrite:
         raise OutputError(f"{out} exists")
     fmt = ImageFormat(
         out.suffix.lower().lstrip(".").replace("jpeg", "jpg").replace("tiff", "tif") or "png"
     )
-    data = encode(img, fmt)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {out}: {e.strerror or e}") from None
+    replace_file(out, encode(img, fmt))
     return out
