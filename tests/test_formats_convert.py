@@ -84,6 +84,7 @@ def test_images_are_byte_identical_to_the_niftis(
     assert sidecar["source"]["axcodes"] == axcodes
 
 
+@pytest.mark.slow
 def test_oblique_volume_gives_the_niftis_images(tmp_path: Path, head: Volume) -> None:
     """A tilted grid (shown on the closest axes with a warning) is the same from every format."""
     data, aff = head
@@ -103,6 +104,7 @@ def test_oblique_volume_gives_the_niftis_images(tmp_path: Path, head: Volume) ->
     assert any("oblique" in w for w in sidecar["warnings"])
 
 
+@pytest.mark.slow
 def test_colour_volumes_give_the_niftis_colour_images(tmp_path: Path, head: Volume) -> None:
     """Slicer's RGB-color NRRD and ITK's 3-channel MetaImage as NIfTI's RGB24."""
     data, aff = head
@@ -130,6 +132,7 @@ def test_colour_volumes_give_the_niftis_colour_images(tmp_path: Path, head: Volu
     assert len(ref) > 100
 
 
+@pytest.mark.slow
 def test_4d_nrrd_with_a_list_axis(tmp_path: Path, head: Volume) -> None:
     data, aff = head
     series = np.stack([data, data // 2], axis=-1)
@@ -154,6 +157,7 @@ def _reference_nifti(img: nib.spatialimages.SpatialImage, path: Path, time_first
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "time_first"),
     [
@@ -173,6 +177,7 @@ def test_nibabel_test_files_convert_as_their_nifti(
     assert got == ref and len(got) > 10
 
 
+@pytest.mark.slow
 def test_folder_discovery_takes_every_format_and_bad_files_fail_alone(
     tmp_path: Path, head: Volume
 ) -> None:
