@@ -12,8 +12,8 @@ import nibabel as nib
 import numpy as np
 
 import niftislice
-from niftislice.batch import Job, _run_one
-from niftislice.convert import TMP_PREFIX, ConvertResult
+from niftislice.batch.run import Job, _run_one
+from niftislice.export import TMP_PREFIX, ConvertResult
 from niftislice.options import ConvertOptions
 
 NOT_NIFTI = b"this is not a NIfTI file, only its name says so " * 20

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from conftest import save as save_nifti  # noqa: F401  (re-exported: one NIfTI writer for the suite)
 
-from niftislice.convert import convert_file
 from niftislice.encoding import decode
+from niftislice.export import convert_file
 from niftislice.options import ConvertOptions
 
 TESTS = Path(__file__).parent

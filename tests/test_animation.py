@@ -9,10 +9,10 @@ import pytest
 from _pictures_helpers import centre, phantom, save_nifti, sidecar, slice_image
 from _pictures_helpers import convert as run_convert
 
-from niftislice.animation import encode_animation, frame_duration_ms, require_pillow
 from niftislice.cli import main
 from niftislice.errors import OptionError
 from niftislice.options import ConvertOptions
+from niftislice.pictures.animation import encode_animation, frame_duration_ms, require_pillow
 
 Image = pytest.importorskip("PIL.Image")
 

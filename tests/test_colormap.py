@@ -8,11 +8,11 @@ from _pictures_helpers import GM_MAP, save_nifti, sidecar, slice_image
 from _pictures_helpers import convert as run_convert
 
 import niftislice
-from niftislice.colormap import COLORMAPS, colour_bar, get_colormap
 from niftislice.errors import InputError, OptionError
 from niftislice.intensity import Window
 from niftislice.options import ConvertOptions
-from niftislice.preview import render_preview
+from niftislice.pictures.colormap import COLORMAPS, colour_bar, get_colormap
+from niftislice.pictures.preview import render_preview
 
 ENDS = {
     "gray": ((0, 0, 0), (255, 255, 255)),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from _batch_helpers import NOT_NIFTI, make_tree, snapshot
 
-from niftislice import distributed as dist
+from niftislice.batch import dask as dist
 from niftislice.cli import main
 
 distributed = pytest.importorskip("distributed")

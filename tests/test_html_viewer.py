@@ -12,7 +12,7 @@ from _pictures_helpers import CHROMIUM_ARGS, chromium, phantom, save_nifti, side
 from _pictures_helpers import convert as run_convert
 
 from niftislice.cli import main
-from niftislice.html_viewer import build_page, page_data
+from niftislice.pictures.html_viewer import build_page, page_data
 
 
 @pytest.fixture(scope="module")

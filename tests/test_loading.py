@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import NIBABEL_DATA, save
 
-from niftislice import loading
-from niftislice.loading import iter_volumes, read_header
+from niftislice.read import nifti as loading
+from niftislice.read.nifti import iter_volumes, read_header
 
 
 @pytest.mark.parametrize("name", ["anatomical.nii", "example4d.nii.gz"])

@@ -10,11 +10,11 @@ from _pictures_helpers import convert as run_convert
 
 import niftislice
 from niftislice.cli import main
-from niftislice.colormap import get_colormap
-from niftislice.histogram import value_histogram
-from niftislice.montage import evenly_spaced
 from niftislice.options import ConvertOptions
-from niftislice.preview import render_preview
+from niftislice.pictures.colormap import get_colormap
+from niftislice.pictures.histogram import value_histogram
+from niftislice.pictures.montage import evenly_spaced
+from niftislice.pictures.preview import render_preview
 
 
 @pytest.fixture(scope="module")

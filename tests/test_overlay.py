@@ -20,9 +20,15 @@ from conftest import reorient_to
 
 from niftislice.cli import main
 from niftislice.errors import InputError, OptionError
-from niftislice.loading import read_header
 from niftislice.options import ConvertOptions
-from niftislice.overlay import LABEL_COLOURS, contour, label_colours, load_mask, paint_labels
+from niftislice.pictures.overlay import (
+    LABEL_COLOURS,
+    contour,
+    label_colours,
+    load_mask,
+    paint_labels,
+)
+from niftislice.read.nifti import read_header
 
 SHAPE = (30, 36, 24)
 AFFINE = np.diag([1.0, 1.0, 1.0, 1.0])

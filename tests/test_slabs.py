@@ -10,7 +10,8 @@ from _batch_helpers import write_nifti
 from conftest import NIBABEL_DATA
 
 import niftislice
-from niftislice import ConvertOptions, pipeline
+from niftislice import ConvertOptions
+from niftislice import plan as pipeline
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .batch import BatchResult, check_jobs, discover, run_batch
-from .info import info
+from .batch.run import BatchResult, check_jobs, discover, run_batch
+from .describe import info
 from .options import ConvertOptions
-from .stack import stack
+from .stacking.stack import stack
 from .volume import Volume
 
 SAMPLE_NAME = "mni152_t1_1mm.nii.gz"

@@ -262,7 +262,7 @@ def _check_pictures(o: ConvertOptions) -> None:
     not_8bit = f"colours need 8-bit images, not bit-depth {o.bit_depth} or --lossless"
     eight_bit = o.bit_depth == 8 and not o.lossless
     if o.colormap is not None:
-        from .colormap import normalise_name
+        from .pictures.colormap import normalise_name
 
         s(o, "colormap", normalise_name(o.colormap))
         if not eight_bit:

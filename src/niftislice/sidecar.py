@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .loading import NiftiFile
 from .options import View
-from .pipeline import Plan
+from .plan import Plan
+from .read.nifti import NiftiFile
 
 SCHEMA_VERSION = 1
 _UNITS = {

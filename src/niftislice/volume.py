@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .convert import limits_of
-from .loading import NiftiFile, ReadResult, iter_volumes, read_header
+from .export import limits_of
 from .options import ConvertOptions, View
-from .pictures import Pictures
-from .pipeline import Plan, make_plan, map_volume, output_image, view_slabs
+from .pictures.hooks import Pictures
+from .plan import Plan, make_plan, map_volume, output_image, view_slabs
+from .read.nifti import NiftiFile, ReadResult, iter_volumes, read_header
 
 
 @dataclass(frozen=True)

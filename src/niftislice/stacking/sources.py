@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .encoding import decode
-from .errors import InputError, OptionError
+from ..encoding import decode
+from ..errors import InputError, OptionError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".webp")
 _REQUIRED = {

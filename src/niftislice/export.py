@@ -24,11 +24,11 @@ from .encoding import EXTENSIONS, encode
 from .errors import NiftisliceError, OutputError
 from .files import write_file
 from .intensity import RawStats, StatsBuilder
-from .loading import Limits, NiftiFile, ReadResult, iter_volumes, read_header
 from .naming import image_name, stem_of
 from .options import ConvertOptions, View
-from .pictures import PAIR_TMP, Painter, Pictures, pair_roots
-from .pipeline import Plan, Slab, make_plan, map_volume, needs_stats, output_image, view_slabs
+from .pictures.hooks import PAIR_TMP, Painter, Pictures, pair_roots
+from .plan import Plan, Slab, make_plan, map_volume, needs_stats, output_image, view_slabs
+from .read.nifti import Limits, NiftiFile, ReadResult, iter_volumes, read_header
 from .sidecar import build_sidecar
 from .sidecar import dumps as sidecar_dumps
 

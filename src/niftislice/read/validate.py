@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import nibabel as nib
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 NIFTI1_MAGIC = b"n+1\x00"
 NIFTI2_MAGIC = b"n+2\x00\r\n\x1a\n"

@@ -31,11 +31,11 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from .errors import InputError, OptionError
-from .options import View
-from .stack_geometry import check_coverage, plane_map, sample, slice_matrices
-from .stack_output import check_output_path, nifti_image, output_values, save_atomically
-from .stack_sources import ImageFinder, find_sidecar, load_sidecar, read_image
+from ..errors import InputError, OptionError
+from ..options import View
+from .geometry import check_coverage, plane_map, sample, slice_matrices
+from .output import check_output_path, nifti_image, output_values, save_atomically
+from .sources import ImageFinder, find_sidecar, load_sidecar, read_image
 
 log = logging.getLogger(__name__)
 

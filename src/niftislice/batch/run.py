@@ -23,11 +23,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .convert import TMP_PREFIX, ConvertResult, convert_file, is_complete, output_dir_for
-from .errors import NiftisliceError, OptionError, OutputError
-from .naming import safe_relative_dir, stem_of
-from .options import ConvertOptions
-from .pictures import pair_roots
+from ..errors import NiftisliceError, OptionError, OutputError
+from ..export import TMP_PREFIX, ConvertResult, convert_file, is_complete, output_dir_for
+from ..naming import safe_relative_dir, stem_of
+from ..options import ConvertOptions
+from ..pictures.hooks import pair_roots
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ def run_batch(
             on_images(r.images)
 
     if scheduler:
-        from .distributed import run_on_dask
+        from .dask import run_on_dask
 
         run_on_dask(jobs, out, options, scheduler, done_counting)
     else:

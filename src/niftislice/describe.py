@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from .convert import limits_of
+from .export import limits_of
 from .intensity import raw_stats
-from .loading import iter_volumes, read_header
 from .naming import stem_of
 from .options import ConvertOptions
 from .orientation import reorientation
+from .read.nifti import iter_volumes, read_header
 from .sidecar import header_facts
 from .slicing import sampling, view_geometry
 

@@ -16,9 +16,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._version import __version__
-from .errors import NiftisliceError, OptionError
-from .intensity import CT_PRESETS
+from .._version import __version__
+from ..errors import NiftisliceError, OptionError
+from ..intensity import CT_PRESETS
 
 log = logging.getLogger("niftislice")
 
@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(a: argparse.Namespace, **extra: object):
-    from .options import ConvertOptions
+    from ..options import ConvertOptions
 
     kw: dict[str, object] = dict(
         views=a.views,
@@ -360,9 +360,9 @@ class _Progress:
 
 
 def _cmd_convert(a: argparse.Namespace) -> int:
-    from .api import sample_path
-    from .batch import check_jobs, check_outputs, discover, run_batch, write_report
-    from .convert import ConvertResult
+    from ..api import sample_path
+    from ..batch.run import check_jobs, check_outputs, discover, run_batch, write_report
+    from ..export import ConvertResult
 
     inputs = list(a.inputs)
     if a.sample:
@@ -418,8 +418,8 @@ def _cmd_convert(a: argparse.Namespace) -> int:
 
 
 def _cmd_info(a: argparse.Namespace) -> int:
-    from .api import sample_path
-    from .info import format_info, info
+    from ..api import sample_path
+    from ..describe import format_info, info
 
     src = str(sample_path()) if a.sample else a.input
     if not src:
@@ -432,8 +432,8 @@ def _cmd_info(a: argparse.Namespace) -> int:
 
 
 def _cmd_preview(a: argparse.Namespace) -> int:
-    from .api import sample_path
-    from .preview import preview
+    from ..api import sample_path
+    from ..pictures.preview import preview
 
     src = str(sample_path()) if a.sample else a.input
     if not src:
@@ -445,7 +445,7 @@ def _cmd_preview(a: argparse.Namespace) -> int:
 
 
 def _cmd_stack(a: argparse.Namespace) -> int:
-    from .stack import StackOptions, stack_folder
+    from ..stacking.stack import StackOptions, stack_folder
 
     opts = StackOptions(
         view=a.view,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 _TOL = 1e-4  # matrices in the sidecar are rounded to 1e-9; this leaves ample room
 

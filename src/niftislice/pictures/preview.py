@@ -12,12 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .encoding import encode
-from .errors import OutputError
+from ..encoding import encode
+from ..errors import OutputError
+from ..options import ALL_VIEWS, ConvertOptions, ImageFormat
+from ..slicing import ViewGeometry
+from ..volume import Volume
 from .histogram import histogram_panel
-from .options import ALL_VIEWS, ConvertOptions, ImageFormat
-from .slicing import ViewGeometry
-from .volume import Volume
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _TILE_HEIGHT = 320

@@ -15,7 +15,7 @@ from types import ModuleType
 
 import numpy as np
 
-from .errors import OptionError
+from ..errors import OptionError
 
 INSTALL_HINT = "pip install 'niftislice[anim]'"
 FORMATS = ("gif", "webp")

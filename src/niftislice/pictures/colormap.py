@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import OptionError
-from .intensity import Window
+from ..errors import OptionError
+from ..intensity import Window
 
 _OPENCV = {
     "viridis": cv2.COLORMAP_VIRIDIS,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..intensity import Window
 from .colormap import Colormap
-from .intensity import Window
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _CHUNK = 1 << 22

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .colormap import centre_window
 from .encoding import resize
 from .errors import InputError, OptionError
 from .intensity import (
@@ -26,9 +25,10 @@ from .intensity import (
     raw_stats,
     resolve_window,
 )
-from .loading import NiftiFile
 from .options import ConvertOptions, Interp, View
 from .orientation import Reorientation, reorientation
+from .pictures.colormap import centre_window
+from .read.nifti import NiftiFile
 from .slicing import (
     Sampling,
     ViewGeometry,

@@ -19,9 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import InputError
-from .intensity import check_integral
-from .loading import NiftiFile, ReadResult, iter_volumes, read_header
+from ..errors import InputError
+from ..intensity import check_integral
+from ..read.nifti import NiftiFile, ReadResult, iter_volumes, read_header
 
 GRID_TOLERANCE_MM = 1e-3
 

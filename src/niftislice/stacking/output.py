@@ -18,9 +18,9 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from .errors import OptionError, OutputError
-from .options import View
-from .sidecar import _UNITS
+from ..errors import OptionError, OutputError
+from ..options import View
+from ..sidecar import _UNITS
 
 _UNIT_CODES = {name: code for code, name in _UNITS.items()}
 

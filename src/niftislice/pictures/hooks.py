@@ -23,19 +23,19 @@ from typing import Any
 
 import numpy as np
 
+from ..encoding import decode, encode, resize
+from ..errors import InputError
+from ..files import write_file
+from ..intensity import Window
+from ..naming import index_width
+from ..options import ImageFormat, Interp, View
+from ..plan import Plan
+from ..sidecar import dumps as sidecar_dumps
+from ..slicing import view_block
 from .animation import encode_animation
 from .colormap import Colormap, colour_bar, get_colormap
-from .encoding import decode, encode, resize
-from .errors import InputError
-from .files import write_file
-from .intensity import Window
 from .montage import build_montage, evenly_spaced, label_image
-from .naming import index_width
-from .options import ImageFormat, Interp, View
 from .overlay import Mask, load_mask, paint_labels
-from .pipeline import Plan
-from .sidecar import dumps as sidecar_dumps
-from .slicing import view_block
 
 PAIR_TMP = ".niftislice-pair-masks"  # the mask tree inside the temporary output folder
 IMAGES_DIR, MASKS_DIR = "images", "masks"

@@ -29,9 +29,9 @@ from typing import BinaryIO
 import nibabel as nib
 import numpy as np
 
+from ..buffers import allocate
+from ..errors import InputError, ResourceLimitError
 from . import validate
-from .buffers import allocate
-from .errors import InputError, ResourceLimitError
 
 # ISA-L's gzip reader decompresses about twice as fast as the standard library's (it verifies the
 # CRC and length the same way); without it, the standard library is used.

@@ -15,12 +15,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .convert import ConvertResult
-from .errors import OptionError
-from .options import ConvertOptions
+from ..errors import OptionError
+from ..export import ConvertResult
+from ..options import ConvertOptions
 
 if TYPE_CHECKING:
-    from .batch import Job
+    from .run import Job
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def run_on_dask(
     """Submit one task per job to the scheduler at ``address``; ``done_callback(index, result)``
     is called in this thread as tasks finish. Each task converts on ``options.jobs`` threads
     (default 1: the cluster's parallelism comes from its worker threads)."""
-    from .batch import _run_one
+    from .run import _run_one
 
     distributed = _distributed()
     client = connect(address, connect_timeout)

@@ -1,0 +1,1 @@
+"""Many inputs: discovery, output layout, resume, parallel workers, Dask, per-input results."""

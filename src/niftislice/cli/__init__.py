@@ -1,0 +1,7 @@
+"""The command line: a thin layer over the Python API (``niftislice.cli.main``)."""
+
+from __future__ import annotations
+
+from .main import main
+
+__all__ = ["main"]

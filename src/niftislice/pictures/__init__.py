@@ -1,0 +1,1 @@
+"""Pictures beyond plain slices: colour maps, overlays, montages, animations, viewer, preview."""
