@@ -24,8 +24,9 @@ def head(tmp_path: Path, small_head) -> Path:
 def test_negative_window_as_typed(tmp_path, capsys, head):
     """The usual CT form, in HU, with a space: `--window -100:500` (today: 'expected one
     argument'; only `--window=-100:500` worked)."""
-    rc, err = run(capsys, "convert", head, "-o", tmp_path / "o", "--slices", "middle",
-                  "--window", "-100:500")
+    rc, err = run(
+        capsys, "convert", head, "-o", tmp_path / "o", "--slices", "middle", "--window", "-100:500"
+    )
     assert rc == 0, err
     side = json.loads((tmp_path / "o" / "h" / "h.json").read_text())
     assert (side["intensity"]["low"], side["intensity"]["high"]) == (-100, 500)
@@ -47,8 +48,9 @@ def test_every_numeric_option_takes_a_negative_value(tmp_path, capsys, head, arg
 
 def test_negative_fill_for_stack(tmp_path, capsys, head):
     assert run(capsys, "convert", head, "-o", tmp_path / "o", "--views", "axial")[0] == 0
-    rc, err = run(capsys, "stack", tmp_path / "o" / "h", "-o", tmp_path / "b.nii.gz",
-                  "--fill", "-1024")
+    rc, err = run(
+        capsys, "stack", tmp_path / "o" / "h", "-o", tmp_path / "b.nii.gz", "--fill", "-1024"
+    )
     assert rc == 0, err
 
 

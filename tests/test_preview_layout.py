@@ -62,3 +62,56 @@ def test_preview_size_is_bounded_whatever_the_volume(tmp_path, capsys, name):
     assert w <= 4 * h, (w, h)
     assert w >= 3 * 120 and h >= 120 + 100  # three panels of at least 120 px, a histogram
 
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.mark.parametrize("name", list(VOLUMES))
+def test_layout_one_scale_minimum_panels_text_clear_of_images(tmp_path, name):
+    """Panels on one physical scale (the largest extent is TARGET px); every image box at
+    least MIN_PANEL; no label overlaps another label or any image (today on 33 x 41 x 25 the
+    slice label sat on the view name and the letters on the anatomy)."""
+    from niftislice.pictures.preview import MIN_PANEL, TARGET, build_preview
+
+    src = _volume(tmp_path, name)
+    pv = build_preview(niftislice.load(src, niftislice.ConvertOptions(slices="middle")))
+    assert [p.view for p in pv.panels] == ["axial", "coronal", "sagittal"]
+    sizes = [(p.image_box[2] - p.image_box[0], p.image_box[3] - p.image_box[1]) for p in pv.panels]
+    assert max(max(s) for s in sizes) == TARGET
+    scales = [
+        mm
+        for p, (w, h) in zip(pv.panels, sizes, strict=True)
+        for mm, n in zip(p.mm_per_px, (w, h), strict=True)
+        if n >= 40  # whole-pixel rounding of thin slabs aside
+    ]
+    assert max(scales) / min(scales) < 1.03, scales
+    # side by side, each image centred in a box of at least MIN_PANEL px each way
+    for a, b in zip(pv.panels, pv.panels[1:], strict=False):
+        wa, wb = a.image_box[2] - a.image_box[0], b.image_box[2] - b.image_box[0]
+        gap = b.image_box[0] - a.image_box[2]
+        assert gap >= (max(wa, MIN_PANEL) - wa) // 2 + (max(wb, MIN_PANEL) - wb) // 2
+    lefts = [p.image_box[0] for p in pv.panels]
+    assert lefts == sorted(lefts)
+    h, w = pv.image.shape[:2]
+    boxes = list(pv.text_boxes)
+    assert len(boxes) == 3 * 5  # four letters and a title per panel
+    for i, t in enumerate(boxes):
+        assert 0 <= t[0] < t[2] <= w and 0 <= t[1] < t[3] <= h
+        for other in boxes[i + 1 :]:
+            assert not _overlap(t, other), (t, other)
+        for p in pv.panels:
+            assert not _overlap(t, p.image_box), (t, p)
+
+
+def test_thin_slab_is_not_stretched(tmp_path):
+    """Two 5 mm CT slices: the coronal image is as wide as the axial one and 10/256 as tall."""
+    from niftislice.pictures.preview import MIN_PANEL, build_preview
+
+    src = _volume(tmp_path, "ct_2_slices")
+    pv = build_preview(niftislice.load(src, niftislice.ConvertOptions(slices="middle")))
+    axial, coronal, _ = (p.image_box for p in pv.panels)
+    assert coronal[2] - coronal[0] == axial[2] - axial[0] == 320
+    assert coronal[3] - coronal[1] == round(320 * 10 / 256)
+    # the panel around it is still MIN_PANEL tall: the histogram starts below that
+    assert pv.image.shape[0] > MIN_PANEL + 100

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -27,9 +28,20 @@ class UsageError(Exception):
     pass
 
 
+_NUMBER_START = re.compile(r"^-\.?\d")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
+
+    def _parse_optional(self, arg_string: str):  # type: ignore[no-untyped-def]
+        # A word starting with -digit or -.digit is a value, never an option: no option of
+        # niftislice looks like that, and `--window -100:500` (HU), `--slices -3:` or
+        # `--fill -1024` must work as typed. argparse only knows plain negative numbers.
+        if _NUMBER_START.match(arg_string):
+            return None
+        return super()._parse_optional(arg_string)
 
 
 def _add_image_options(p: argparse.ArgumentParser) -> None:
@@ -226,7 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
         "preview", parents=[common], help="the three middle slices side by side, labelled"
     )
     pv.add_argument("input", nargs="?")
-    pv.add_argument("-o", "--output", required=True, help="image file to write (.png, .jpg)")
+    pv.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="image file to write: .png, .jpg, .tif or .webp (its folder is created)",
+    )
+    pv.add_argument("--overwrite", action="store_true", help="replace an existing file")
     pv.add_argument("--sample", action="store_true", help="preview the built-in sample")
     _add_image_options(pv)
     _add_picture_options(pv, convert=False)
@@ -433,12 +451,18 @@ def _cmd_info(a: argparse.Namespace) -> int:
 
 def _cmd_preview(a: argparse.Namespace) -> int:
     from ..api import sample_path
-    from ..pictures.preview import preview
+    from ..pictures.preview import preview, preview_format
 
     src = str(sample_path()) if a.sample else a.input
     if not src:
         raise UsageError("niftislice preview: give an input file or --sample")
-    out = preview(src, a.output, _options(a, slices="middle", **_picture_kwargs(a)))
+    preview_format(a.output)  # a bad suffix is a usage error before anything is read
+    out = preview(
+        src,
+        a.output,
+        _options(a, slices="middle", **_picture_kwargs(a)),
+        overwrite=a.overwrite,
+    )
     if not a.quiet:
         sys.stderr.write(f"niftislice: wrote {out}\n")
     return 0
