@@ -12,7 +12,8 @@ import nibabel as nib
 import numpy as np
 
 import niftislice
-from niftislice.batch.run import Job, _run_one
+from niftislice.batch.discover import Job
+from niftislice.batch.run import _run_one
 from niftislice.export import TMP_PREFIX, ConvertResult
 from niftislice.options import ConvertOptions
 

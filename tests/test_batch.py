@@ -19,7 +19,8 @@ from _batch_helpers import (
 )
 
 import niftislice
-from niftislice.batch.run import _run_pool, discover, run_batch
+from niftislice.batch.discover import discover
+from niftislice.batch.run import _run_pool, run_batch
 from niftislice.cli import main
 from niftislice.options import ConvertOptions
 

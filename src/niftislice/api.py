@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .batch.run import BatchResult, check_jobs, discover, run_batch
+from .batch.discover import check_jobs, discover
+from .batch.results import BatchResult
+from .batch.run import run_batch
 from .describe import info
 from .options import ConvertOptions
 from .stacking.stack import stack

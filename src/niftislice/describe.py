@@ -7,12 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from .export import limits_of
 from .intensity import raw_stats
 from .naming import stem_of
 from .options import ConvertOptions
 from .orientation import reorientation
-from .read.nifti import iter_volumes, read_header
+from .read import iter_volumes, open_source
 from .sidecar import header_facts
 from .slicing import sampling, view_geometry
 
@@ -24,7 +23,7 @@ def info(
     header: bool = False,
 ) -> dict[str, Any]:
     """Header facts, data range and the images per view under ``options``."""
-    nf = read_header(path, limits_of(options))
+    nf = open_source(path, options.limits)
     facts = header_facts(nf)
     reo = reorientation(nf.affine, nf.spatial_shape)
     facts["axcodes"] = "".join(reo.source_axcodes)

@@ -28,7 +28,7 @@ from .naming import image_name, stem_of
 from .options import ConvertOptions, View
 from .pictures.hooks import PAIR_TMP, Painter, Pictures, pair_roots
 from .plan import Plan, Slab, make_plan, map_volume, needs_stats, output_image, view_slabs
-from .read.nifti import Limits, NiftiFile, ReadResult, iter_volumes, read_header
+from .read import NiftiFile, ReadResult, iter_volumes, open_source
 from .sidecar import build_sidecar
 from .sidecar import dumps as sidecar_dumps
 
@@ -61,10 +61,6 @@ class ConvertResult:
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
-
-
-def limits_of(options: ConvertOptions) -> Limits:
-    return Limits(options.max_voxels, options.max_slices, options.allow_many_slices)
 
 
 def output_dir_for(
@@ -108,7 +104,7 @@ def convert_file(
         and not (options.overwrite or options.skip_existing)
     ):
         raise OutputError(f"output {masks_final} exists (use --overwrite to replace it)")
-    nf = read_header(src, limits_of(options))
+    nf = open_source(src, options.limits)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name[:40] + "-", dir=final.parent))

@@ -13,80 +13,10 @@ from enum import Enum
 
 from .errors import OptionError
 from .intensity import WindowSpec, parse_window
-
-
-class View(str, Enum):
-    """Anatomical views; slices run along the RAS+ axis named in the comment."""
-
-    AXIAL = "axial"  # along z, inferior to superior
-    CORONAL = "coronal"  # along y, posterior to anterior
-    SAGITTAL = "sagittal"  # along x, left to right
-
-
-class Interp(str, Enum):
-    LINEAR = "linear"
-    NEAREST = "nearest"
-    CUBIC = "cubic"
-    AREA = "area"
-    LANCZOS = "lanczos"
-
-
-class ImageFormat(str, Enum):
-    PNG = "png"
-    JPG = "jpg"
-    TIF = "tif"
-    WEBP = "webp"
-
+from .types import ALL_VIEWS, ImageFormat, IndexRange, Interp, Limits, View
 
 _FORMAT_ALIASES = {"jpeg": "jpg", "tiff": "tif"}
-ALL_VIEWS: tuple[View, ...] = (View.AXIAL, View.CORONAL, View.SAGITTAL)
-
 SpacingLike = float | int | str | None
-
-
-@dataclass(frozen=True)
-class IndexRange:
-    """A Python-style half-open range ``start:stop:step``; ``None`` ends mean the full extent.
-
-    ``middle`` selects the single middle index. Negative values count from the end.
-    """
-
-    start: int | None = None
-    stop: int | None = None
-    step: int = 1
-    middle: bool = False
-
-    @classmethod
-    def parse(cls, text: str | int | IndexRange, option: str) -> IndexRange:
-        if isinstance(text, IndexRange):
-            return text
-        if isinstance(text, int):
-            return cls(text, text + 1 if text != -1 else None)
-        t = str(text).strip().lower()
-        if t in ("all", ""):
-            return cls()
-        if t == "middle":
-            return cls(middle=True)
-        parts = t.split(":")
-        try:
-            if len(parts) == 1:
-                i = int(parts[0])
-                return cls(i, i + 1 if i != -1 else None)
-            if len(parts) in (2, 3):
-                vals = [int(p) if p.strip() else None for p in parts]
-                step = vals[2] if len(vals) == 3 and vals[2] is not None else 1
-                if step <= 0:
-                    raise OptionError(f"{option}: step must be positive, got {text!r}")
-                return cls(vals[0], vals[1], step)
-        except ValueError:
-            pass
-        raise OptionError(f"{option}: expected 'all', 'middle', N or A:B[:STEP], got {text!r}")
-
-    def indices(self, n: int) -> range:
-        """The selected indices among ``n`` (empty when the range selects nothing)."""
-        if self.middle:
-            return range(n // 2, n // 2 + 1) if n else range(0)
-        return range(n)[slice(self.start, self.stop, self.step)]
 
 
 def _parse_views(value: object) -> tuple[View, ...]:
@@ -229,6 +159,11 @@ class ConvertOptions:
         # the CPUs this process may run on (respects affinity and cpusets), not the machine's
         affinity = getattr(os, "sched_getaffinity", None)
         return len(affinity(0)) if affinity else (os.cpu_count() or 1)
+
+    @property
+    def limits(self) -> Limits:
+        """The size limits a reader checks before allocating anything."""
+        return Limits(self.max_voxels, self.max_slices, self.allow_many_slices)
 
 
 def _check_pictures(o: ConvertOptions) -> None:

@@ -62,7 +62,10 @@ def header_facts(nf: NiftiFile) -> dict[str, Any]:
     h = nf.header
     space_units, time_units = int(h["xyzt_units"]) & 0x07, int(h["xyzt_units"]) & 0x38
     pixdim = [float(v) for v in h["pixdim"]]
+    # other formats say what they are (NIfTI sidecars keep their long-standing fields only)
+    other = {"format": nf.format, **nf.facts} if nf.format != "nifti" else {}
     return {
+        **other,
         "nifti_version": nf.nifti_version,
         "compressed": nf.compressed,
         "shape": list(nf.data_shape),

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .export import limits_of
 from .options import ConvertOptions, View
 from .pictures.hooks import Pictures
 from .plan import Plan, make_plan, map_volume, output_image, view_slabs
-from .read.nifti import NiftiFile, ReadResult, iter_volumes, read_header
+from .read import NiftiFile, ReadResult, iter_volumes, open_source
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class Volume:
     ) -> None:
         self.path = Path(path)
         self.options = options
-        self.file: NiftiFile = read_header(self.path, limits_of(options))
+        self.file: NiftiFile = open_source(self.path, options.limits)
         t = volume % self.file.n_volumes if self.file.n_volumes else 0
         read = ReadResult()
         self.raw = next(a for i, a in iter_volumes(self.file, [t], read) if i == t)

@@ -20,7 +20,7 @@ from ..export import ConvertResult
 from ..options import ConvertOptions
 
 if TYPE_CHECKING:
-    from .run import Job
+    from .discover import Job
 
 log = logging.getLogger(__name__)
 

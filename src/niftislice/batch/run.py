@@ -1,14 +1,13 @@
-"""Many inputs: discovery, output layout, resume, parallel workers and a per-input result.
+"""Running many inputs: refusal of existing output, resume, parallel workers, cleanup.
 
-Folders are searched recursively for ``.nii``/``.nii.gz`` (any case), skipping hidden and ``._*``
-files and hidden folders; the input tree is mirrored under the output folder. One bad input never
-stops the others. Files run in parallel processes (or as Dask tasks); the slices of one file run
-on threads inside :func:`~niftislice.convert.convert_file`.
+One bad input never stops the others. Files run in parallel processes (or as Dask tasks, see
+:mod:`.dask`); the slices of one file run on threads inside
+:func:`~niftislice.export.convert_file`. Inputs come from :mod:`.discover`; results go to
+:mod:`.results`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
@@ -16,170 +15,26 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import NiftisliceError, OptionError, OutputError
-from ..export import TMP_PREFIX, ConvertResult, convert_file, is_complete, output_dir_for
-from ..naming import safe_relative_dir, stem_of
+from ..errors import NiftisliceError, OutputError
+from ..export import TMP_PREFIX, ConvertResult, convert_file, is_complete
 from ..options import ConvertOptions
-from ..pictures.hooks import pair_roots
+from .discover import Job
+from .results import BatchResult
 
 log = logging.getLogger(__name__)
-
-_NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 #: ``done(job_index, result)``: called once per job, in the calling thread, as results arrive.
 DoneFn = Callable[[int, ConvertResult], None]
 ResultFn = Callable[[ConvertResult], None]
 #: ``images(n)``: ``n`` more images were written (per image in-process, per file from workers).
 ImagesFn = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class Job:
-    """One input file and where its output goes (``OUT/rel_dir/stem``)."""
-
-    path: Path
-    rel_dir: Path
-    stem: str
-
-    def output_dir(self, out_root: Path) -> Path:
-        return output_dir_for(self.path, out_root, self.rel_dir, self.stem)
-
-    def output_dirs(self, out_root: Path, options: ConvertOptions) -> list[Path]:
-        """The image folder (holding the sidecar) and, with ``pair``, the mask folder."""
-        images, masks = pair_roots(out_root, options)
-        return [self.output_dir(images)] + ([self.output_dir(masks)] if masks else [])
-
-
-@dataclass
-class BatchResult:
-    """One :class:`ConvertResult` per job, in the order the jobs were given."""
-
-    results: list[ConvertResult] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def count(self, status: str) -> int:
-        return sum(r.status == status for r in self.results)
-
-    @property
-    def images(self) -> int:
-        return sum(r.images for r in self.results)
-
-    @property
-    def ok(self) -> bool:
-        """Every input was converted or skipped (complete output kept)."""
-        return all(r.status != "failed" for r in self.results)
-
-    def summary(self) -> str:
-        return (
-            f"{self.count('converted')} converted, {self.count('skipped')} skipped, "
-            f"{self.count('failed')} failed; {self.images} images in {self.seconds:.1f} s"
-        )
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "summary": {
-                "converted": self.count("converted"),
-                "skipped": self.count("skipped"),
-                "failed": self.count("failed"),
-                "images": self.images,
-                "seconds": round(self.seconds, 3),
-            },
-            "inputs": [r.to_json() for r in self.results],
-        }
-
-
-def write_report(result: BatchResult, path: str | os.PathLike[str]) -> None:
-    """The JSON report: a summary and one record per input (status, output folder, error)."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(result.to_json(), indent=1) + "\n")
-        os.replace(tmp, p)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write the report {p}: {e.strerror or e}") from None
-
-
-# --------------------------------------------------------------------------------------------
-# discovery
-
-
-def is_nifti_name(name: str) -> bool:
-    """``.nii``/``.nii.gz`` in any case; hidden files and macOS ``._*`` resource forks are not."""
-    return name.lower().endswith(_NIFTI_SUFFIXES) and not name.startswith(".")
-
-
-def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
-    """Expand folders recursively (sorted, hidden folders skipped); files named explicitly are
-    taken whatever their name and go to the top of the output folder."""
-    found: list[tuple[Path, Path]] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir() and not p.name.lower().endswith(_NIFTI_SUFFIXES):
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if is_nifti_name(name):
-                        f = Path(root) / name
-                        found.append((f, f.parent.relative_to(p)))
-        else:
-            found.append((p, Path()))
-    return _assign_stems(_unique(found))
-
-
-def _unique(found: Iterable[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
-    """Drop a file named twice for the same place (``a.nii a.nii``, or a folder given twice)."""
-    seen: set[tuple[str, Path]] = set()
-    out: list[tuple[Path, Path]] = []
-    for p, rel in found:
-        key = (os.path.normcase(os.path.abspath(p)), rel)
-        if key not in seen:
-            seen.add(key)
-            out.append((p, rel))
-    return out
-
-
-def _assign_stems(found: Iterable[tuple[Path, Path]]) -> list[Job]:
-    """Distinct output folders, also on case-insensitive file systems.
-
-    Inputs whose stems collide (``a.nii`` beside ``a.nii.gz``, ``A.nii`` beside ``a.nii``) keep
-    their suffix in the folder name (``a_nii``, ``a_nii_gz``); identical names (the same file
-    name from two folders given explicitly) are numbered (``a``, ``a_2``).
-    """
-    items = list(found)
-    keys = [(safe_relative_dir(rel), stem_of(p)) for p, rel in items]
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, (rel, stem) in enumerate(keys):
-        groups.setdefault(_fold(rel, stem), []).append(i)
-    jobs: list[Job] = []
-    used: set[tuple[str, str]] = set()
-    for (p, _), (rel, stem) in zip(items, keys, strict=True):
-        group = groups[_fold(rel, stem)]
-        names = {items[j][0].name for j in group}
-        if len(group) > 1 and len(names) == len(group):
-            stem = stem_of(p.name.replace(".", "_") + ".nii")
-        base, n = stem, 2
-        while _fold(rel, stem) in used:
-            stem, n = f"{base}_{n}", n + 1
-        used.add(_fold(rel, stem))
-        jobs.append(Job(p, rel, stem))
-    return jobs
-
-
-def _fold(rel: Path, stem: str) -> tuple[str, str]:
-    return rel.as_posix().casefold(), stem.casefold()
-
-
-def check_jobs(jobs: Sequence[Job]) -> None:
-    if not jobs:
-        raise OptionError("no NIfTI files found in the given inputs")
 
 
 def check_outputs(

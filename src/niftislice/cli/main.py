@@ -379,7 +379,9 @@ class _Progress:
 
 def _cmd_convert(a: argparse.Namespace) -> int:
     from ..api import sample_path
-    from ..batch.run import check_jobs, check_outputs, discover, run_batch, write_report
+    from ..batch.discover import check_jobs, discover
+    from ..batch.results import write_report
+    from ..batch.run import check_outputs, run_batch
     from ..export import ConvertResult
 
     inputs = list(a.inputs)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..intensity import check_integral
-from ..read.nifti import NiftiFile, ReadResult, iter_volumes, read_header
+from ..read import NiftiFile, ReadResult, iter_volumes, open_source
 
 GRID_TOLERANCE_MM = 1e-3
 
@@ -81,7 +81,7 @@ def load_mask(path: str | Path, anatomy: NiftiFile, option: str = "overlay") -> 
     p = Path(path)
     where = f"{option} {p}"
     try:
-        nf = read_header(p)
+        nf = open_source(p)
     except InputError as e:
         raise InputError(f"{where}: {e}") from None
     if nf.n_volumes != 1:

@@ -24,13 +24,14 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import nibabel as nib
 import numpy as np
 
 from ..buffers import allocate
 from ..errors import InputError, ResourceLimitError
+from ..types import Limits
 from . import validate
 
 # ISA-L's gzip reader decompresses about twice as fast as the standard library's (it verifies the
@@ -47,19 +48,14 @@ except ImportError:  # pragma: no cover - isal is a regular dependency
 
 log = logging.getLogger(__name__)
 
+#: ``loader(indices)`` yields ``(t, array)`` for the selected volumes in order, as
+#: :func:`iter_volumes` does (native-endian, voxel axes x, y, z, trailing channels for RGB).
+VolumeLoader = Callable[[Sequence[int]], Iterator[tuple[int, np.ndarray]]]
+
 GZIP_MAGIC = b"\x1f\x8b"
 _READ_BLOCK = 1 << 24
 MAX_EXTENSION_BYTES = 64 << 20  # extensions beyond this are not walked (never allocated)
 _DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data by more than this
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Refuse inputs beyond these before allocating anything."""
-
-    max_voxels: int = 2**31  # per 3D volume
-    max_slices: int = 4096  # along any spatial axis
-    allow_many_slices: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +80,11 @@ class NiftiFile:
     vox_offset: int
     is_label: bool
     warnings: tuple[str, ...] = field(default=())
+    #: ``"nifti"`` for files read here; other readers (see :mod:`.source`) name their format,
+    #: record what the sidecar should say about the source in ``facts``, and supply ``loader``.
+    format: str = "nifti"
+    facts: dict[str, Any] = field(default_factory=dict)
+    loader: VolumeLoader | None = None
 
     @property
     def volume_bytes(self) -> int:
@@ -216,7 +217,7 @@ def read_header(path: str | os.PathLike[str], limits: Limits = Limits()) -> Nift
         dtype, channels = validate.data_dtype(hdr, warnings)
         spatial = (int(shape[0]), int(shape[1]), int(shape[2]) if len(shape) > 2 else 1)
         n_vol = math.prod(shape[3:])
-        _check_limits(spatial, n_vol, limits)
+        check_limits(spatial, n_vol, limits)
         if any(d > 1 for d in shape[4:]):
             warnings.append(
                 f"{len(shape)}D image: dimensions beyond the 4th are flattened "
@@ -257,7 +258,7 @@ def read_header(path: str | os.PathLike[str], limits: Limits = Limits()) -> Nift
         stream.close()
 
 
-def _check_limits(spatial: tuple[int, int, int], n_vol: int, limits: Limits) -> None:
+def check_limits(spatial: tuple[int, int, int], n_vol: int, limits: Limits) -> None:
     size = "x".join(map(str, spatial))
     n_vox = math.prod(spatial)  # Python ints: no wrap-around however large the dims
     if n_vox > limits.max_voxels:
@@ -357,6 +358,9 @@ def iter_volumes(
     statistics can overlap the rest of the read. The views stay valid and unchanged; the file
     has not been checked yet when they arrive.
     """
+    if nf.loader is not None:
+        yield from _iter_loaded(nf, indices, on_values)
+        return
     wanted = set(range(nf.n_volumes) if indices is None else indices)
     stream = _Stream(nf.path)
     try:
@@ -389,6 +393,22 @@ def iter_volumes(
         stream.close()
     if held is not None:
         yield held[0], _as_volume(held[1], nf)
+
+
+def _iter_loaded(
+    nf: NiftiFile,
+    indices: Sequence[int] | None,
+    on_values: Callable[[np.ndarray], object] | None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Volumes from another format's reader, with the same contract as a NIfTI file's."""
+    assert nf.loader is not None
+    wanted = sorted(set(range(nf.n_volumes) if indices is None else indices))
+    for t, arr in nf.loader(wanted):
+        if on_values is not None and not nf.rgb_channels:
+            values = arr.reshape(-1, order="A").view()
+            values.flags.writeable = False
+            on_values(values)
+        yield t, arr
 
 
 def _note(result: ReadResult | None, warning: str) -> None:

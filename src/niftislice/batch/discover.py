@@ -1,0 +1,109 @@
+"""Finding the inputs: folders searched recursively, one :class:`Job` per input volume.
+
+Folders are searched for ``.nii``/``.nii.gz`` (any case), skipping hidden and ``._*`` files and
+hidden folders; the input tree is mirrored under the output folder, and output folder names are
+made distinct (also on case-insensitive file systems).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import OptionError
+from ..export import output_dir_for
+from ..naming import safe_relative_dir, stem_of
+from ..options import ConvertOptions
+from ..pictures.hooks import pair_roots
+
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its output goes (``OUT/rel_dir/stem``)."""
+
+    path: Path
+    rel_dir: Path
+    stem: str
+
+    def output_dir(self, out_root: Path) -> Path:
+        return output_dir_for(self.path, out_root, self.rel_dir, self.stem)
+
+    def output_dirs(self, out_root: Path, options: ConvertOptions) -> list[Path]:
+        """The image folder (holding the sidecar) and, with ``pair``, the mask folder."""
+        images, masks = pair_roots(out_root, options)
+        return [self.output_dir(images)] + ([self.output_dir(masks)] if masks else [])
+
+
+def is_nifti_name(name: str) -> bool:
+    """``.nii``/``.nii.gz`` in any case; hidden files and macOS ``._*`` resource forks are not."""
+    return name.lower().endswith(_NIFTI_SUFFIXES) and not name.startswith(".")
+
+
+def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
+    """Expand folders recursively (sorted, hidden folders skipped); files named explicitly are
+    taken whatever their name and go to the top of the output folder."""
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir() and not p.name.lower().endswith(_NIFTI_SUFFIXES):
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if is_nifti_name(name):
+                        f = Path(root) / name
+                        found.append((f, f.parent.relative_to(p)))
+        else:
+            found.append((p, Path()))
+    return _assign_stems(_unique(found))
+
+
+def _unique(found: Iterable[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """Drop a file named twice for the same place (``a.nii a.nii``, or a folder given twice)."""
+    seen: set[tuple[str, Path]] = set()
+    out: list[tuple[Path, Path]] = []
+    for p, rel in found:
+        key = (os.path.normcase(os.path.abspath(p)), rel)
+        if key not in seen:
+            seen.add(key)
+            out.append((p, rel))
+    return out
+
+
+def _assign_stems(found: Iterable[tuple[Path, Path]]) -> list[Job]:
+    """Distinct output folders, also on case-insensitive file systems.
+
+    Inputs whose stems collide (``a.nii`` beside ``a.nii.gz``, ``A.nii`` beside ``a.nii``) keep
+    their suffix in the folder name (``a_nii``, ``a_nii_gz``); identical names (the same file
+    name from two folders given explicitly) are numbered (``a``, ``a_2``).
+    """
+    items = list(found)
+    keys = [(safe_relative_dir(rel), stem_of(p)) for p, rel in items]
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, (rel, stem) in enumerate(keys):
+        groups.setdefault(_fold(rel, stem), []).append(i)
+    jobs: list[Job] = []
+    used: set[tuple[str, str]] = set()
+    for (p, _), (rel, stem) in zip(items, keys, strict=True):
+        group = groups[_fold(rel, stem)]
+        names = {items[j][0].name for j in group}
+        if len(group) > 1 and len(names) == len(group):
+            stem = stem_of(p.name.replace(".", "_") + ".nii")
+        base, n = stem, 2
+        while _fold(rel, stem) in used:
+            stem, n = f"{base}_{n}", n + 1
+        used.add(_fold(rel, stem))
+        jobs.append(Job(p, rel, stem))
+    return jobs
+
+
+def _fold(rel: Path, stem: str) -> tuple[str, str]:
+    return rel.as_posix().casefold(), stem.casefold()
+
+
+def check_jobs(jobs: Sequence[Job]) -> None:
+    if not jobs:
+        raise OptionError("no NIfTI files found in the given inputs")
