@@ -142,12 +142,12 @@ def _add_picture_options(p: argparse.ArgumentParser, convert: bool) -> None:
     g.add_argument(
         "--gif",
         action="store_true",
-        help="an animated GIF per view through the slices (needs niftislice[anim])",
+        help="an animated GIF per view through the slices",
     )
     g.add_argument(
         "--webp-anim",
         action="store_true",
-        help="an animated WebP per view (needs niftislice[anim])",
+        help="an animated WebP per view",
     )
     g.add_argument(
         "--fps", type=float, default=10.0, help="animation frames per second (default 10)"
