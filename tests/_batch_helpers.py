@@ -13,7 +13,7 @@ import numpy as np
 
 import niftislice
 from niftislice.batch.discover import Job
-from niftislice.batch.run import _run_one
+from niftislice.batch.worker import run_one
 from niftislice.export import TMP_PREFIX, ConvertResult
 from niftislice.options import ConvertOptions
 
@@ -119,4 +119,4 @@ def killed_for_kill_files(
         (out / f"{TMP_PREFIX}{job.stem}-k1ll3d_x").mkdir(parents=True)
         (out / f"{TMP_PREFIX}{job.stem}-k1ll3d_x" / "half.png").write_bytes(b"half")
         os.kill(os.getpid(), signal.SIGKILL)
-    return _run_one(job, out, options, threads)
+    return run_one(job, out, options, threads)

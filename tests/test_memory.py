@@ -41,7 +41,7 @@ def write_series(path: Path, n_volumes: int) -> Path:
 
 def test_peak_memory_is_one_volume_and_does_not_grow_with_the_series(tmp_path):
     volume_bytes = int(np.prod(SHAPE)) * 4
-    baseline, rc, err = peak_rss(sys.executable, "-c", "import niftislice")
+    baseline, rc, err = peak_rss(sys.executable, "-c", "import niftislice.export")
     assert rc == 0, err
     peaks = {}
     for n in (30, 120):
@@ -70,7 +70,7 @@ def test_large_volume_peak_is_about_one_volume(tmp_path):
     src = tmp_path / "big.nii"  # uncompressed: quick to write and to read
     nib.save(nib.Nifti1Image(data, np.diag([0.5, 0.5, 0.7, 1.0])), src)
     del data
-    baseline, rc, err = peak_rss(sys.executable, "-c", "import niftislice")
+    baseline, rc, err = peak_rss(sys.executable, "-c", "import niftislice.export")
     assert rc == 0, err
     # --spacing 4 keeps the images small (quick to encode); slabs are cut at the native size
     peak, rc, err = _convert_peak(src, tmp_path / "out", "--spacing", "4", "-j", "2")

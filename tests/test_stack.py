@@ -23,6 +23,7 @@ from conftest import NIBABEL_DATA, reorient_to, save
 from scipy import ndimage
 
 import niftislice
+from niftislice import StackOptions
 from niftislice.cli import main
 
 
@@ -59,7 +60,7 @@ def test_lossless_native_round_trip_is_exact_in_every_view(axcodes, small, tmp_p
     source = nib.load(src)
     for view in VIEWS:
         out = tmp_path / f"{view}.nii.gz"
-        niftislice.stack(folder, out, view=view)
+        niftislice.stack(folder, out, StackOptions(view=view))
         back = nib.load(out)
         assert back.shape == source.shape and back.get_data_dtype() == source.get_data_dtype()
         np.testing.assert_array_equal(stored(out), stored(src), err_msg=f"{axcodes} {view}")
@@ -85,7 +86,7 @@ def test_anatomical_big_endian_negative_values_round_trip_through_tiff(tmp_path)
     source = nib.load(src)
     for view in VIEWS:
         out = tmp_path / f"{view}.nii"
-        img = niftislice.stack(folder, out, view=view)
+        img = niftislice.stack(folder, out, StackOptions(view=view)).image
         assert isinstance(img, nib.Nifti1Image)
         back = nib.load(out)
         np.testing.assert_array_equal(stored(out), stored(src))
@@ -111,7 +112,7 @@ def test_oblique_and_scaled_integer_sources_round_trip_exactly(small, tmp_path):
     assert sidecar(folder)["orientation"]["oblique"]
     for view in VIEWS:
         out = tmp_path / f"{view}.nii.gz"
-        niftislice.stack(folder, out, view=view)
+        niftislice.stack(folder, out, StackOptions(view=view))
         back = nib.load(out)
         np.testing.assert_array_equal(stored(out), raw)
         assert (back.dataobj.slope, back.dataobj.inter) == (0.25, -3.5)
@@ -144,7 +145,7 @@ def test_lossless_export_that_resamples_says_values_are_interpolated(tmp_path):
 
 def test_values_pixel_keeps_the_images_values(native_export, tmp_path):
     src, folder = native_export
-    img = niftislice.stack(folder, None, view="coronal", values="pixel")
+    img = niftislice.stack(folder, None, StackOptions(view="coronal", values="pixel")).image
     assert img.get_data_dtype() == np.uint16  # lossless images are 16-bit; offset 0 here
     np.testing.assert_array_equal(np.asanyarray(img.dataobj), stored(src))
 
@@ -184,14 +185,17 @@ def test_resampled_label_map_comes_back_per_label(zooms, axcodes, labels, tmp_pa
     assert side["output"]["label"] and side["output"]["interpolation"] == "nearest"
     assert any(v["image_size"] != v["geometry"]["native_size"] for v in side["views"].values())
     for view in VIEWS:
-        back = np.asanyarray(niftislice.stack(folder, view=view).dataobj)
+        back = np.asanyarray(
+            niftislice.stack(folder, options=StackOptions(view=view)).image.dataobj
+        )
         assert back.dtype == np.uint8
         for label in (1, 2):
             assert dice(back, arr, label) >= 0.99, (view, label)
     native = export(src, tmp_path / "native", spacing="native")
     for view in VIEWS:
         np.testing.assert_array_equal(
-            np.asanyarray(niftislice.stack(native, view=view).dataobj), arr
+            np.asanyarray(niftislice.stack(native, options=StackOptions(view=view)).image.dataobj),
+            arr,
         )
 
 
@@ -223,9 +227,9 @@ def test_square_drawn_on_one_slice_lands_on_the_right_voxels(native_export, tmp_
     img = niftislice.stack(
         tmp_path / "masks",
         tmp_path / "mask.nii.gz",
+        StackOptions(values="pixel"),
         sidecar=folder / f"{folder.name}.json",
-        values="pixel",
-    )
+    ).image
     got = {tuple(v) for v in np.argwhere(np.asanyarray(img.dataobj) == 1)}
 
     side = sidecar(folder)
@@ -293,11 +297,11 @@ def test_4d_export_stacks_to_4d_or_one_volume(small, tmp_path):
     data = np.stack([base - 100 * t for t in range(3)], axis=-1)
     src = save(tmp_path / "series.nii.gz", data, small.affine, pixdim=[1, 4, 4, 4, 2.5, 1, 1, 1])
     folder = export(src, tmp_path / "out", lossless=True, spacing="native", views="sagittal")
-    all_back = niftislice.stack(folder)
+    all_back = niftislice.stack(folder).image
     assert all_back.shape == data.shape
     np.testing.assert_array_equal(np.asanyarray(all_back.dataobj), data)
     assert all_back.header.get_zooms()[3] == pytest.approx(2.5)
-    one = niftislice.stack(folder, volume=1)
+    one = niftislice.stack(folder, options=StackOptions(volume=1)).image
     assert one.shape == data.shape[:3]
     np.testing.assert_array_equal(np.asanyarray(one.dataobj), data[..., 1])
 

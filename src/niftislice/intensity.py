@@ -23,23 +23,11 @@ import numpy as np
 
 from .buffers import release
 from .errors import OptionError
+from .types import CT_PRESETS
 
 log = logging.getLogger(__name__)
 
 #: Named CT windows in Hounsfield units, as (level, width).
-CT_PRESETS: dict[str, tuple[float, float]] = {
-    "brain": (40.0, 80.0),
-    "subdural": (75.0, 215.0),
-    "stroke": (32.0, 8.0),
-    "bone": (400.0, 1800.0),
-    "lung": (-600.0, 1500.0),
-    "soft-tissue": (40.0, 400.0),
-    "liver": (60.0, 160.0),
-    "mediastinum": (50.0, 350.0),
-    "abdomen": (40.0, 350.0),
-    "temporal-bone": (600.0, 2800.0),
-}
-
 _CHUNK = 1 << 20  # voxels per chunk: temporaries stay under ~10 MiB each
 _KEY_BITS = 20  # float histogram: sign, exponent and 11 mantissa bits of float32
 _KEY_SHIFT = 32 - _KEY_BITS

@@ -13,7 +13,7 @@ from enum import Enum
 
 from .errors import OptionError
 from .intensity import WindowSpec, parse_window
-from .types import ALL_VIEWS, ImageFormat, IndexRange, Interp, Limits, View
+from .types import ALL_VIEWS, ImageFormat, IndexRange, Interp, Limits, View, colormap_name
 
 _FORMAT_ALIASES = {"jpeg": "jpg", "tiff": "tif"}
 SpacingLike = float | int | str | None
@@ -197,9 +197,7 @@ def _check_pictures(o: ConvertOptions) -> None:
     not_8bit = f"colours need 8-bit images, not bit-depth {o.bit_depth} or --lossless"
     eight_bit = o.bit_depth == 8 and not o.lossless
     if o.colormap is not None:
-        from .pictures.colormap import normalise_name
-
-        s(o, "colormap", normalise_name(o.colormap))
+        s(o, "colormap", colormap_name(o.colormap))
         if not eight_bit:
             raise OptionError(f"colormap: {not_8bit}")
     if o.overlay is not None and not eight_bit:

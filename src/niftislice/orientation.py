@@ -10,8 +10,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from nibabel import orientations as ornts
-from nibabel.affines import obliquity, voxel_sizes
+
+from ._nib import nib
+
+ornts = nib.orientations
+obliquity, voxel_sizes = nib.affines.obliquity, nib.affines.voxel_sizes
 
 
 @dataclass(frozen=True)

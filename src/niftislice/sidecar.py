@@ -16,7 +16,7 @@ from .plan import Plan
 from .read.nifti import NiftiFile
 
 SCHEMA_VERSION = 1
-_UNITS = {
+NIFTI_UNITS = {
     0: "unknown",
     1: "m",
     2: "mm",
@@ -76,8 +76,8 @@ def header_facts(nf: NiftiFile) -> dict[str, Any]:
         "voxel_sizes": list(nf.zooms),
         "time_step": _num(pixdim[4]) if len(nf.data_shape) > 3 else None,
         "units": {
-            "space": _UNITS.get(space_units, str(space_units)),
-            "time": _UNITS.get(time_units, str(time_units)),
+            "space": NIFTI_UNITS.get(space_units, str(space_units)),
+            "time": NIFTI_UNITS.get(time_units, str(time_units)),
         },
         "affine": _matrix(nf.affine),
         "affine_source": nf.affine_source,

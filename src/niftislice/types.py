@@ -88,3 +88,59 @@ class Limits:
     max_voxels: int = 2**31  # per 3D volume
     max_slices: int = 4096  # along any spatial axis
     allow_many_slices: bool = False
+
+
+#: Named CT windows as (level, width) in Hounsfield units.
+CT_PRESETS: dict[str, tuple[float, float]] = {
+    "brain": (40.0, 80.0),
+    "subdural": (75.0, 215.0),
+    "stroke": (32.0, 8.0),
+    "bone": (400.0, 1800.0),
+    "lung": (-600.0, 1500.0),
+    "soft-tissue": (40.0, 400.0),
+    "liver": (60.0, 160.0),
+    "mediastinum": (50.0, 350.0),
+    "abdomen": (40.0, 350.0),
+    "temporal-bone": (600.0, 2800.0),
+}
+
+
+#: Colour maps (sequential from OpenCV's tables, then diverging); see :mod:`.pictures.colormap`.
+COLORMAPS: tuple[str, ...] = (
+    "gray",
+    "viridis",
+    "hot",
+    "inferno",
+    "magma",
+    "plasma",
+    "cividis",
+    "parula",
+    "turbo",
+    "jet",
+    "bone",
+    "pink",
+    "autumn",
+    "winter",
+    "cool",
+    "ocean",
+    "bwr",
+    "coolwarm",
+    "cold-hot",
+)
+_COLORMAP_ALIASES = {
+    "grey": "gray",
+    "cold_hot": "cold-hot",
+    "coldhot": "cold-hot",
+    "seismic": "bwr",
+}
+
+
+def colormap_name(name: object) -> str:
+    """The canonical colour map name, or :class:`OptionError` naming the choices."""
+    t = str(name).strip().lower()
+    t = _COLORMAP_ALIASES.get(t, t)
+    if t not in COLORMAPS:
+        raise OptionError(
+            f"colormap: unknown colour map {name!r} (choose from {', '.join(COLORMAPS)})"
+        )
+    return t

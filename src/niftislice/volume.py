@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import OptionError
 from .options import ConvertOptions, View
 from .pictures.hooks import Pictures
 from .plan import Plan, make_plan, map_volume, output_image, view_slabs
@@ -43,7 +44,10 @@ class Volume:
         self.path = Path(path)
         self.options = options
         self.file: NiftiFile = open_source(self.path, options.limits)
-        t = volume % self.file.n_volumes if self.file.n_volumes else 0
+        n = self.file.n_volumes
+        if not -n <= volume < n:
+            raise OptionError(f"volume: {volume} is out of range (the file has {n} volume(s))")
+        t = volume % n  # -1 is the last volume, as in Python
         read = ReadResult()
         self.raw = next(a for i, a in iter_volumes(self.file, [t], read) if i == t)
         self.volume_index = t

@@ -1,7 +1,7 @@
 """Running a batch on a Dask distributed cluster: one task per input file, results as locally.
 
-Each task is :func:`niftislice.batch._run_one`, the same function the local process pool runs, so
-a cluster converts, fails and reports exactly as one machine does. Workers need niftislice
+Each task is :func:`.worker.run_one`, the same function the local process pool runs, so a
+cluster converts, fails and reports exactly as one machine does. Workers need niftislice
 installed and must see the inputs and the output folder at the same paths (a shared file system);
 paths are made absolute before they are sent, since a worker's working folder is not ours.
 Needs the optional extra ``niftislice[dask]``.
@@ -58,7 +58,7 @@ def run_on_dask(
     """Submit one task per job to the scheduler at ``address``; ``done_callback(index, result)``
     is called in this thread as tasks finish. Each task converts on ``options.jobs`` threads
     (default 1: the cluster's parallelism comes from its worker threads)."""
-    from .run import _run_one
+    from .worker import run_one
 
     distributed = _distributed()
     client = connect(address, connect_timeout)
@@ -71,7 +71,7 @@ def run_on_dask(
         futures = []
         for i, job in enumerate(jobs):
             remote = replace(job, path=job.path.absolute())
-            fut = client.submit(_run_one, remote, out_abs, options, threads, pure=False)
+            fut = client.submit(run_one, remote, out_abs, options, threads, pure=False)
             index[fut.key] = i
             futures.append(fut)
         try:

@@ -18,15 +18,15 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import NiftisliceError, OutputError
-from ..export import TMP_PREFIX, ConvertResult, convert_file, is_complete
+from ..errors import OutputError
+from ..export import TMP_PREFIX, ConvertResult
 from ..options import ConvertOptions
 from .discover import Job
 from .results import BatchResult
+from .worker import run_one
 
 log = logging.getLogger(__name__)
 
@@ -56,45 +56,6 @@ def check_outputs(
 
 # --------------------------------------------------------------------------------------------
 # running
-
-
-def _run_one(
-    job: Job,
-    out_root: Path,
-    options: ConvertOptions,
-    threads: int,
-    progress: ImagesFn | None = None,
-) -> ConvertResult:
-    """Convert one job, never raising: failures become a ``failed`` result with one-line error."""
-    start = time.perf_counter()
-    try:
-        opts = _resume_options(job.output_dirs(out_root, options), options)
-        return convert_file(
-            job.path,
-            out_root,
-            opts,
-            rel_dir=job.rel_dir,
-            stem=job.stem,
-            threads=threads,
-            progress=progress,
-        )
-    except NiftisliceError as e:
-        error = str(e)
-    except MemoryError:
-        error = "out of memory"
-    except Exception as e:  # a bug: keep the batch going, keep the traceback in the log
-        log.debug("unexpected error converting %s", job.path, exc_info=True)
-        error = f"internal error: {type(e).__name__}: {e}"
-    return ConvertResult(str(job.path), "failed", error=error, seconds=time.perf_counter() - start)
-
-
-def _resume_options(finals: list[Path], options: ConvertOptions) -> ConvertOptions:
-    """With ``skip_existing``, output without its sidecar is incomplete: convert it again,
-    replacing it (atomically, as ``overwrite`` does)."""
-    if not options.skip_existing or not any(map(_exists, finals)) or is_complete(finals[0]):
-        return options
-    log.info("%s has no sidecar (incomplete); converting again", finals[0])
-    return replace(options, overwrite=True, skip_existing=False)
 
 
 def _exists(path: Path) -> bool:
@@ -142,7 +103,7 @@ def run_batch(
         workers = min(jobs_n, len(jobs))
         if workers <= 1:
             for i, job in enumerate(jobs):
-                done(i, _run_one(job, out, options, jobs_n, on_images))
+                done(i, run_one(job, out, options, jobs_n, on_images))
         else:
             _run_pool(jobs, out, options, workers, max(1, jobs_n // workers), done_counting)
     results = [
@@ -182,7 +143,7 @@ def _run_pool(
     workers: int,
     threads: int,
     done: DoneFn,
-    task: Task = _run_one,
+    task: Task = run_one,
 ) -> None:
     """Worker processes, each converting one file at a time.
 

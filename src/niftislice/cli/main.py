@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..errors import NiftisliceError, OptionError
-from ..intensity import CT_PRESETS
+from ..types import CT_PRESETS
 
 log = logging.getLogger("niftislice")
 

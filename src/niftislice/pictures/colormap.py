@@ -18,6 +18,8 @@ import numpy as np
 
 from ..errors import OptionError
 from ..intensity import Window
+from ..types import COLORMAPS
+from ..types import colormap_name as normalise_name
 
 _OPENCV = {
     "viridis": cv2.COLORMAP_VIRIDIS,
@@ -52,19 +54,8 @@ _DIVERGING: dict[str, tuple[tuple[float, tuple[int, int, int]], ...]] = {
     ),
 }
 
-COLORMAPS: tuple[str, ...] = ("gray", *_OPENCV, *_DIVERGING)
-_ALIASES = {"grey": "gray", "cold_hot": "cold-hot", "coldhot": "cold-hot", "seismic": "bwr"}
-
-
-def normalise_name(name: object) -> str:
-    """The canonical colormap name, or :class:`OptionError` naming the choices."""
-    t = str(name).strip().lower()
-    t = _ALIASES.get(t, t)
-    if t not in COLORMAPS:
-        raise OptionError(
-            f"colormap: unknown colour map {name!r} (choose from {', '.join(COLORMAPS)})"
-        )
-    return t
+# the names are validated with the options (types.COLORMAPS); the tables are built here
+assert ("gray", *_OPENCV, *_DIVERGING) == COLORMAPS
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import nibabel as nib
 import numpy as np
 
+from .._nib import nib
 from ..buffers import allocate
 from ..errors import InputError, ResourceLimitError
 from ..types import Limits

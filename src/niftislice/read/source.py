@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
+from .._nib import nib
 from ..errors import InputError
 from ..types import Limits
 from .nifti import NiftiFile, VolumeLoader, check_limits

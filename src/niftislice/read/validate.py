@@ -22,9 +22,9 @@ import math
 import struct
 from collections.abc import Sequence
 
-import nibabel as nib
 import numpy as np
 
+from .._nib import nib
 from ..errors import InputError
 
 NIFTI1_MAGIC = b"n+1\x00"

@@ -15,14 +15,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
+from .._nib import nib
 from ..errors import OptionError, OutputError
 from ..options import View
-from ..sidecar import _UNITS
+from ..sidecar import NIFTI_UNITS
 
-_UNIT_CODES = {name: code for code, name in _UNITS.items()}
+_UNIT_CODES = {name: code for code, name in NIFTI_UNITS.items()}
 
 
 def output_values(

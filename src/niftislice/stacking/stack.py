@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
+from .._nib import nib
 from ..errors import InputError, OptionError
 from ..options import View
 from .geometry import check_coverage, plane_map, sample, slice_matrices
@@ -199,31 +199,6 @@ def stack_folder(
         len(holes),
         tuple(warnings),
     )
-
-
-def stack(
-    folder: str | os.PathLike[str],
-    out_path: str | os.PathLike[str] | None = None,
-    *,
-    view: View | str | None = None,
-    sidecar: str | os.PathLike[str] | None = None,
-    values: str = "data",
-    channel: int | str | None = None,
-    fill: float = 0.0,
-    volume: int | None = None,
-    interp: str = "auto",
-    overwrite: bool = False,
-) -> nib.Nifti1Image:
-    """Stack exported (or edited) images of one view back into a NIfTI volume on the source grid.
-
-    Returns the nibabel image (also written to ``out_path`` when given); warnings, such as missing
-    slices, are logged.
-    """
-    opts = StackOptions(view, values, channel, fill, volume, interp, overwrite)
-    result = stack_folder(folder, out_path, opts, sidecar=sidecar)
-    for w in result.warnings:
-        log.warning("%s", w)
-    return result.image
 
 
 # --------------------------------------------------------------------------------------------
