@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "niftislice"
 #: Steps from the lowest (0) up; a module may import from its own step and lower ones only.
 #: Subpackages not listed module by module take their package's step.
 LAYERS: list[tuple[str, ...]] = [
-    ("_version", "errors", "types", "_nib", "buffers", "files", "naming", "png"),
+    ("_version", "errors", "extras", "types", "_nib", "buffers", "files", "naming", "png"),
     ("read",),
     ("orientation", "intensity", "stats", "window", "slicing", "resample", "encoding"),
     ("options",),
