@@ -15,7 +15,7 @@ from niftislice.read.nifti import iter_volumes, read_header
 def test_pieces_add_up_to_each_volume_in_native_order(name, monkeypatch):
     """anatomical.nii is big-endian int16, example4d little-endian, 2 volumes: every piece is
     native-endian and read-only, and the pieces of each volume concatenate to exactly it."""
-    monkeypatch.setattr(loading, "_READ_BLOCK", 1 << 12)  # many pieces per volume
+    monkeypatch.setattr(loading, "READ_BLOCK", 1 << 12)  # many pieces per volume
     nf = read_header(NIBABEL_DATA / name)
     pieces: list[np.ndarray] = []
     expected = np.asanyarray(nib.load(NIBABEL_DATA / name).dataobj)

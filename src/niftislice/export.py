@@ -26,7 +26,7 @@ from .files import write_file
 from .intensity import RawStats, StatsBuilder
 from .naming import image_name, stem_of
 from .options import ConvertOptions, View
-from .pictures.hooks import PAIR_TMP, Painter, Pictures, pair_roots
+from .pictures.hooks import PAIR_TMP, Pictures, pair_roots
 from .plan import Plan, Slab, make_plan, map_volume, needs_stats, output_image, view_slabs
 from .read import NiftiFile, ReadResult, iter_volumes, open_source
 from .sidecar import build_sidecar
@@ -90,20 +90,8 @@ def convert_file(
     out_root, masks_root = pair_roots(Path(out_root), options)  # --pair: OUT/images + OUT/masks
     final = output_dir_for(src, out_root, rel_dir, stem)
     masks_final = output_dir_for(src, masks_root, rel_dir, stem) if masks_root else None
-    if final.exists() or final.is_symlink():
-        if options.skip_existing and is_complete(final):
-            return ConvertResult(str(src), "skipped", str(final))
-        # an incomplete output (no sidecar) is redone when resuming
-        if not (options.overwrite or options.skip_existing):
-            raise OutputError(
-                f"output {final} exists (use --overwrite to replace it, --skip-existing to keep it)"
-            )
-    if (
-        masks_final is not None
-        and masks_final.exists()
-        and not (options.overwrite or options.skip_existing)
-    ):
-        raise OutputError(f"output {masks_final} exists (use --overwrite to replace it)")
+    if _keep_existing(final, masks_final, options):
+        return ConvertResult(str(src), "skipped", str(final))
     nf = open_source(src, options.limits)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +125,22 @@ def convert_file(
     )
 
 
+def _keep_existing(final: Path, masks_final: Path | None, options: ConvertOptions) -> bool:
+    """True when complete output is kept (``skip_existing``); refuses existing output unless
+    ``overwrite`` or ``skip_existing`` (an incomplete output, without its sidecar, is redone)."""
+    replace = options.overwrite or options.skip_existing
+    if final.exists() or final.is_symlink():
+        if options.skip_existing and is_complete(final):
+            return True
+        if not replace:
+            raise OutputError(
+                f"output {final} exists (use --overwrite to replace it, --skip-existing to keep it)"
+            )
+    if masks_final is not None and masks_final.exists() and not replace:
+        raise OutputError(f"output {masks_final} exists (use --overwrite to replace it)")
+    return False
+
+
 def _write_all(
     nf: NiftiFile,
     options: ConvertOptions,
@@ -147,7 +151,7 @@ def _write_all(
 ) -> tuple[Plan, int]:
     pool = ThreadPoolExecutor(max_workers=threads)
     try:
-        return _write_with(pool, nf, options, tmp, stem, progress)
+        return _Render(pool, nf, options, tmp, stem, progress).run()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -172,114 +176,6 @@ def _read_single_volume(
     return volume, builder.result()
 
 
-def _write_with(
-    pool: ThreadPoolExecutor,
-    nf: NiftiFile,
-    options: ConvertOptions,
-    tmp: Path,
-    stem: str,
-    progress: ProgressFn | None,
-) -> tuple[Plan, int]:
-    read = ReadResult()
-    selected = options.volumes.indices(nf.n_volumes)  # type: ignore[union-attr]
-    first: list[np.ndarray] = []
-    if nf.n_volumes == 1:
-        # one 3D volume: read it once and use it for both statistics and images
-        volume, stats = _read_single_volume(pool, nf, options, read)
-        first = [volume]
-        del volume
-        plan = make_plan(nf, options, lambda: first, stats)
-    else:
-        plan = make_plan(nf, options, lambda: (a for _, a in iter_volumes(nf, selected)))
-    ext = EXTENSIONS[options.format]  # type: ignore[index]
-    files: dict[View, dict[int, dict[int, str]]] = {v: {} for v in plan.geometries}
-    for view in plan.geometries:
-        (tmp / view.value).mkdir()
-    pictures = Pictures(plan)  # colour map, overlay, pair, montage, animation, html
-    pictures.prepare(tmp)
-    volumes = _handover(first) if first else iter_volumes(nf, selected, read)
-    count = 0
-    pending: list[_SlabBatch] = []
-
-    def finalize(batch: _SlabBatch) -> None:
-        nonlocal count
-        for group, fut in batch.futures.items():
-            fut.result()
-            for k in group:
-                files[batch.view].setdefault(k, {})[batch.t] = batch.names[k]
-            count += len(group)
-            if progress:
-                progress(len(group))
-        if batch.view_done is not None:
-            names, content = batch.view_done
-            pictures.finish_view(
-                tmp, stem, batch.view, batch.t if plan.is_4d else None, names, content
-            )
-
-    for t, raw in volumes:
-        mapped = map_volume(plan, raw, pool, consume=True)  # raw's memory goes back as it is mapped
-        del raw
-        for view, g in plan.geometries.items():
-            paint = pictures.painter(view)
-            view_names: dict[int, str] = {}
-            view_content: list[int] = []
-            slabs = view_slabs(plan, mapped, view, content=pictures.needs_content)
-            slab = next(slabs, None)
-            if slab is None:  # nothing selected in this view
-                pictures.finish_view(tmp, stem, view, t if plan.is_4d else None, {}, [])
-            while slab is not None:
-                names = {
-                    k: image_name(
-                        stem,
-                        view.value,
-                        k,
-                        g.n_slices,
-                        ext,
-                        t if plan.is_4d else None,
-                        nf.n_volumes,
-                    )
-                    for k in slab.indices
-                }
-                view_names.update(names)
-                view_content += slab.content
-
-                def job(
-                    group: tuple[int, ...],
-                    view: View = view,
-                    slab: Slab = slab,
-                    names: dict[int, str] = names,
-                    paint: Painter = paint,
-                ) -> None:
-                    for k in group:
-                        image = paint(output_image(plan, view, slab.native(k)), k)
-                        data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
-                        write_file(tmp / view.value / names[k], data)
-                        for rel, extra in paint.extra_files(k, names[k]):
-                            write_file(tmp / rel, extra)
-
-                smp = plan.samplings[view]
-                futures = {
-                    gr: pool.submit(job, gr) for gr in _groups(slab.indices, smp.width * smp.height)
-                }
-                slab = next(slabs, None)
-                done = (view_names, view_content) if slab is None else None
-                pending.append(_SlabBatch(view, t, names, futures, done))
-                # Keep the workers busy while the next slab is built: finish all but the newest
-                # batches (at most three slabs are alive at once, each at most SLAB_BYTES).
-                while len(pending) > _PENDING_SLABS:
-                    finalize(pending.pop(0))
-        del mapped
-    while pending:
-        finalize(pending.pop(0))
-    if read.warnings:  # found only by reading the data (e.g. bytes after the gzip stream)
-        plan = dataclasses.replace(plan, warnings=(*plan.warnings, *read.warnings))
-    sidecar = build_sidecar(plan, nf.path, read.sha256, files)
-    sidecar.update(pictures.sidecar_fields())
-    pictures.finish(tmp, stem, sidecar)
-    write_file(tmp / f"{stem}.json", sidecar_dumps(sidecar).encode())
-    return plan, count
-
-
 #: Slabs whose images may still be in the thread pool's queue while the next one is built.
 _PENDING_SLABS = 2
 
@@ -293,6 +189,126 @@ class _SlabBatch:
     names: dict[int, str]
     futures: dict[tuple[int, ...], Future[None]]  # slice indices of a task -> its future
     view_done: tuple[dict[int, str], list[int]] | None  # last slab of its view: all names, content
+
+
+class _Render:
+    """Every selected volume and view of one file, rendered into the temporary folder ``tmp``.
+
+    The main thread reads volumes and cuts slabs; the pool resamples, paints, encodes and
+    writes each slab's images, while the next slab is built (at most ``_PENDING_SLABS`` wait).
+    """
+
+    def __init__(
+        self,
+        pool: ThreadPoolExecutor,
+        nf: NiftiFile,
+        options: ConvertOptions,
+        tmp: Path,
+        stem: str,
+        progress: ProgressFn | None,
+    ) -> None:
+        self.pool, self.nf, self.options, self.tmp, self.stem = pool, nf, options, tmp, stem
+        self.progress = progress
+        self.read = ReadResult()
+        self.count = 0
+        self.pending: list[_SlabBatch] = []
+
+    def run(self) -> tuple[Plan, int]:
+        volumes = self._start()
+        plan = self.plan
+        for view in plan.geometries:
+            (self.tmp / view.value).mkdir()
+        self.pictures = Pictures(plan)  # colour map, overlay, pair, montage, animation, html
+        self.pictures.prepare(self.tmp)
+        for t, raw in volumes:
+            mapped = map_volume(plan, raw, self.pool, consume=True)  # raw's pages go back
+            del raw
+            for view in plan.geometries:
+                self._render_view(mapped, view, t)
+            del mapped
+        while self.pending:
+            self._finish(self.pending.pop(0))
+        if self.read.warnings:  # found only by reading the data (e.g. bytes after gzip)
+            plan = dataclasses.replace(plan, warnings=(*plan.warnings, *self.read.warnings))
+        sidecar = build_sidecar(plan, self.nf.path, self.read.sha256, self.files)
+        sidecar.update(self.pictures.sidecar_fields())
+        self.pictures.finish(self.tmp, self.stem, sidecar)
+        write_file(self.tmp / f"{self.stem}.json", sidecar_dumps(sidecar).encode())
+        return plan, self.count
+
+    def _start(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Make the plan (window statistics included); the volumes to render, in order."""
+        nf, options = self.nf, self.options
+        selected = options.volumes.indices(nf.n_volumes)  # type: ignore[union-attr]
+        if nf.n_volumes == 1:
+            # one 3D volume: read it once and use it for both statistics and images
+            volume, stats = _read_single_volume(self.pool, nf, options, self.read)
+            first = [volume]
+            del volume
+            self.plan = make_plan(nf, options, lambda: first, stats)
+            volumes = _handover(first)
+        else:
+            self.plan = make_plan(nf, options, lambda: (a for _, a in iter_volumes(nf, selected)))
+            volumes = iter_volumes(nf, selected, self.read)
+        self.ext = EXTENSIONS[options.format]  # type: ignore[index]
+        self.files: dict[View, dict[int, dict[int, str]]] = {v: {} for v in self.plan.geometries}
+        return volumes
+
+    def _render_view(self, mapped: np.ndarray, view: View, t: int) -> None:
+        plan, pictures = self.plan, self.pictures
+        t_or_none = t if plan.is_4d else None
+        view_names: dict[int, str] = {}
+        view_content: list[int] = []
+        slabs = view_slabs(plan, mapped, view, content=pictures.needs_content)
+        slab = next(slabs, None)
+        if slab is None:  # nothing selected in this view
+            pictures.finish_view(self.tmp, self.stem, view, t_or_none, {}, [])
+        while slab is not None:
+            n = plan.geometries[view].n_slices
+            names = {
+                k: image_name(self.stem, view.value, k, n, self.ext, t_or_none, self.nf.n_volumes)
+                for k in slab.indices
+            }
+            view_names.update(names)
+            view_content += slab.content
+            futures = self._submit(view, slab, names)
+            slab = next(slabs, None)
+            done = (view_names, view_content) if slab is None else None
+            self.pending.append(_SlabBatch(view, t, names, futures, done))
+            # Keep the workers busy while the next slab is built: finish all but the newest
+            # batches (at most three slabs are alive at once, each at most SLAB_BYTES).
+            while len(self.pending) > _PENDING_SLABS:
+                self._finish(self.pending.pop(0))
+
+    def _submit(
+        self, view: View, slab: Slab, names: dict[int, str]
+    ) -> dict[tuple[int, ...], Future[None]]:
+        plan, options, folder = self.plan, self.options, self.tmp
+        paint = self.pictures.painter(view)
+
+        def job(group: tuple[int, ...]) -> None:
+            for k in group:
+                image = paint(output_image(plan, view, slab.native(k)), k)
+                data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
+                write_file(folder / view.value / names[k], data)
+                for rel, extra in paint.extra_files(k, names[k]):
+                    write_file(folder / rel, extra)
+
+        smp = plan.samplings[view]
+        return {g: self.pool.submit(job, g) for g in _groups(slab.indices, smp.width * smp.height)}
+
+    def _finish(self, batch: _SlabBatch) -> None:
+        for group, fut in batch.futures.items():
+            fut.result()
+            for k in group:
+                self.files[batch.view].setdefault(k, {})[batch.t] = batch.names[k]
+            self.count += len(group)
+            if self.progress:
+                self.progress(len(group))
+        if batch.view_done is not None:
+            names, content = batch.view_done
+            t = batch.t if self.plan.is_4d else None
+            self.pictures.finish_view(self.tmp, self.stem, batch.view, t, names, content)
 
 
 def _groups(indices: list[int], pixels: int) -> list[tuple[int, ...]]:

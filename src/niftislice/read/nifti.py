@@ -11,20 +11,13 @@ sha256 is computed on the way.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import logging
 import math
 import os
-import stat
-import sys
-import types
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -33,18 +26,7 @@ from ..buffers import allocate
 from ..errors import InputError, ResourceLimitError
 from ..types import Limits
 from . import validate
-
-# ISA-L's gzip reader decompresses about twice as fast as the standard library's (it verifies the
-# CRC and length the same way); without it, the standard library is used.
-_gzip: types.ModuleType
-try:
-    from isal import igzip as _gzip
-    from isal import isal_zlib as _isal_zlib
-
-    _ZLIB_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _isal_zlib.error)
-except ImportError:  # pragma: no cover - isal is a regular dependency
-    _gzip = gzip
-    _ZLIB_ERRORS = (zlib.error,)
+from .stream import READ_BLOCK, Stream
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +34,6 @@ log = logging.getLogger(__name__)
 #: :func:`iter_volumes` does (native-endian, voxel axes x, y, z, trailing channels for RGB).
 VolumeLoader = Callable[[Sequence[int]], Iterator[tuple[int, np.ndarray]]]
 
-GZIP_MAGIC = b"\x1f\x8b"
-_READ_BLOCK = 1 << 24
 MAX_EXTENSION_BYTES = 64 << 20  # extensions beyond this are not walked (never allocated)
 _DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data by more than this
 
@@ -100,114 +80,12 @@ class NiftiFile:
         return tuple(int(i) for i in np.unravel_index(t, extra, order="F")) if extra else ()
 
 
-def _open_raw(path: Path) -> BinaryIO:
-    """Open a regular file for reading; never opens (or blocks on) fifos, devices or sockets."""
-    try:
-        st = os.stat(path)  # follows symlinks: broken or looping links fail here
-        if stat.S_ISDIR(st.st_mode):
-            raise InputError("is a directory, not a file")
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError("not a regular file (device, fifo or socket); refusing to read it")
-        # O_NONBLOCK: should the path become a fifo after the check, opening it cannot block
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as e:
-        raise InputError(f"cannot open: {e.strerror or e}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise InputError("not a regular file (device, fifo or socket); refusing to read it")
-    return os.fdopen(fd, "rb")
-
-
-class _HashingReader(io.RawIOBase):
-    """Passes reads through and hashes every byte, so one read serves gzip and sha256."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.sha256 = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:  # type: ignore[override]
-        n = self._raw.readinto(b)
-        if n:
-            self.sha256.update(memoryview(b)[:n])
-        return n or 0
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-class _Stream:
-    """A sequential reader over the (decompressed) file content."""
-
-    def __init__(self, path: Path) -> None:
-        raw = _open_raw(path)
-        self.file_size = os.fstat(raw.fileno()).st_size
-        head = raw.read(2)
-        raw.seek(0)
-        self.compressed = head == GZIP_MAGIC
-        self.hasher = _HashingReader(raw)
-        buffered = io.BufferedReader(self.hasher, buffer_size=1 << 20)
-        self._f: BinaryIO = (
-            _gzip.GzipFile(fileobj=buffered, mode="rb") if self.compressed else buffered  # type: ignore[assignment]
-        )
-        self.pos = 0
-
-    def readinto(self, view: memoryview) -> int:
-        total = 0
-        try:
-            while total < len(view):
-                n = self._f.readinto(view[total : total + _READ_BLOCK])
-                if not n:
-                    break
-                total += n
-        except (EOFError, OSError, *_ZLIB_ERRORS) as e:
-            raise InputError(f"corrupt compressed data: {_gzip_reason(e)}") from None
-        self.pos += total
-        return total
-
-    def read(self, n: int) -> bytes:
-        buf = bytearray(n)
-        got = self.readinto(memoryview(buf))
-        return bytes(buf[:got])
-
-    def skip(self, n: int) -> int:
-        """Read and discard up to ``n`` bytes (through one scratch buffer); returns how many."""
-        scratch = memoryview(bytearray(min(n, _READ_BLOCK)))
-        done = 0
-        while done < n:
-            got = self.readinto(scratch[: n - done])
-            if not got:
-                break
-            done += got
-        return done
-
-    def drain(self) -> int:
-        """Read to the end (verifying the gzip CRC and length); returns the bytes left over."""
-        return self.skip(sys.maxsize)
-
-    def close(self) -> None:
-        self._f.close()
-        self.hasher.close()
-
-
-def _gzip_reason(e: BaseException) -> str:
-    msg = str(e) or type(e).__name__
-    if isinstance(e, EOFError):
-        return "the gzip stream ends early (truncated file)"
-    if "CRC" in msg:
-        return "gzip CRC check failed (the file is damaged)"
-    return f"gzip: {msg}"
-
-
 def read_header(path: str | os.PathLike[str], limits: Limits = Limits()) -> NiftiFile:
     """Parse and check a file's header (see :mod:`.validate`); reads at most the header and its
     extensions. Declared sizes are checked against ``limits`` and the file before anything is
     allocated."""
     p = Path(path)
-    stream = _Stream(p)
+    stream = Stream(p)
     try:
         block = stream.read(540)
         hdr, version = validate.parse_header(block)
@@ -277,7 +155,7 @@ def check_limits(spatial: tuple[int, int, int], n_vol: int, limits: Limits) -> N
         )
 
 
-def _check_size(stream: _Stream, vox_offset: int, data_bytes: int, warnings: list[str]) -> None:
+def _check_size(stream: Stream, vox_offset: int, data_bytes: int, warnings: list[str]) -> None:
     """The data the header declares must fit in the file (for gzip: in what the compressed size
     can possibly hold, since deflate expands at most ~1032:1)."""
     if stream.compressed:
@@ -362,7 +240,7 @@ def iter_volumes(
         yield from _iter_loaded(nf, indices, on_values)
         return
     wanted = set(range(nf.n_volumes) if indices is None else indices)
-    stream = _Stream(nf.path)
+    stream = Stream(nf.path)
     try:
         skipped = stream.skip(nf.vox_offset)
         if skipped < nf.vox_offset:
@@ -434,7 +312,7 @@ def _as_volume(buf: np.ndarray, nf: NiftiFile) -> np.ndarray:
 
 
 def _read_volume(
-    stream: _Stream, nf: NiftiFile, t: int, on_values: Callable[[np.ndarray], object] | None
+    stream: Stream, nf: NiftiFile, t: int, on_values: Callable[[np.ndarray], object] | None
 ) -> np.ndarray:
     """One volume's bytes, read piece by piece; scalar values are made native-endian per piece
     (while still in cache) and handed to ``on_values``."""
@@ -442,8 +320,8 @@ def _read_volume(
     buf = allocate(nbytes)  # a large volume's pages can be given back once windowed
     view = memoryview(buf)
     scalar = not nf.rgb_channels
-    for start in range(0, nbytes, _READ_BLOCK):  # a multiple of every itemsize
-        end = min(start + _READ_BLOCK, nbytes)
+    for start in range(0, nbytes, READ_BLOCK):  # a multiple of every itemsize
+        end = min(start + READ_BLOCK, nbytes)
         got = stream.readinto(view[start:end])
         if got < end - start:
             _truncated(nf, t, start + got)

@@ -53,23 +53,14 @@ def array_source(
     dims = tuple(int(d) for d in shape)
     if len(dims) not in (3, 4) or min(dims) < 1:
         raise InputError(f"unsupported image shape {dims}")
-    spatial = (dims[0], dims[1], dims[2])
-    n_vol = math.prod(dims[3:])
+    spatial, n_vol = (dims[0], dims[1], dims[2]), math.prod(dims[3:])
     check_limits(spatial, n_vol, limits)
     aff = np.asarray(affine, dtype=np.float64)
-    finite = aff.shape == (4, 4) and bool(np.all(np.isfinite(aff)))
-    if not finite or abs(np.linalg.det(aff[:3, :3])) < 1e-12:
+    if aff.shape != (4, 4) or not np.isfinite(aff).all() or abs(np.linalg.det(aff[:3, :3])) < 1e-12:
         raise InputError("the image's geometry gives no usable voxel-to-world affine")
-    dt = np.dtype(dtype).newbyteorder("=")
+    dt = np.dtype(np.uint8) if rgb_channels else np.dtype(dtype).newbyteorder("=")
     zooms = tuple(float(z) for z in nib.affines.voxel_sizes(aff))
-    hdr = nib.Nifti1Header()
-    hdr.set_data_dtype(np.uint8 if rgb_channels else dt)
-    hdr.set_data_shape(dims)
-    hdr.set_zooms(zooms + ((float(time_step or 1.0),) if len(dims) == 4 else ()))
-    hdr.set_xyzt_units("mm", "sec" if len(dims) == 4 else "unknown")
-    hdr.set_sform(aff, code=_SCANNER)
-    hdr.set_qform(aff, code=_SCANNER)
-    hdr["scl_slope"], hdr["scl_inter"] = slope, inter
+    hdr = _header(dims, dt, aff, zooms, time_step, slope, inter)
     return NiftiFile(
         path=Path(path),
         header=hdr,
@@ -79,7 +70,7 @@ def array_source(
         data_shape=dims,
         spatial_shape=spatial,
         n_volumes=n_vol,
-        dtype=np.dtype(np.uint8) if rgb_channels else dt,
+        dtype=dt,
         rgb_channels=rgb_channels,
         slope=float(slope),
         inter=float(inter),
@@ -93,3 +84,24 @@ def array_source(
         facts=dict(facts or {}),
         loader=loader,
     )
+
+
+def _header(
+    dims: tuple[int, ...],
+    dtype: np.dtype,
+    affine: np.ndarray,
+    zooms: tuple[float, ...],
+    time_step: float | None,
+    slope: float,
+    inter: float,
+) -> nib.Nifti1Header:
+    """The NIfTI-1 header a NIfTI file of this volume would have (scanner-based xforms)."""
+    hdr = nib.Nifti1Header()
+    hdr.set_data_dtype(dtype)
+    hdr.set_data_shape(dims)
+    hdr.set_zooms(zooms + ((float(time_step or 1.0),) if len(dims) == 4 else ()))
+    hdr.set_xyzt_units("mm", "sec" if len(dims) == 4 else "unknown")
+    hdr.set_sform(affine, code=_SCANNER)
+    hdr.set_qform(affine, code=_SCANNER)
+    hdr["scl_slope"], hdr["scl_inter"] = slope, inter
+    return hdr

@@ -1,0 +1,137 @@
+"""Reading a file's bytes once, sequentially: gzip recognised by its magic bytes (not the
+suffix), the sha256 of the file computed on the way, and the errors a user can act on.
+
+Fifos, devices and directories are refused without being opened for reading.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import stat
+import sys
+import types
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import InputError
+
+# ISA-L's gzip reader decompresses about twice as fast as the standard library's (it verifies the
+# CRC and length the same way); without it, the standard library is used.
+_gzip: types.ModuleType
+try:
+    from isal import igzip as _gzip
+    from isal import isal_zlib as _isal_zlib
+
+    _ZLIB_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _isal_zlib.error)
+except ImportError:  # pragma: no cover - isal is a regular dependency
+    _gzip = gzip
+    _ZLIB_ERRORS = (zlib.error,)
+
+GZIP_MAGIC = b"\x1f\x8b"
+READ_BLOCK = 1 << 24  # bytes read at a time (a multiple of every itemsize)
+
+
+def _open_raw(path: Path) -> BinaryIO:
+    """Open a regular file for reading; never opens (or blocks on) fifos, devices or sockets."""
+    try:
+        st = os.stat(path)  # follows symlinks: broken or looping links fail here
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError("is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError("not a regular file (device, fifo or socket); refusing to read it")
+        # O_NONBLOCK: should the path become a fifo after the check, opening it cannot block
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise InputError(f"cannot open: {e.strerror or e}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError("not a regular file (device, fifo or socket); refusing to read it")
+    return os.fdopen(fd, "rb")
+
+
+class _HashingReader(io.RawIOBase):
+    """Passes reads through and hashes every byte, so one read serves gzip and sha256."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        n = self._raw.readinto(b)
+        if n:
+            self.sha256.update(memoryview(b)[:n])
+        return n or 0
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class Stream:
+    """A sequential reader over the (decompressed) file content."""
+
+    def __init__(self, path: Path) -> None:
+        raw = _open_raw(path)
+        self.file_size = os.fstat(raw.fileno()).st_size
+        head = raw.read(2)
+        raw.seek(0)
+        self.compressed = head == GZIP_MAGIC
+        self.hasher = _HashingReader(raw)
+        buffered = io.BufferedReader(self.hasher, buffer_size=1 << 20)
+        self._f: BinaryIO = (
+            _gzip.GzipFile(fileobj=buffered, mode="rb") if self.compressed else buffered  # type: ignore[assignment]
+        )
+        self.pos = 0
+
+    def readinto(self, view: memoryview) -> int:
+        total = 0
+        try:
+            while total < len(view):
+                n = self._f.readinto(view[total : total + READ_BLOCK])
+                if not n:
+                    break
+                total += n
+        except (EOFError, OSError, *_ZLIB_ERRORS) as e:
+            raise InputError(f"corrupt compressed data: {gzip_reason(e)}") from None
+        self.pos += total
+        return total
+
+    def read(self, n: int) -> bytes:
+        buf = bytearray(n)
+        got = self.readinto(memoryview(buf))
+        return bytes(buf[:got])
+
+    def skip(self, n: int) -> int:
+        """Read and discard up to ``n`` bytes (through one scratch buffer); returns how many."""
+        scratch = memoryview(bytearray(min(n, READ_BLOCK)))
+        done = 0
+        while done < n:
+            got = self.readinto(scratch[: n - done])
+            if not got:
+                break
+            done += got
+        return done
+
+    def drain(self) -> int:
+        """Read to the end (verifying the gzip CRC and length); returns the bytes left over."""
+        return self.skip(sys.maxsize)
+
+    def close(self) -> None:
+        self._f.close()
+        self.hasher.close()
+
+
+def gzip_reason(e: BaseException) -> str:
+    msg = str(e) or type(e).__name__
+    if isinstance(e, EOFError):
+        return "the gzip stream ends early (truncated file)"
+    if "CRC" in msg:
+        return "gzip CRC check failed (the file is damaged)"
+    return f"gzip: {msg}"
