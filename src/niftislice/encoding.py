@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .errors import OptionError
+from .errors import InputError, OptionError
 from .options import ImageFormat, Interp
 from .png import encode_png
 
@@ -71,7 +71,7 @@ def decode(data: bytes | np.ndarray) -> np.ndarray:
     arr = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
     img = cv2.imdecode(arr, cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ValueError("not a readable image")
+        raise InputError("not a readable image")
     if img.ndim == 3:
         code = cv2.COLOR_BGR2RGB if img.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
         img = cv2.cvtColor(img, code)

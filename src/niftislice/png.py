@@ -22,6 +22,8 @@ import struct
 import numpy as np
 from isal import isal_zlib
 
+from .errors import OptionError
+
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FILTER_UP = 2
 # ISA-L level 1: level 0 is barely faster and 25 % larger on MRI slices; 2 and 3 are slower for
@@ -36,13 +38,13 @@ _MAX_CHUNK = 2**31 - 1
 def encode_png(image: np.ndarray) -> bytes:
     """Encode a grey (H, W) or grey+alpha/RGB/RGBA (H, W, C) uint8 or uint16 image as PNG."""
     if image.dtype.kind != "u" or image.dtype.itemsize not in (1, 2):
-        raise ValueError(f"PNG stores uint8 or uint16 samples, not {image.dtype}")
+        raise OptionError(f"PNG stores uint8 or uint16 samples, not {image.dtype}")
     channels = image.shape[2] if image.ndim == 3 else 1
     if image.ndim not in (2, 3) or channels not in _COLOUR_TYPE:
-        raise ValueError(f"PNG needs (H, W) or (H, W, 1-4) samples, not shape {image.shape}")
+        raise OptionError(f"PNG needs (H, W) or (H, W, 1-4) samples, not shape {image.shape}")
     height, width = image.shape[:2]
     if not (0 < height <= _MAX_SIDE and 0 < width <= _MAX_SIDE):
-        raise ValueError(f"PNG cannot store a {width} x {height} image")
+        raise OptionError(f"PNG cannot store a {width} x {height} image")
     # PNG samples are big-endian; this is a copy for uint16 and a no-op view for uint8.
     samples = np.ascontiguousarray(image, dtype=image.dtype.newbyteorder(">"))
     rows = samples.reshape(height, -1).view(np.uint8)

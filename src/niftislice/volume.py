@@ -78,7 +78,7 @@ class Volume:
     def slices(self, view: View | str) -> Iterator[Slice]:
         v = View(view)
         if v not in self.plan.geometries:
-            raise ValueError(f"view {v.value} was not selected in the options")
+            raise OptionError(f"view {v.value} was not selected in the options")
         smp = self.plan.samplings[v]
         paint = self.pictures.painter(v)
         for slab in view_slabs(self.plan, self._mapped, v):

@@ -38,7 +38,7 @@ def encode_animation(
     if fmt not in FORMATS:
         raise OptionError(f"animation: format must be gif or webp, got {fmt!r}")
     if not frames:
-        raise ValueError("an animation needs at least one frame")
+        raise OptionError("an animation needs at least one frame")
     Image = require_pillow("gif" if fmt == "gif" else "webp-anim")
     pics = [Image.fromarray(np.ascontiguousarray(f)) for f in frames]
     buf = io.BytesIO()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..errors import OptionError
 from .drawing import TextStyle, caption_strip, draw_letters, draw_text, text_scale
 
 MIN_TILE = 96  # px: the shorter side of a tile (or animation frame) is at least this
@@ -107,7 +108,7 @@ def build_montage(
     ``footer``, e.g. a colour bar, left-aligned) below. Each tile carries its slice index and the
     orientation letters."""
     if not images:
-        raise ValueError("a montage needs at least one image")
+        raise OptionError("a montage needs at least one image")
     tiles_img = []
     factors = []
     for _, img in images:
