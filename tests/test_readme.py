@@ -17,6 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from _formats_helpers import write_nrrd, write_sitk
 
 import niftislice
 from niftislice.cli.main import build_parser
@@ -65,6 +66,10 @@ def _inputs(folder: Path) -> None:
     save("seg.nii.gz", ((data > 100).astype(np.uint8) + (data > 180)).astype(np.uint8))
     save("tmap.nii.gz", ((data.astype(np.float32) - 110) / 40).astype(np.float32))
     save("shared/study/sub-01/T1w.nii.gz", data)
+    # "Other input formats": scans/head.nrrd (pynrrd) and scans/head_sitk.mha (SimpleITK)
+    (folder / "scans").mkdir()
+    write_nrrd(folder / "scans" / "head.nrrd", data, aff)
+    write_sitk(folder / "scans" / "head_sitk.mha", data, aff)
 
 
 def _before(args: list[str], folder: Path) -> None:
@@ -94,7 +99,7 @@ def scheduler():
 def test_readme_has_runnable_examples():
     blocks = command_blocks()
     flat = [" ".join(c) for b in blocks for c in b]
-    assert len(blocks) >= 4 and len(flat) >= 9, flat
+    assert len(blocks) >= 5 and len(flat) >= 10, flat
     assert any("stack" in c.split()[:1] for c in flat)
 
 

@@ -1,7 +1,8 @@
 """Optional and lazily imported dependencies: one way to import them and to say what is missing.
 
 Pillow (animations) is a regular dependency but imported only when an animation is asked for;
-Dask (``--scheduler``) is the optional extra ``niftislice[dask]``. A module that cannot be
+Dask (``--scheduler``) is the optional extra ``niftislice[dask]``; h5py is what nibabel needs for
+MINC 2 files. A module that cannot be
 imported becomes one :class:`~niftislice.errors.OptionError` naming the option, the package and
 the command that installs it.
 """
@@ -17,7 +18,13 @@ from .errors import OptionError
 PACKAGES: dict[str, tuple[str, str]] = {
     "PIL.Image": ("Pillow", "pip install niftislice (Pillow is one of its dependencies)"),
     "distributed": ("Dask", "pip install 'niftislice[dask]'"),
+    "h5py": ("h5py", "pip install h5py"),  # nibabel's MINC 2 reader
 }
+
+
+def install_hint(module: str) -> str:
+    """The command that installs what ``module`` (a key of :data:`PACKAGES`) needs."""
+    return PACKAGES[module][1]
 
 
 def require(module: str, option: str, purpose: str) -> ModuleType:

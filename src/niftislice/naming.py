@@ -6,11 +6,14 @@ import re
 from pathlib import Path
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
-_SUFFIXES = (".nii.gz", ".nii", ".gz")
+#: input suffixes left out of output names (longest first where one ends another)
+_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".mgz", ".mgh", ".mnc")
+_SUFFIXES += (".hdr", ".img", ".par", ".rec", ".gz")
 
 
 def stem_of(path: str | Path) -> str:
-    """``sub-01_T1w.nii.gz`` -> ``sub-01_T1w``; unsafe characters become ``_``."""
+    """``sub-01_T1w.nii.gz`` -> ``sub-01_T1w`` (also ``.nrrd``, ``.mha``, ``.mgz``... see
+    ``_SUFFIXES``); unsafe characters become ``_``."""
     name = Path(path).name
     lower = name.lower()
     for suffix in _SUFFIXES:

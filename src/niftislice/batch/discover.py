@@ -1,8 +1,10 @@
 """Finding the inputs: folders searched recursively, one :class:`Job` per input volume.
 
-Folders are searched for ``.nii``/``.nii.gz`` (any case), skipping hidden and ``._*`` files and
-hidden folders; the input tree is mirrored under the output folder, and output folder names are
-made distinct (also on case-insensitive file systems).
+Folders are searched for the input formats (any case): ``.nii``/``.nii.gz``; ``.nrrd``/``.nhdr``;
+``.mha``/``.mhd``; ``.mgh``/``.mgz``; ``.mnc``; ``.hdr`` beside an ``.img`` and ``.par`` beside a
+``.rec`` (the header of each pair; a lone ``.hdr`` may be anything). Hidden and ``._*`` files and
+hidden folders are skipped; the input tree is mirrored under the output folder, and output
+folder names are made distinct (also on case-insensitive file systems).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from ..options import ConvertOptions
 from ..pictures.hooks import pair_roots
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_SINGLE_FILE_SUFFIXES = (*_NIFTI_SUFFIXES, ".nrrd", ".nhdr", ".mha", ".mhd", ".mgh", ".mgz", ".mnc")
+_PAIRED_SUFFIXES = {".hdr": ".img", ".par": ".rec"}  # header -> data file that must be beside it
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,18 @@ def is_nifti_name(name: str) -> bool:
     return name.lower().endswith(_NIFTI_SUFFIXES) and not name.startswith(".")
 
 
+def is_input_name(name: str, siblings: frozenset[str] = frozenset()) -> bool:
+    """A file a folder search takes: a NIfTI (:func:`is_nifti_name`) or another input format;
+    a pair's header only when its data file is among ``siblings`` (lower-cased names)."""
+    lower = name.lower()
+    if name.startswith(".") or not lower.endswith((*_SINGLE_FILE_SUFFIXES, *_PAIRED_SUFFIXES)):
+        return False
+    for header, data in _PAIRED_SUFFIXES.items():
+        if lower.endswith(header):
+            return lower[: -len(header)] + data in siblings
+    return True
+
+
 def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
     """Expand folders recursively (sorted, hidden folders skipped); files named explicitly are
     taken whatever their name and go to the top of the output folder."""
@@ -52,8 +68,9 @@ def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
         if p.is_dir() and not p.name.lower().endswith(_NIFTI_SUFFIXES):
             for root, dirs, files in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                siblings = frozenset(n.lower() for n in files)
                 for name in sorted(files):
-                    if is_nifti_name(name):
+                    if is_input_name(name, siblings):
                         f = Path(root) / name
                         found.append((f, f.parent.relative_to(p)))
         else:
@@ -106,4 +123,7 @@ def _fold(rel: Path, stem: str) -> tuple[str, str]:
 
 def check_jobs(jobs: Sequence[Job]) -> None:
     if not jobs:
-        raise OptionError("no NIfTI files found in the given inputs")
+        raise OptionError(
+            "no NIfTI files found in the given inputs "
+            "(nor NRRD, MetaImage, Analyze, MGH, MINC or PAR/REC files)"
+        )
