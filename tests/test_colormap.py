@@ -9,10 +9,10 @@ from _pictures_helpers import convert as run_convert
 
 import niftislice
 from niftislice.errors import InputError, OptionError
-from niftislice.intensity import Window
 from niftislice.options import ConvertOptions
 from niftislice.pictures.colormap import COLORMAPS, colour_bar, get_colormap
 from niftislice.pictures.preview import render_preview
+from niftislice.window import Window
 
 ENDS = {
     "gray": ((0, 0, 0), (255, 255, 255)),

@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "niftislice"
 LAYERS: list[tuple[str, ...]] = [
     ("_version", "errors", "extras", "types", "_nib", "buffers", "files", "naming", "png"),
     ("read",),
-    ("orientation", "intensity", "stats", "window", "slicing", "resample", "encoding"),
+    ("orientation", "stats", "ct", "window", "mapping", "slicing", "resample", "encoding"),
     ("options",),
     ("plan", "sidecar"),
     ("pictures",),  # colour maps, overlays, montages...: what a rendered slice can carry
@@ -34,9 +34,7 @@ FUNCTION_LENGTH_EXEMPT = {("cli.main", "_add_image_options"), ("cli.main", "buil
 KNOWN = {
     "encoding imports options",
     "slicing imports options",
-    "plan imports pictures.colormap",
     "cli.main is long",
-    "intensity is long",
     "sidecar.build_sidecar",
     "stacking.output.output_values",
     "stacking.stack.stack_folder",

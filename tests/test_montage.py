@@ -136,7 +136,7 @@ def test_preview_histogram_marks_the_window(sample):
 def test_value_histogram_counts_integers_exactly(template):
     data, _ = template
     counts, x0, x1 = value_histogram(
-        data, 1.0, 0.0, niftislice.intensity.Window(0, 228, 255, ""), 2000
+        data, 1.0, 0.0, niftislice.window.Window(0, 228, 255, ""), 2000
     )
     assert (x0, x1) == (-0.5, 255.5) and len(counts) == 256
     np.testing.assert_array_equal(counts, np.bincount(data.ravel(), minlength=256))

@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from .intensity import raw_stats
 from .naming import stem_of
 from .options import ConvertOptions
 from .orientation import reorientation
 from .read import iter_volumes, open_source
 from .sidecar import header_facts
 from .slicing import sampling, view_geometry
+from .stats import raw_stats
 
 
 def info(

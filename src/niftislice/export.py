@@ -23,14 +23,23 @@ import numpy as np
 from .encoding import EXTENSIONS, encode
 from .errors import NiftisliceError, OutputError
 from .files import write_file
-from .intensity import RawStats, StatsBuilder
 from .naming import image_name, stem_of
 from .options import ConvertOptions, View
 from .pictures.hooks import PAIR_TMP, Pictures, pair_roots
-from .plan import Plan, Slab, make_plan, map_volume, needs_stats, output_image, view_slabs
+from .plan import (
+    Plan,
+    Slab,
+    make_plan,
+    map_volume,
+    needs_stats,
+    output_image,
+    series_volumes,
+    view_slabs,
+)
 from .read import NiftiFile, ReadResult, iter_volumes, open_source
 from .sidecar import build_sidecar
 from .sidecar import dumps as sidecar_dumps
+from .stats import RawStats, StatsBuilder
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +257,7 @@ class _Render:
             self.plan = make_plan(nf, options, lambda: first, stats)
             volumes = _handover(first)
         else:
-            self.plan = make_plan(nf, options, lambda: (a for _, a in iter_volumes(nf, selected)))
+            self.plan = make_plan(nf, options, series_volumes(nf, options))
             volumes = iter_volumes(nf, selected, self.read)
         self.ext = EXTENSIONS[options.format]  # type: ignore[index]
         self.files: dict[View, dict[int, dict[int, str]]] = {v: {} for v in self.plan.geometries}

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .errors import OptionError
-from .intensity import WindowSpec, parse_window
 from .types import ALL_VIEWS, ImageFormat, IndexRange, Interp, Limits, View, colormap_name
+from .window import WindowSpec, parse_window
 
 _FORMAT_ALIASES = {"jpeg": "jpg", "tiff": "tif"}
 SpacingLike = float | int | str | None

@@ -8,7 +8,7 @@ then turns one 3D volume (stored order, native dtype) into display-ready images 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -16,19 +16,10 @@ import numpy as np
 
 from .encoding import resize
 from .errors import InputError, OptionError
-from .intensity import (
-    RawStats,
-    Window,
-    apply_window,
-    check_integral,
-    identity_window,
-    raw_stats,
-    resolve_window,
-)
+from .mapping import apply_window
 from .options import ConvertOptions, Interp, View
 from .orientation import Reorientation, reorientation
-from .pictures.colormap import centre_window
-from .read.nifti import NiftiFile
+from .read.nifti import NiftiFile, iter_volumes
 from .slicing import (
     Sampling,
     ViewGeometry,
@@ -38,6 +29,8 @@ from .slicing import (
     view_block,
     view_geometry,
 )
+from .stats import RawStats, raw_stats
+from .window import ValueFacts, Window, WindowChoice, check_integral, choose_window
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +47,7 @@ class Plan:
     volumes: tuple[int, ...]
     interp: Interp
     warnings: tuple[str, ...]
+    window_reason: dict[str, object] | None = None  # why a rule chose the window (sidecar)
 
     @property
     def is_4d(self) -> bool:
@@ -73,6 +67,23 @@ class Plan:
 
 
 VolumeSource = Callable[[], Iterable[np.ndarray]]
+
+
+def series_volumes(
+    nf: NiftiFile, options: ConvertOptions, held: Mapping[int, np.ndarray] | None = None
+) -> VolumeSource:
+    """The selected volumes of the series, in file order: what its one window is computed over,
+    whichever volume is shown. Volumes already in memory (``held``) are not read again."""
+    selected = list(options.volumes.indices(nf.n_volumes))  # type: ignore[union-attr]
+    have = dict(held or {})
+
+    def volumes() -> Iterator[np.ndarray]:
+        missing = [t for t in selected if t not in have]
+        reader = iter_volumes(nf, missing) if missing else iter(())
+        for t in selected:
+            yield have[t] if t in have else next(reader)[1]
+
+    return volumes
 
 
 def is_label(nf: NiftiFile, options: ConvertOptions) -> bool:
@@ -125,13 +136,23 @@ def make_plan(
             f"({interp.value}), "
             "so their values are interpolated; use --spacing native for an exact copy"
         )
-    window = _window(nf, options, label, volumes, stats, warnings)
-    if window is not None and options.colormap and not label:
-        window = centre_window(window, options.colormap)  # diverging maps: symmetric about 0
+    choice = _window(nf, options, label, volumes, stats)
+    if choice is not None:
+        warnings.extend(choice.warnings)
     if not any(len(options.slices.indices(g.n_slices)) for g in geometries.values()):  # type: ignore[union-attr]
         raise OptionError("slices: the selection is empty in every view")
     return Plan(
-        nf, options, reo, label, window, geometries, samplings, selected, interp, tuple(warnings)
+        nf,
+        options,
+        reo,
+        label,
+        None if choice is None else choice.window,
+        geometries,
+        samplings,
+        selected,
+        interp,
+        tuple(warnings),
+        None if choice is None else choice.reason,
     )  # type: ignore[arg-type]
 
 
@@ -141,76 +162,38 @@ def _window(
     label: bool,
     volumes: VolumeSource,
     stats: RawStats | None,
-    warnings: list[str],
-) -> Window | None:
+) -> WindowChoice | None:
+    """The series' one window (None: RGB data, stored as is); the rules are in :mod:`.window`."""
     if nf.rgb_channels:
         return None
-    spec = options.window
-    exact = label or options.lossless
     if not needs_stats(nf, options):
         stats = None
     elif stats is None:
         stats = raw_stats(volumes)
-    if stats is not None:
-        _check_scaling(nf, stats)
-    if exact:
-        purpose = "label" if label else "lossless"
-        assert stats is not None
-        try:
-            if options.lossless and not label and _stored_integers_scaled(nf):
-                return _stored_integer_window(stats, nf)
-            if not stats.exact:
-                for arr in volumes():
-                    check_integral(arr, nf.slope, nf.inter, purpose)
-            return identity_window(
-                stats,
-                nf.slope,
-                nf.inter,
-                purpose=purpose,
-                bit_depth=16 if options.lossless else options.bit_depth,
-            )
-        except ValueError as e:
-            raise InputError(str(e)) from None
-    out_max = 255 if options.bit_depth == 8 else 65535
-    window, notes = resolve_window(spec, stats, nf.slope, nf.inter, out_max)  # type: ignore[arg-type]
-    warnings.extend(notes)
-    if stats is not None and stats.nonfinite:
-        warnings.append(
-            f"{stats.nonfinite:,} NaN/Inf voxels (NaN and -Inf become 0, +Inf the maximum)"
-        )
-    return window
+    mode = "label" if label else ("lossless" if options.lossless else "window")
 
+    def check_values(purpose: str) -> None:
+        for arr in volumes():
+            check_integral(arr, nf.slope, nf.inter, purpose)
 
-def _stored_integers_scaled(nf: NiftiFile) -> bool:
-    """Integer voxels with a fractional scl_slope/scl_inter: data values are not whole numbers."""
-    return nf.dtype.kind in "iu" and not (
-        float(nf.slope).is_integer() and float(nf.inter).is_integer()
+    return choose_window(
+        options.window,  # type: ignore[arg-type]
+        stats,
+        value_facts(nf),
+        mode=mode,
+        out_max=65535 if options.lossless or options.bit_depth == 16 else 255,
+        colormap=options.colormap,
+        check_values=check_values,
     )
 
 
-def _stored_integer_window(stats: RawStats, nf: NiftiFile) -> Window:
-    """Lossless for scaled integer data: ``pixel = stored - offset``, so the stored integers (and,
-    through scl_slope/scl_inter, the data) are kept exactly; the window is expressed in data
-    units."""
-    raw = identity_window(stats, 1.0, 0.0, purpose="lossless (stored integers)", bit_depth=16)
-    return Window(
-        raw.low * nf.slope + nf.inter,
-        raw.high * nf.slope + nf.inter,
-        raw.out_max,
-        f"lossless: pixel = stored - ({raw.low:g}), data = stored * {nf.slope:g} + {nf.inter:g}",
+def value_facts(nf: NiftiFile) -> ValueFacts:
+    """What the window rules need from the header: dtype, scaling, modality and description."""
+    h = nf.header
+    text = " ".join(
+        bytes(h[k]).split(b"\x00")[0].decode("latin-1") for k in ("descrip", "intent_name")
     )
-
-
-def _check_scaling(nf: NiftiFile, stats: RawStats) -> None:
-    if stats.count == 0 or not nf.is_scaled:
-        return
-    with np.errstate(over="ignore", invalid="ignore"):
-        ends = np.array([stats.vmin, stats.vmax], dtype=np.float64) * nf.slope + nf.inter
-    if not np.all(np.isfinite(ends)):
-        raise InputError(
-            f"scaling overflows: scl_slope {nf.slope:g}, scl_inter {nf.inter:g} take "
-            f"raw {stats.vmin:g}..{stats.vmax:g} beyond the float range"
-        )
+    return ValueFacts(nf.dtype, nf.slope, nf.inter, nf.modality, text.strip())
 
 
 def map_volume(

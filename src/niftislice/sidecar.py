@@ -177,4 +177,6 @@ def build_sidecar(
         },
         "views": views,
         "warnings": list(plan.warnings),
+        # only when a rule beyond the --window spec chose (CT preset, padding left out)
+        **({"window": plan.window_reason} if plan.window_reason else {}),
     }

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import OptionError
 from .options import ConvertOptions, View
 from .pictures.hooks import Pictures
-from .plan import Plan, make_plan, map_volume, output_image, view_slabs
+from .plan import Plan, make_plan, map_volume, output_image, series_volumes, view_slabs
 from .read import NiftiFile, ReadResult, iter_volumes, open_source
 
 
@@ -52,7 +52,9 @@ class Volume:
         self.raw = next(a for i, a in iter_volumes(self.file, [t], read) if i == t)
         self.volume_index = t
         self.sha256 = read.sha256
-        self.plan: Plan = make_plan(self.file, options, lambda: [self.raw])
+        # one window for the whole series, as convert makes it, whichever volume is shown
+        volumes = series_volumes(self.file, options, {t: self.raw})
+        self.plan: Plan = make_plan(self.file, options, volumes)
         self._mapped = map_volume(self.plan, self.raw)
         # colour map and overlay, exactly as convert applies them to the written images
         self.pictures = Pictures(self.plan)

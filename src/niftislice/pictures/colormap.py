@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 
 from ..errors import OptionError
-from ..intensity import Window
 from ..types import COLORMAPS
 from ..types import colormap_name as normalise_name
+from ..window import Window
 
 _OPENCV = {
     "viridis": cv2.COLORMAP_VIRIDIS,
@@ -103,18 +103,6 @@ def get_colormap(name: str) -> Colormap:
     if key in _DIVERGING:
         return Colormap(key, True, _interpolated_lut(_DIVERGING[key]))
     return Colormap(key, False, _opencv_lut(_OPENCV[key]))
-
-
-def centre_window(window: Window, name: str) -> Window:
-    """For a diverging map, the window made symmetric about 0; otherwise unchanged."""
-    if normalise_name(name) not in _DIVERGING:
-        return window
-    m = max(abs(window.low), abs(window.high))
-    if m == 0:
-        m = 1.0
-    return Window(
-        -m, m, window.out_max, f"{window.description}; symmetric about 0 (diverging colour map)"
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import math
 import cv2
 import numpy as np
 
-from ..intensity import Window
+from ..window import Window
 from .colormap import Colormap
 from .drawing import TextStyle, draw_text, fit_text, text_box_size
 

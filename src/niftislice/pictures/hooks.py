@@ -26,12 +26,12 @@ import numpy as np
 from ..encoding import decode, encode, resize
 from ..errors import InputError
 from ..files import write_file
-from ..intensity import Window
 from ..naming import index_width
 from ..options import ImageFormat, Interp, View
 from ..plan import Plan
 from ..sidecar import dumps as sidecar_dumps
 from ..slicing import view_block
+from ..window import Window
 from .animation import encode_animation
 from .colormap import Colormap, colour_bar, get_colormap
 from .histogram import number

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..intensity import check_integral
 from ..read import NiftiFile, ReadResult, iter_volumes, open_source
+from ..window import check_integral
 
 GRID_TOLERANCE_MM = 1e-3
 

@@ -65,6 +65,10 @@ class NiftiFile:
     format: str = "nifti"
     facts: dict[str, Any] = field(default_factory=dict)
     loader: VolumeLoader | None = None
+    #: DICOM Modality ("CT", "MR", ...) when the source has one (a reader sets it, e.g.
+    #: ``dataclasses.replace(array_source(...), modality="CT")``); it tells the automatic
+    #: window a CT (a preset in HU) from anything else. NIfTI has none.
+    modality: str | None = None
 
     @property
     def volume_bytes(self) -> int:

@@ -1,0 +1,112 @@
+"""The automatic window as a user meets it: a head CT in the brain window whatever its storage
+(padding left out), MR and the sample exactly as before, and one window per 4D series in
+``preview``, ``load`` and ``convert`` alike."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from _ct_helpers import PADDING_HU, STORAGES, head_ct_hu, save_ct
+from conftest import NIBABEL_DATA, save
+
+import niftislice
+from niftislice.cli import main
+from niftislice.encoding import decode
+
+
+def _convert(src: Path, out: Path, *args: str) -> dict:
+    assert main(["convert", "-q", str(src), "-o", str(out), *args]) == 0
+    stem = src.name.split(".")[0]
+    return json.loads((out / stem / f"{stem}.json").read_text())
+
+
+def _grey_and_white(vol: niftislice.api.Volume, k: int) -> tuple[float, float]:
+    """Mean pixel of grey matter (36..44 HU) and white matter (24..32 HU) in axial slice k."""
+    hu = vol.data()[:, :, k][::-1, ::-1].T  # display orientation of a radiological axial slice
+    img = next(s.image for s in vol.slices("axial") if s.index == k).astype(np.float64)
+    return float(img[(hu >= 36) & (hu <= 44)].mean()), float(img[(hu >= 24) & (hu <= 32)].mean())
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_head_ct_is_shown_in_the_brain_window(tmp_path, storage):
+    hu, aff = head_ct_hu(2)
+    src = save_ct(tmp_path / f"head_{storage}.nii", hu, aff, storage)
+    sc = _convert(src, tmp_path / "out", "--slices", "middle")
+    assert (sc["intensity"]["low"], sc["intensity"]["high"]) == (0.0, 80.0)
+    reason = sc["window"]["reason"]
+    assert "CT recognised" in reason and "brain window" in reason
+    assert sc["window"]["ct"]["preset"] == "brain"
+    padding = sc["window"]["padding"]
+    if storage == "uint16_inter":  # stored as 0, the air floor: nothing to tell apart
+        assert padding is None
+    else:
+        assert padding["value"] == PADDING_HU and 0.15 < padding["fraction"] < 0.3
+    # what a user sees: grey and white matter apart (today both are one flat grey)
+    vol = niftislice.load(src, niftislice.ConvertOptions(spacing="native"))
+    grey, white = _grey_and_white(vol, hu.shape[2] // 2)
+    assert grey - white > 25
+    # and the written image is that one
+    png = next((tmp_path / "out" / src.name.split(".")[0] / "axial").iterdir())
+    assert decode(png.read_bytes()).std() > 30
+
+
+def test_explicit_window_still_wins_on_ct(tmp_path):
+    hu, aff = head_ct_hu(3)
+    src = save_ct(tmp_path / "head.nii", hu, aff, "int16")
+    sc = _convert(src, tmp_path / "out", "--slices", "middle", "--window", "bone")
+    assert (sc["intensity"]["low"], sc["intensity"]["high"]) == (-500.0, 1300.0)
+    assert "window" not in sc
+
+
+def _numpy_auto(data: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.percentile(data[np.isfinite(data)], [0.5, 99.5])
+    return float(lo), float(hi)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [niftislice.sample_path(), NIBABEL_DATA / "anatomical.nii", NIBABEL_DATA / "example4d.nii.gz"],
+    ids=["sample", "anatomical", "example4d"],
+)
+def test_mr_keeps_the_plain_percentile_window(tmp_path, path):
+    """No rule applies to MR: the window is numpy's 0.5-99.5 percentiles of the series, the
+    method text is unchanged and the sidecar has no ``window`` section."""
+    sc = _convert(Path(path), tmp_path / "out", "--slices", "middle")
+    data = np.asanyarray(nib.load(path).dataobj).astype(np.float64)
+    assert (sc["intensity"]["low"], sc["intensity"]["high"]) == pytest.approx(_numpy_auto(data))
+    assert sc["intensity"]["method"] == "auto (percentiles 0.5-99.5 of finite voxels)"
+    assert "window" not in sc
+
+
+def _series(tmp_path: Path, small_head) -> Path:
+    """A 4D series whose brightness grows 4-fold over time (contrast arriving)."""
+    data, aff = small_head
+    series = np.stack([data * (1 + t) for t in range(4)], axis=-1).astype(np.int16)
+    return save(tmp_path / "series.nii.gz", series, aff)
+
+
+@pytest.mark.parametrize("window", [None, "p2:p98", "0:300"])
+def test_preview_load_and_convert_share_the_series_window(tmp_path, small_head, window):
+    src = _series(tmp_path, small_head)
+    extra = [] if window is None else ["--window", window]
+    sc = _convert(src, tmp_path / "out", "--spacing", "native", *extra)
+    expected = (sc["intensity"]["low"], sc["intensity"]["high"])
+    opts = niftislice.ConvertOptions(spacing="native", window=window or "auto")
+    for t in (0, 3):
+        vol = niftislice.load(src, opts, volume=t)
+        assert (vol.plan.window.low, vol.plan.window.high) == expected
+        # the very images convert wrote for that volume
+        k = vol.plan.geometries[niftislice.View.AXIAL].n_slices // 2
+        img = next(s.image for s in vol.slices("axial") if s.index == k)
+        written = tmp_path / "out" / "series" / "axial" / f"series_t{t:04d}_axial_{k:04d}.png"
+        np.testing.assert_array_equal(img, decode(written.read_bytes()))
+    if window is None:  # the whole series, not volume 0: four times brighter at the end
+        data = np.asanyarray(nib.load(src).dataobj).astype(np.float64)
+        assert expected == pytest.approx(_numpy_auto(data))
+        assert expected[1] > 2 * _numpy_auto(data[..., 0])[1]
+    # preview (a picture of volume 0) runs through the same plan
+    assert main(["preview", "-q", str(src), "-o", str(tmp_path / "p.png"), *extra]) == 0
