@@ -154,7 +154,7 @@ def test_folder_discovery_takes_every_format_and_bad_files_fail_alone(
         assert (out / folder / f"{Path(folder).name}.json").is_file()
 
 
-def test_info_preview_and_stack_accept_nrrd(
+def test_info_preview_load_and_stack_accept_nrrd(
     tmp_path: Path, head: Volume, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data, aff = head
@@ -164,6 +164,8 @@ def test_info_preview_and_stack_accept_nrrd(
     assert facts["format"] == "NRRD" and facts["axcodes"] == "PIR" and facts["stem"] == "v"
     assert main(["preview", str(src), "-o", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    vol = niftislice.load(src)
+    assert vol.spacing_mm == pytest.approx((3.0, 2.4, 4.5))  # the API on the canonical grid
     niftislice.convert(src, tmp_path / "out", niftislice.ConvertOptions(views="axial"))
     back = niftislice.stack(tmp_path / "out" / "v" / "axial", tmp_path / "back.nii.gz").image
     np.testing.assert_allclose(back.affine, reorient_to(data, aff, "PIR")[1], atol=1e-5)

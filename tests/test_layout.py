@@ -15,6 +15,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "niftislice"
 #: Subpackages not listed module by module take their package's step.
 LAYERS: list[tuple[str, ...]] = [
     ("_version", "errors", "extras", "types", "_nib", "buffers", "files", "naming", "png"),
+    # pure training-set pieces that options (parsers) and export (the spool) use
+    ("training.pairing", "training.splits", "training.shards", "training.spool"),
     ("read",),
     ("orientation", "stats", "ct", "window", "mapping", "slicing", "resample", "encoding"),
     ("options",),

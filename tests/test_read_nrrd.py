@@ -51,6 +51,16 @@ def test_detached_header_and_encodings(
     assert img.dtype == np.dtype(np.int16)  # native, whatever the file's byte order
 
 
+@pytest.mark.parametrize("encoding", ["ascii", "bzip2"])
+@pytest.mark.parametrize("name", ["v.nrrd", "v.nhdr"])
+def test_ascii_and_bzip2_through_pynrrd(tmp_path: Path, encoding: str, name: str) -> None:
+    data = (np.arange(60).reshape(3, 4, 5) * 3 - 20).astype(np.int16)
+    img = read_nrrd(write_nrrd(tmp_path / name, data, np.diag([2.0, 3, 4, 1]), encoding=encoding))
+    assert img.facts["encoding"] == encoding
+    loaded = img.load()
+    assert loaded.dtype == np.int16 and np.array_equal(loaded, data)
+
+
 @pytest.mark.parametrize("dtype", ["i1", "u1", "u2", "i4", "u4", "i8", "f4", "f8"])
 def test_scalar_types(tmp_path: Path, head: tuple[np.ndarray, np.ndarray], dtype: str) -> None:
     arr, aff = head

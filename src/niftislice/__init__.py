@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
     from .export import ConvertResult
     from .options import ConvertOptions
     from .stacking.stack import StackOptions, StackResult
-    from .types import ImageFormat, IndexRange, Interp, View
+    from .training.dataset import SliceDataset
+    from .types import ImageFormat, IndexRange, Interp, Layout, View
     from .volume import Slice, Volume
 
 #: public name -> the module that defines it
@@ -45,9 +46,11 @@ _LAZY = {
     "ConvertOptions": "options",
     "StackOptions": "stacking.stack",
     "StackResult": "stacking.stack",
+    "SliceDataset": "training.dataset",
     "ImageFormat": "types",
     "IndexRange": "types",
     "Interp": "types",
+    "Layout": "types",
     "View": "types",
     "Slice": "volume",
     "Volume": "volume",
@@ -61,10 +64,12 @@ __all__ = [
     "IndexRange",
     "InputError",
     "Interp",
+    "Layout",
     "NiftisliceError",
     "OptionError",
     "OutputError",
     "Slice",
+    "SliceDataset",
     "StackOptions",
     "StackResult",
     "View",

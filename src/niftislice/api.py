@@ -14,11 +14,11 @@ from typing import Any
 
 from .batch.discover import check_jobs, discover
 from .batch.results import BatchResult
-from .batch.run import run_batch
 from .describe import info
 from .options import ConvertOptions
 from .pictures.preview import preview
 from .stacking.stack import StackOptions, StackResult, stack_folder
+from .training.run import run_convert
 from .volume import Volume
 
 SAMPLE_NAME = "mni152_t1_1mm.nii.gz"
@@ -58,7 +58,7 @@ def convert(
     )
     found = discover(items)
     check_jobs(found)
-    return run_batch(found, out_dir, opts, scheduler=scheduler)
+    return run_convert(found, out_dir, opts, scheduler=scheduler)
 
 
 def load(path: PathLike, options: ConvertOptions | None = None, *, volume: int = 0) -> Volume:

@@ -24,7 +24,7 @@ from .encoding import EXTENSIONS, encode
 from .errors import NiftisliceError, OutputError
 from .files import write_file
 from .naming import image_name, stem_of
-from .options import ConvertOptions, View
+from .options import ConvertOptions, Layout, View
 from .pictures.hooks import PAIR_TMP, Pictures, pair_roots
 from .plan import (
     Plan,
@@ -44,6 +44,8 @@ from .stats import RawStats, StatsBuilder
 log = logging.getLogger(__name__)
 
 TMP_PREFIX = ".niftislice-tmp-"
+#: ``--layout webdataset``: where each converted case waits (as a spool) to go into the shards
+CASES_DIR = ".niftislice-cases"
 
 
 def _umask() -> int:
@@ -54,6 +56,8 @@ def _umask() -> int:
 
 _DIR_MODE = 0o777 & ~_umask()
 ProgressFn = Callable[[int], None]
+#: ``write(relative_path, data)``: one output file of a case, relative to its output folder
+WriteFn = Callable[[str, bytes], None]
 
 
 @dataclass
@@ -70,6 +74,13 @@ class ConvertResult:
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
+
+
+def output_roots(out_root: Path, options: ConvertOptions) -> tuple[Path, Path | None]:
+    """Where a case's folder goes, and its paired masks' folder (``--pair``/``--masks``)."""
+    if options.layout is Layout.WEBDATASET:
+        return out_root / CASES_DIR, None  # masks go into the case's spool
+    return pair_roots(out_root, options)
 
 
 def output_dir_for(
@@ -96,7 +107,7 @@ def convert_file(
     """Convert one file; raises :class:`NiftisliceError` on failure (nothing is left behind)."""
     start = time.perf_counter()
     src = Path(path)
-    out_root, masks_root = pair_roots(Path(out_root), options)  # --pair: OUT/images + OUT/masks
+    out_root, masks_root = output_roots(Path(out_root), options)  # --pair: OUT/images, OUT/masks
     final = output_dir_for(src, out_root, rel_dir, stem)
     masks_final = output_dir_for(src, masks_root, rel_dir, stem) if masks_root else None
     if _keep_existing(final, masks_final, options):
@@ -158,11 +169,24 @@ def _write_all(
     threads: int,
     progress: ProgressFn | None,
 ) -> tuple[Plan, int]:
+    spool = None
+    if options.layout is Layout.WEBDATASET:
+        from .training.spool import SpoolWriter  # one file per case, not one per image
+
+        spool = SpoolWriter(tmp)
+    write = spool.write if spool else lambda rel, data: write_file(tmp / rel, data)
     pool = ThreadPoolExecutor(max_workers=threads)
     try:
-        return _Render(pool, nf, options, tmp, stem, progress).run()
-    finally:
+        result = _Render(pool, nf, options, tmp, stem, progress, write).run()
+    except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
+        if spool is not None:
+            spool.abort()
+        raise
+    pool.shutdown(wait=True)
+    if spool is not None:
+        spool.close()
+    return result
 
 
 def _read_single_volume(
@@ -215,8 +239,10 @@ class _Render:
         tmp: Path,
         stem: str,
         progress: ProgressFn | None,
+        write: WriteFn,
     ) -> None:
         self.pool, self.nf, self.options, self.tmp, self.stem = pool, nf, options, tmp, stem
+        self.write = write  # images, masks and the sidecar, by path relative to ``tmp``
         self.progress = progress
         self.read = ReadResult()
         self.count = 0
@@ -242,7 +268,7 @@ class _Render:
         sidecar = build_sidecar(plan, self.nf.path, self.read.sha256, self.files)
         sidecar.update(self.pictures.sidecar_fields())
         self.pictures.finish(self.tmp, self.stem, sidecar)
-        write_file(self.tmp / f"{self.stem}.json", sidecar_dumps(sidecar).encode())
+        self.write(f"{self.stem}.json", sidecar_dumps(sidecar).encode())
         return plan, self.count
 
     def _start(self) -> Iterator[tuple[int, np.ndarray]]:
@@ -292,16 +318,16 @@ class _Render:
     def _submit(
         self, view: View, slab: Slab, names: dict[int, str]
     ) -> dict[tuple[int, ...], Future[None]]:
-        plan, options, folder = self.plan, self.options, self.tmp
+        plan, options, write = self.plan, self.options, self.write
         paint = self.pictures.painter(view)
 
         def job(group: tuple[int, ...]) -> None:
             for k in group:
                 image = paint(output_image(plan, view, slab.native(k)), k)
                 data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
-                write_file(folder / view.value / names[k], data)
+                write(f"{view.value}/{names[k]}", data)
                 for rel, extra in paint.extra_files(k, names[k]):
-                    write_file(folder / rel, extra)
+                    write(rel.as_posix(), extra)
 
         smp = plan.samplings[view]
         return {g: self.pool.submit(job, g) for g in _groups(slab.indices, smp.width * smp.height)}

@@ -10,10 +10,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from .errors import OptionError
-from .types import ALL_VIEWS, ImageFormat, IndexRange, Interp, Limits, View, colormap_name
+from .types import (
+    ALL_VIEWS,
+    ImageFormat,
+    IndexRange,
+    Interp,
+    Layout,
+    Limits,
+    View,
+    colormap_name,
+)
 from .window import WindowSpec, parse_window
+
+if TYPE_CHECKING:
+    from .training.shards import ShardSize
+    from .training.splits import SplitSpec
 
 _FORMAT_ALIASES = {"jpeg": "jpg", "tiff": "tif"}
 SpacingLike = float | int | str | None
@@ -109,6 +123,14 @@ class ConvertOptions:
     pair: str | None = None  # label map exported into a parallel tree (OUT/images, OUT/masks)
     colormap: str | None = None
     html: bool = False
+    # training sets (see niftislice.training): masks by name, splits, shards
+    masks: str | None = None  # folder of label maps paired with the inputs by name
+    allow_missing_masks: bool = False
+    split: SplitSpec | str | None = None  # "train=0.8,val=0.1,test=0.1"
+    split_seed: int = 0
+    layout: Layout | str = Layout.FILES
+    # "1GB", "2000" (samples), "500MB,2000"; a ShardSize (default 1 GB, 10000) for webdataset
+    shard_size: ShardSize | str | None = None
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -151,6 +173,12 @@ class ConvertOptions:
         if int(self.max_voxels) < 1:
             raise OptionError(f"max-voxels: expected a positive number, got {self.max_voxels!r}")
         _check_pictures(self)
+        _check_training(self)
+
+    @property
+    def is_training(self) -> bool:
+        """Whether a training-set option is set (masks, split or shards)."""
+        return bool(self.masks or self.split or self.layout is not Layout.FILES)
 
     @property
     def effective_jobs(self) -> int:
@@ -209,3 +237,41 @@ def _check_pictures(o: ConvertOptions) -> None:
         from .extras import require
 
         require("PIL.Image", "gif" if o.gif else "webp-anim", "an animation")
+
+
+def _check_training(o: ConvertOptions) -> None:
+    """Validate (and normalise) the training-set options of ``o``."""
+    s = object.__setattr__
+    s(o, "layout", _enum(Layout, o.layout, "layout"))
+    # the parsers are imported only when used: a plain conversion starts without them
+    if o.shard_size is not None or o.layout is Layout.WEBDATASET:
+        from .training.shards import ShardSize
+
+        s(o, "shard_size", ShardSize.parse(o.shard_size))  # type: ignore[arg-type]
+    if o.split is not None:
+        from .training.splits import SplitSpec
+
+        s(o, "split", SplitSpec.parse(o.split))  # type: ignore[arg-type]
+    try:
+        s(o, "split_seed", int(o.split_seed))
+    except (TypeError, ValueError):
+        raise OptionError(f"split-seed: expected an integer, got {o.split_seed!r}") from None
+    if o.masks is not None:
+        if not os.path.isdir(o.masks):
+            raise OptionError(f"masks: no such folder {str(o.masks)!r}")
+        s(o, "masks", os.fspath(o.masks))
+        if o.pair is not None:
+            raise OptionError("masks: --pair gives one mask for every input; use one or the other")
+        if o.format not in (ImageFormat.PNG, ImageFormat.TIF):
+            fmt = o.format.value  # type: ignore[union-attr]
+            raise OptionError(f"masks: masks need a lossless format; use png or tif, not {fmt}")
+    elif o.allow_missing_masks:
+        raise OptionError("allow-missing-masks: needs --masks FOLDER")
+    if o.layout is Layout.WEBDATASET:
+        pictures = [n for n in ("montage", "gif", "webp_anim", "html") if getattr(o, n)]
+        if pictures:
+            name = pictures[0].replace("_", "-")
+            raise OptionError(
+                f"layout: --{name} makes pictures beside the image files; "
+                "use it with --layout files"
+            )

@@ -26,6 +26,13 @@ class Interp(str, Enum):
     LANCZOS = "lanczos"
 
 
+class Layout(str, Enum):
+    """How a conversion's images are stored: one file each, or WebDataset tar shards."""
+
+    FILES = "files"
+    WEBDATASET = "webdataset"
+
+
 class ImageFormat(str, Enum):
     PNG = "png"
     JPG = "jpg"

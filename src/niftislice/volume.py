@@ -18,6 +18,7 @@ from .options import ConvertOptions, View
 from .pictures.hooks import Pictures
 from .plan import Plan, make_plan, map_volume, output_image, series_volumes, view_slabs
 from .read import NiftiFile, ReadResult, iter_volumes, open_source
+from .slicing import view_block
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,11 @@ class Volume:
         path: str | os.PathLike[str],
         options: ConvertOptions = ConvertOptions(),
         volume: int = 0,
+        *,
+        plan: Plan | None = None,
     ) -> None:
+        """``plan``: the plan of this file and these options, when the caller made it already
+        (it reads every selected volume of a 4D series for the window)."""
         self.path = Path(path)
         self.options = options
         self.file: NiftiFile = open_source(self.path, options.limits)
@@ -54,7 +59,7 @@ class Volume:
         self.sha256 = read.sha256
         # one window for the whole series, as convert makes it, whichever volume is shown
         volumes = series_volumes(self.file, options, {t: self.raw})
-        self.plan: Plan = make_plan(self.file, options, volumes)
+        self.plan: Plan = plan or make_plan(self.file, options, volumes)
         self._mapped = map_volume(self.plan, self.raw)
         # colour map and overlay, exactly as convert applies them to the written images
         self.pictures = Pictures(self.plan)
@@ -93,6 +98,24 @@ class Volume:
                     (smp.col_spacing, smp.row_spacing),
                     self.plan.pixel_to_world(v, k),
                 )
+
+    def slice(self, view: View | str, k: int) -> Slice:
+        """Slice ``k`` (RAS+ index) of ``view`` alone, the same image :meth:`slices` yields."""
+        v = View(view)
+        if v not in self.plan.geometries:
+            raise ValueError(f"view {v.value} was not selected in the options")
+        g, smp = self.plan.geometries[v], self.plan.samplings[v]
+        if not 0 <= k < g.n_slices:
+            raise IndexError(f"{v.value} slice {k} is outside 0..{g.n_slices - 1}")
+        native = view_block(self.plan.reo.apply(self._mapped), g, k, k + 1)[0]
+        return Slice(
+            v,
+            k,
+            self.volume_index,
+            self.pictures.painter(v)(output_image(self.plan, v, native), k),
+            (smp.col_spacing, smp.row_spacing),
+            self.plan.pixel_to_world(v, k),
+        )
 
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.plan.reo.canonical_shape))

@@ -70,7 +70,8 @@ def run_on_dask(
         index: dict[str, int] = {}
         futures = []
         for i, job in enumerate(jobs):
-            remote = replace(job, path=job.path.absolute())
+            mask = job.mask.absolute() if job.mask else None
+            remote = replace(job, path=job.path.absolute(), mask=mask)
             fut = client.submit(run_one, remote, out_abs, options, threads, pure=False)
             index[fut.key] = i
             futures.append(fut)

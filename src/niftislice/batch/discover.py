@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import OptionError
-from ..export import output_dir_for
+from ..export import output_dir_for, output_roots
 from ..naming import safe_relative_dir, stem_of
 from ..options import ConvertOptions
-from ..pictures.hooks import pair_roots
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _SINGLE_FILE_SUFFIXES = (*_NIFTI_SUFFIXES, ".nrrd", ".nhdr", ".mha", ".mhd", ".mgh", ".mgz", ".mnc")
@@ -27,18 +26,30 @@ _PAIRED_SUFFIXES = {".hdr": ".img", ".par": ".rec"}  # header -> data file that 
 
 @dataclass(frozen=True)
 class Job:
-    """One input file and where its output goes (``OUT/rel_dir/stem``)."""
+    """One input file and where its output goes (``OUT[/split]/rel_dir/stem``)."""
 
     path: Path
     rel_dir: Path
     stem: str
+    mask: Path | None = None  # its own label map (``--masks``), exported as ``--pair`` does
+    split: str | None = None  # its split (``--split``): output under ``OUT/<split>``
 
     def output_dir(self, out_root: Path) -> Path:
         return output_dir_for(self.path, out_root, self.rel_dir, self.stem)
 
+    def root(self, out_root: Path) -> Path:
+        """The output folder of this job's split."""
+        return out_root / self.split if self.split else out_root
+
+    def options_for(self, options: ConvertOptions) -> ConvertOptions:
+        """The batch's options with this job's own mask as ``pair``."""
+        if self.mask is None:
+            return options
+        return replace(options, pair=str(self.mask), masks=None, allow_missing_masks=False)
+
     def output_dirs(self, out_root: Path, options: ConvertOptions) -> list[Path]:
-        """The image folder (holding the sidecar) and, with ``pair``, the mask folder."""
-        images, masks = pair_roots(out_root, options)
+        """The image folder (holding the sidecar) and, with a mask, the mask folder."""
+        images, masks = output_roots(self.root(out_root), self.options_for(options))
         return [self.output_dir(images)] + ([self.output_dir(masks)] if masks else [])
 
 

@@ -30,10 +30,10 @@ def run_one(
     """Convert one job, never raising: failures become a ``failed`` result with one-line error."""
     start = time.perf_counter()
     try:
-        opts = resume_options(job.output_dirs(out_root, options), options)
+        opts = resume_options(job.output_dirs(out_root, options), job.options_for(options))
         return convert_file(
             job.path,
-            out_root,
+            job.root(out_root),
             opts,
             rel_dir=job.rel_dir,
             stem=job.stem,

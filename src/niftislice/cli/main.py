@@ -157,6 +157,44 @@ def _add_picture_options(p: argparse.ArgumentParser, convert: bool) -> None:
     )
 
 
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training sets")
+    g.add_argument(
+        "--masks",
+        metavar="FOLDER",
+        help="label maps paired with the inputs by name (same stem, or without an nnU-Net "
+        "_NNNN channel suffix), exported as exact labels into a masks/ tree or the shards",
+    )
+    g.add_argument(
+        "--allow-missing-masks",
+        action="store_true",
+        help="convert inputs without a mask (default: such an input fails)",
+    )
+    g.add_argument(
+        "--split",
+        metavar="NAME=FRACTION,...",
+        help="split by subject (BIDS sub-<label>, else the case), e.g. train=0.8,val=0.1,test=0.1:"
+        " output under OUT/<split>/, subjects listed in OUT/splits.json",
+    )
+    g.add_argument("--split-seed", type=int, default=0, help="seed of the subject hash (default 0)")
+    g.add_argument(
+        "--layout",
+        default="files",
+        choices=["files", "webdataset"],
+        help="files: one image per file (default); webdataset: POSIX tar shards",
+    )
+    g.add_argument(
+        "--shard-size",
+        help="start a new shard before this size or number of samples: 500MB, 2GiB, 2000, or "
+        "500MB,2000 (default 1GB,10000)",
+    )
+
+
+def _training_kwargs(a: argparse.Namespace) -> dict[str, object]:
+    names = ("masks", "allow_missing_masks", "split", "split_seed", "layout", "shard_size")
+    return {name: getattr(a, name) for name in names}
+
+
 def _picture_kwargs(a: argparse.Namespace) -> dict[str, object]:
     kw: dict[str, object] = dict(
         colormap=a.colormap,
@@ -224,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_image_options(c)
     _add_picture_options(c, convert=True)
+    _add_training_options(c)
 
     i = sub.add_parser(
         "info", parents=[common], help="describe a file: geometry, scaling, range, images per view"
@@ -381,8 +420,8 @@ def _cmd_convert(a: argparse.Namespace) -> int:
     from ..api import sample_path
     from ..batch.discover import check_jobs, discover
     from ..batch.results import write_report
-    from ..batch.run import check_outputs, run_batch
     from ..export import ConvertResult
+    from ..training.run import check_convert_outputs, run_convert
 
     inputs = list(a.inputs)
     if a.sample:
@@ -397,11 +436,12 @@ def _cmd_convert(a: argparse.Namespace) -> int:
         jobs=a.jobs,
         overwrite=a.overwrite,
         skip_existing=a.skip_existing,
+        **_training_kwargs(a),
         **_picture_kwargs(a),
     )
     jobs = discover(inputs)
     check_jobs(jobs)
-    check_outputs(jobs, a.output, opts)  # refuse before a progress bar appears
+    check_convert_outputs(jobs, a.output, opts)  # refuse before a progress bar appears
     if a.report and not Path(a.report).absolute().parent.is_dir():
         raise OptionError(f"report: folder {Path(a.report).absolute().parent} does not exist")
     quiet = a.quiet
@@ -419,7 +459,7 @@ def _cmd_convert(a: argparse.Namespace) -> int:
                 _say(kind, where, message)
 
     try:
-        result = run_batch(
+        result = run_convert(
             jobs,
             a.output,
             opts,

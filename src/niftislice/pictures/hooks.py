@@ -43,9 +43,14 @@ IMAGES_DIR, MASKS_DIR = "images", "masks"
 
 
 def pair_roots(out_root: Path, options: Any) -> tuple[Path, Path | None]:
-    """Where images (and, with ``pair``, masks) go: ``OUT`` or ``OUT/images`` + ``OUT/masks``."""
+    """Where images (and, with ``pair``, masks) go: ``OUT`` or ``OUT/images`` + ``OUT/masks``.
+
+    With ``masks`` (a folder of masks paired by name) images go to ``OUT/images`` even for an
+    input whose mask is missing (``allow_missing_masks``)."""
     if getattr(options, "pair", None):
         return out_root / IMAGES_DIR, out_root / MASKS_DIR
+    if getattr(options, "masks", None):
+        return out_root / IMAGES_DIR, None
     return out_root, None
 
 
@@ -79,10 +84,15 @@ class Painter:
             image = paint_labels(image, self.labels(self._overlay, k), self.alpha, self.contour)
         return image
 
+    def pair_labels(self, k: int) -> np.ndarray | None:
+        """The paired mask's image of slice ``k`` (label values, the image's size), if any."""
+        return None if self._pair is None else self.labels(self._pair, k)
+
     def extra_files(self, k: int, name: str) -> list[tuple[Path, bytes]]:
-        if self._pair is None:
+        labels = self.pair_labels(k)
+        if labels is None:
             return []
-        data = encode(self.labels(self._pair, k), self.fmt)  # type: ignore[arg-type]
+        data = encode(labels, self.fmt)  # type: ignore[arg-type]
         return [(Path(PAIR_TMP) / self.view.value / name, data)]
 
 

@@ -25,6 +25,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+try:  # ISA-L inflates about twice as fast as zlib (46 vs 85 ms for the 1 mm template's 17 MB)
+    from isal import isal_zlib as _zlib
+
+    _ZLIB_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _zlib.error)
+except ImportError:  # pragma: no cover - isal is a regular dependency
+    _zlib = zlib  # type: ignore[no-redef]
+    _ZLIB_ERRORS = (zlib.error,)
+
 from ..buffers import allocate
 from ..errors import InputError
 from ..types import Limits
@@ -36,6 +44,7 @@ from .validate import affine_problem
 #: DICOM, NRRD "left-posterior-superior" and MetaImage coordinates to RAS+.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _BLOCK = 1 << 24
+_INFLATE_STEP = 1 << 22  # bytes inflated per call: bounds the temporary copy
 _DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data by more than this
 
 
@@ -202,7 +211,7 @@ def _inflate_into(f: BinaryIO, view: memoryview) -> int:
     """Inflate a zlib or gzip stream (recognised by its header) into ``view``, at most its size;
     then inflate the rest of the stream into a small scratch buffer so its checksum is verified
     (a gzip CRC or zlib Adler-32 mismatch, or a stream that ends early, is an error)."""
-    z = zlib.decompressobj(zlib.MAX_WBITS | 32)
+    z = _zlib.decompressobj(zlib.MAX_WBITS | 32)
     total = 0
     try:
         while not z.eof:
@@ -212,10 +221,10 @@ def _inflate_into(f: BinaryIO, view: memoryview) -> int:
                     raise InputError("the compressed stream ends early (truncated file)")
                 break
             room = len(view) - total
-            out = z.decompress(chunk, room or (1 << 16))
+            out = z.decompress(chunk, min(room, _INFLATE_STEP) or (1 << 16))
             if room:
                 view[total : total + len(out)] = out
                 total += len(out)
-    except zlib.error as e:
+    except _ZLIB_ERRORS as e:
         raise InputError(f"corrupt compressed data: {e}") from None
     return total

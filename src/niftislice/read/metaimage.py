@@ -1,8 +1,8 @@
 """MetaImage (``.mha`` with the data inline, ``.mhd`` with a detached data file), read by us.
 
-Read with this small parser of the text header plus numpy, not SimpleITK: it gives the same
-arrays and geometry as SimpleITK on every file of tests/test_read_metaimage.py, imports in no
-time (SimpleITK: ~0.2 s and 260 MB installed), and checks sizes before allocating.
+Parser, not SimpleITK (benchmarks/metaimage_reader.py, 4 runs on 2 busy cores): the same arrays
+and geometry as SimpleITK on every file tested; import 51-64 vs 127-365 ms; the 1 mm template
+read in 5-18 vs 8-53 ms raw, 29-114 vs 78-126 ms zlib; and no 260 MB optional extra.
 
 Geometry as ITK reads it: ``TransformMatrix`` (synonyms ``Rotation``, ``Orientation``) lists the
 direction cosines column by column, i.e. its ``i``-th triple is the direction of voxel axis ``i``;

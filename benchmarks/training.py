@@ -1,0 +1,210 @@
+"""Training sets: ``--layout files`` against ``--layout webdataset``, and ``SliceDataset``.
+
+    python benchmarks/training.py [--runs 3] [--quick] [--keep DIR] [--save] [--cases bc]
+
+On the inputs of cases (b), the batch of 8 heads, and (c), the 4D series of small images
+(``cases.py``, derived as ``run.py`` derives them and cached alike with ``--keep``):
+
+- both layouts in the same run, interleaved and rotated as ``run.py`` does, each command in its
+  own process through ``measure.py``'s launcher: median wall and CPU time, images, and the ratio
+  files / webdataset; the shards' images are checked byte for byte against the files';
+- reading every slice back: ``SliceDataset`` (from the NIfTI, no files) against ``cv2.imread`` of
+  the exported PNGs, in slices per second, in one process.
+
+Prints a Markdown table (``--save`` also writes ``benchmarks/results_training.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import tarfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from cases import BENCH_DIR, Case, all_cases
+from floor import image_files
+from inputs import ensure_inputs
+from measure import run_child
+from run import _fresh, ensure_bytecode, work_dir
+
+log = logging.getLogger("benchmark")
+RESULTS_PATH = BENCH_DIR / "results_training.md"
+LAYOUTS = ("files", "webdataset")
+READ_SCRIPT = """
+import sys, time, cv2, numpy as np
+from pathlib import Path
+from niftislice.training import SliceDataset
+kind, target = sys.argv[1], sys.argv[2:]
+start = time.perf_counter(); n = 0; total = 0
+if kind == "png":
+    for p in sorted(Path(target[0]).rglob("*.png")):
+        total += int(cv2.imread(str(p), cv2.IMREAD_UNCHANGED)[0, 0]); n += 1
+else:
+    ds = SliceDataset(target)
+    for i in range(len(ds)):
+        total += int(ds[i]["image"][0, 0]); n += 1
+print(n, time.perf_counter() - start)
+"""
+
+
+def convert_argv(inputs: Sequence[Path], out: Path, layout: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "niftislice",
+        "convert",
+        *map(str, inputs),
+        "-o",
+        str(out),
+        "--overwrite",
+        "--layout",
+        layout,
+    ]
+
+
+def count_images(out: Path, layout: str) -> int:
+    if layout == "files":
+        return len(image_files(out))
+    n = 0
+    for shard in out.rglob("*.tar"):
+        with tarfile.open(shard) as tf:
+            n += sum(m.name.endswith(".png") for m in tf)
+    return n
+
+
+def check_same_bytes(files: Path, shards: Path) -> int:
+    """Every image in the shards equals the file of the same case, view and index."""
+    checked = 0
+    for shard in sorted(shards.rglob("*.tar")):
+        with tarfile.open(shard) as tf:
+            for m in tf:
+                if not m.name.endswith(".png"):
+                    continue
+                head, _, last = m.name.rpartition("/")
+                case, view = head.rsplit("/", 1)
+                stem, key = case.rsplit("/", 1)[-1], last[: -len(".png")]
+                tpart = f"_{key.split('_')[0]}" if "_" in key else ""
+                index = key.split("_")[-1]
+                path = files / case / view / f"{stem}{tpart}_{view}_{index}.png"
+                if path.read_bytes() != tf.extractfile(m).read():  # type: ignore[union-attr]
+                    raise SystemExit(f"benchmark: {m.name} differs from {path}")
+                checked += 1
+    return checked
+
+
+def bench_layouts(case: Case, inputs: list[Path], runs: int, work: Path) -> dict[str, object]:
+    walls: dict[str, list[float]] = {k: [] for k in LAYOUTS}
+    cpus: dict[str, list[float]] = {k: [] for k in LAYOUTS}
+    images: dict[str, int] = {}
+    for run in range(runs):
+        order = LAYOUTS[run % 2 :] + LAYOUTS[: run % 2]
+        for layout in order:
+            out = _fresh(work / "out" / case.key / layout)
+            os.sync()
+            log.info("case %s run %d/%d: %s", case.key, run + 1, runs, layout)
+            child = run_child(convert_argv(inputs, out, layout), work / "logs" / f"{layout}{run}")
+            if child.measurement.returncode != 0:
+                raise SystemExit(f"benchmark: {layout} failed:\n{child.stderr[-2000:]}")
+            walls[layout].append(child.measurement.wall_s)
+            cpus[layout].append(child.measurement.cpu_s)
+            images[layout] = count_images(out, layout)
+    if images["files"] != images["webdataset"]:
+        raise SystemExit(f"benchmark: image counts differ: {images}")
+    checked = check_same_bytes(
+        work / "out" / case.key / "files", work / "out" / case.key / "webdataset"
+    )
+    return {
+        "wall": {k: statistics.median(v) for k, v in walls.items()},
+        "cpu": {k: statistics.median(v) for k, v in cpus.items()},
+        "range": {k: (min(v), max(v)) for k, v in walls.items()},
+        "images": images["files"],
+        "checked": checked,
+    }
+
+
+def bench_reading(case: Case, inputs: list[Path], work: Path) -> dict[str, float]:
+    """Slices per second: SliceDataset from the inputs, cv2.imread of the exported PNGs."""
+    rates = {}
+    files = work / "out" / case.key / "files"
+    for kind, target in (("png", [files]), ("dataset", inputs)):
+        child = run_child(
+            [sys.executable, "-c", READ_SCRIPT, kind, *map(str, target)], work / "logs" / kind
+        )
+        if child.measurement.returncode != 0:
+            raise SystemExit(f"benchmark: reading {kind} failed:\n{child.stderr[-2000:]}")
+        n, seconds = child.stdout.split()
+        rates[kind] = int(n) / float(seconds)
+        rates[f"{kind}_n"] = int(n)
+    return rates
+
+
+def render(rows: list[tuple[Case, dict[str, object], dict[str, float]]], runs: int) -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    lines = [
+        "# Training-set benchmark: files vs WebDataset shards, SliceDataset",
+        "",
+        f"`python benchmarks/training.py --runs {runs}`; median of {runs} interleaved runs per "
+        f"command, load average {load:.1f} at the end, {os.cpu_count()} CPUs.",
+        "",
+        "| case | images | files s (CPU) | webdataset s (CPU) | files ÷ webdataset |",
+        "|---|---|---|---|---|",
+    ]
+    for case, lay, _ in rows:
+        wall, cpu = lay["wall"], lay["cpu"]  # type: ignore[index]
+        lines.append(
+            f"| {case.title} | {lay['images']} | {wall['files']:.2f} ({cpu['files']:.2f}) | "  # type: ignore[index]
+            f"{wall['webdataset']:.2f} ({cpu['webdataset']:.2f}) | "  # type: ignore[index]
+            f"{wall['files'] / wall['webdataset']:.2f}x "  # type: ignore[index]
+            f"({cpu['files'] / cpu['webdataset']:.2f}x) |"  # type: ignore[index]
+        )
+    lines += [
+        "",
+        "Reading every slice back in one process (slices per second):",
+        "",
+        "| case | slices | SliceDataset (from NIfTI) | cv2.imread of the PNGs | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for case, _, rd in rows:
+        lines.append(
+            f"| {case.title} | {int(rd['dataset_n'])} | {rd['dataset']:.0f} | {rd['png']:.0f} | "
+            f"{rd['dataset'] / rd['png']:.2f}x |"
+        )
+    lines += ["", "Every image in the shards was checked byte for byte against the files layout."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="1 run, small inputs")
+    parser.add_argument("--keep", type=Path, help="work folder to keep (inputs cached there)")
+    parser.add_argument("--save", action="store_true", help=f"also write {RESULTS_PATH.name}")
+    parser.add_argument("--cases", default="bc", help="which cases (default bc)")
+    args = parser.parse_args(argv)
+    runs = 1 if args.quick else args.runs
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    ensure_bytecode()
+    cases = [c for c in all_cases(args.quick) if c.key in args.cases and c.key in "bc"]
+    start = time.perf_counter()
+    rows = []
+    with work_dir(args.keep) as work:
+        for case in cases:
+            inputs = ensure_inputs(case.inputs, work / "inputs" / case.key)
+            layouts = bench_layouts(case, inputs, runs, work / "training")
+            rows.append((case, layouts, bench_reading(case, inputs, work / "training")))
+            log.info("%s", json.dumps(layouts["wall"]))
+    table = render(rows, runs) + f"\nWhole benchmark took {time.perf_counter() - start:.0f} s.\n"
+    print(table)
+    if args.save:
+        RESULTS_PATH.write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

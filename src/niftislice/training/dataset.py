@@ -1,0 +1,200 @@
+"""``SliceDataset``: the exported images as a map-style dataset, without writing files.
+
+Works as is with a PyTorch ``DataLoader`` (with worker processes) and never imports torch:
+``len(ds)`` and ``ds[i]`` are all a map-style dataset needs. Items are numpy arrays::
+
+    {"image": (H, W) uint8/uint16 (or (H, W, C)),   exactly the image ``convert`` writes
+     "mask":  (H, W) uint8/uint16 label values,     only when masks are given
+     "meta":  {"source", "case", "view", "index", "volume",
+               "spacing_mm": (2,) float64, "pixel_to_world": (4, 4) float64}}
+
+Only headers are read when the dataset is made (to count the slices); volumes are read when
+first asked for and kept in a small LRU cache of each process (each ``DataLoader`` worker has its
+own, and the cache is not pickled). Neighbouring indices are slices of the same volume, so a
+sampler that keeps a volume's slices together reads each volume once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..batch.discover import discover
+from ..errors import InputError, OptionError
+from ..options import ConvertOptions, View
+from ..orientation import reorientation
+from ..plan import Plan, make_plan, series_volumes
+from ..read import open_source
+from ..slicing import view_geometry
+from ..volume import Volume
+from .pairing import MaskIndex
+
+PathLike = str | os.PathLike[str]
+MasksArg = PathLike | Sequence[PathLike | None] | None
+Transform = Callable[[dict[str, Any]], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    path: Path
+    case: str  # relative case path, as in the exported tree
+    mask: Path | None
+
+
+class SliceDataset:
+    """Every exported slice of ``paths`` (files or folders, searched as ``convert`` does).
+
+    ``masks``: a folder of label maps paired by name as ``convert --masks`` pairs them, or one
+    path (or None) per scan in discovery order. ``views`` overrides ``options.views``.
+    ``cache_size``: volumes kept per process. ``transform``: applied to each item.
+    """
+
+    def __init__(
+        self,
+        paths: PathLike | Sequence[PathLike],
+        masks: MasksArg = None,
+        views: str | Sequence[str | View] | None = None,
+        options: ConvertOptions | None = None,
+        *,
+        allow_missing_masks: bool = False,
+        cache_size: int = 4,
+        transform: Transform | None = None,
+    ) -> None:
+        opts = options or ConvertOptions()
+        if views is not None:
+            opts = dataclasses.replace(opts, views=views)  # type: ignore[arg-type]
+        if opts.skip_empty:
+            raise OptionError("skip-empty: a SliceDataset has a fixed length; filter items instead")
+        if opts.pair:
+            raise OptionError("pair: give SliceDataset masks=... instead")
+        if int(cache_size) < 1:
+            raise OptionError(f"cache_size: expected a positive number, got {cache_size!r}")
+        self.options = opts
+        self.cache_size = int(cache_size)
+        self.transform = transform
+        items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        jobs = discover(items)
+        if not jobs:
+            raise OptionError("paths: no NIfTI files found")
+        self.sources = _pair(jobs, masks, allow_missing_masks)
+        self._index = self._count()
+        self._cache: OrderedDict[tuple[int, int], Volume] = OrderedDict()
+        self._plans: OrderedDict[int, Plan] = OrderedDict()
+
+    # -- the dataset protocol ----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, i: int) -> Any:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} slices")
+        f, t, v, k = (int(x) for x in self._index[i])
+        view = self.options.views[v]  # type: ignore[index]
+        vol = self._volume(f, t)
+        s = vol.slice(view, k)
+        src = self.sources[f]
+        item: dict[str, Any] = {
+            "image": s.image,
+            "meta": {
+                "source": str(src.path),
+                "case": src.case,
+                "view": view.value,
+                "index": k,
+                "volume": t,
+                "spacing_mm": np.array(s.spacing_mm, dtype=np.float64),
+                "pixel_to_world": np.asarray(s.pixel_to_world, dtype=np.float64),
+            },
+        }
+        if src.mask is not None:
+            item["mask"] = vol.pictures.painter(view).pair_labels(k)
+        return self.transform(item) if self.transform else item
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for worker processes without the loaded volumes."""
+        state = dict(self.__dict__)
+        state["_cache"], state["_plans"] = OrderedDict(), OrderedDict()
+        return state
+
+    def __repr__(self) -> str:
+        views = ",".join(v.value for v in self.options.views)  # type: ignore[union-attr]
+        return f"SliceDataset({len(self.sources)} volumes, {len(self)} slices, views {views})"
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _count(self) -> np.ndarray:
+        """(file, volume, view, slice) of every item, from the headers alone."""
+        opts = self.options
+        rows: list[np.ndarray] = []
+        for f, src in enumerate(self.sources):
+            nf = open_source(src.path, opts.limits)
+            reo = reorientation(nf.affine, nf.spatial_shape)
+            for t in opts.volumes.indices(nf.n_volumes):  # type: ignore[union-attr]
+                for v, view in enumerate(opts.views):  # type: ignore[arg-type]
+                    g = view_geometry(view, reo.canonical_shape, reo.spacing_mm, opts.neurological)
+                    ks = np.asarray(opts.slices.indices(g.n_slices), dtype=np.int64)  # type: ignore[union-attr]
+                    block = np.empty((len(ks), 4), dtype=np.int64)
+                    block[:] = (f, t, v, 0)
+                    block[:, 3] = ks
+                    rows.append(block)
+        return np.concatenate(rows) if rows else np.empty((0, 4), dtype=np.int64)
+
+    def _options_for(self, f: int) -> ConvertOptions:
+        mask = self.sources[f].mask
+        return dataclasses.replace(self.options, pair=str(mask)) if mask else self.options
+
+    def _volume(self, f: int, t: int) -> Volume:
+        key = (f, t)
+        vol = self._cache.get(key)
+        if vol is not None:
+            self._cache.move_to_end(key)
+            return vol
+        opts = self._options_for(f)
+        path = self.sources[f].path
+        nf = open_source(path, opts.limits)
+        plan = self._plan(f, opts) if nf.n_volumes > 1 else None
+        vol = Volume(path, opts, t, plan=plan)
+        self._cache[key] = vol
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return vol
+
+    def _plan(self, f: int, opts: ConvertOptions) -> Plan:
+        """A 4D series' plan, with one window over every selected volume (as convert does)."""
+        plan = self._plans.get(f)
+        if plan is None:
+            nf = open_source(self.sources[f].path, opts.limits)
+            plan = make_plan(nf, opts, series_volumes(nf, opts))
+            self._plans[f] = plan
+            while len(self._plans) > 64:
+                self._plans.popitem(last=False)
+        return plan
+
+
+def _pair(jobs: list[Any], masks: MasksArg, allow_missing: bool) -> list[_Source]:
+    def case(job: Any) -> str:
+        return (job.rel_dir / job.stem).as_posix()
+
+    if masks is None:
+        return [_Source(j.path, case(j), None) for j in jobs]
+    if isinstance(masks, (str, os.PathLike)):
+        index = MaskIndex(masks)
+        out = []
+        for j in jobs:
+            m = index.find(j.path, j.rel_dir)
+            if m.path is None and not allow_missing:
+                raise InputError(f"{j.path}: {m.reason}")
+            out.append(_Source(j.path, case(j), m.path))
+        return out
+    given = list(masks)
+    if len(given) != len(jobs):
+        raise OptionError(f"masks: {len(given)} masks for {len(jobs)} scans")
+    return [
+        _Source(j.path, case(j), Path(m) if m else None) for j, m in zip(jobs, given, strict=True)
+    ]

@@ -1,0 +1,126 @@
+"""Per-image metadata for training sets, read back from a conversion's sidecar.
+
+The sidecar already lists every exported image with its view, slice index, volume and
+``pixel_to_world``; this module turns it into one record per image, used for a shard's
+``KEY.json`` members and for ``metadata.jsonl`` (Hugging Face ``imagefolder``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputError
+
+METADATA_NAME = "metadata.jsonl"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One exported image of a case, as its sidecar describes it."""
+
+    view: str
+    index: int  # slice index along the view's RAS+ axis (as in the file name)
+    volume: int | None  # source volume for 4D, None for 3D
+    file: str  # file name in the view's folder
+    spacing_mm: tuple[float, float]  # (column, row) mm per pixel
+    pixel_to_world: list[list[float]]  # 4x4: (column, row, 0, 1) -> world mm
+
+    @property
+    def key(self) -> str:
+        """The sample key below the case: ``axial/0042`` (3D), ``axial/t0003_0042`` (4D).
+
+        The index keeps the file name's zero padding, so keys sort in slice order; no dots, as
+        WebDataset takes everything after the first dot of the last part as the extension."""
+        digits = self.file.rsplit("_", 1)[-1].split(".", 1)[0]
+        if self.volume is None:
+            return f"{self.view}/{digits}"
+        t = self.file.rsplit("_", 3)[-3]  # <stem>_t0003_<view>_0042.png
+        return f"{self.view}/{t}_{digits}"
+
+
+def image_records(sidecar: dict[str, Any]) -> Iterator[ImageRecord]:
+    """Every image the sidecar lists, view by view, slice by slice, volume by volume."""
+    for view, v in sidecar["views"].items():
+        spacing = (float(v["pixel_spacing_mm"][0]), float(v["pixel_spacing_mm"][1]))
+        for entry in v["slices"]:
+            if "files" in entry:
+                for t, name in entry["files"].items():
+                    yield ImageRecord(
+                        view, entry["index"], int(t), name, spacing, entry["pixel_to_world"]
+                    )
+            else:
+                yield ImageRecord(
+                    view, entry["index"], None, entry["file"], spacing, entry["pixel_to_world"]
+                )
+
+
+def image_fields(
+    record: ImageRecord, source: str, split: str | None, *, volume_always: bool = False
+) -> dict[str, Any]:
+    """The fields shared by ``KEY.json`` and ``metadata.jsonl``: ``source``, ``view``,
+    ``index``, ``volume`` (4D; always with ``volume_always``, 0 for 3D), ``split`` (when
+    splitting), ``spacing_mm`` and ``pixel_to_world``."""
+    out: dict[str, Any] = {"source": source, "view": record.view, "index": record.index}
+    if record.volume is not None or volume_always:
+        out["volume"] = record.volume or 0
+    if split is not None:
+        out["split"] = split
+    out["spacing_mm"] = list(record.spacing_mm)
+    out["pixel_to_world"] = record.pixel_to_world
+    return out
+
+
+def dumps_line(fields: dict[str, Any]) -> str:
+    """One compact JSON line (keys in the order given, so output is deterministic)."""
+    return json.dumps(fields, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    """Where one converted case of the ``files`` layout is, relative to its split folder."""
+
+    source: str  # the input as given
+    image_dir: str  # e.g. "images/sub-01/anat/sub-01_T1w" (holds the sidecar)
+    mask_dir: str | None  # e.g. "masks/sub-01/anat/sub-01_T1w", when a mask was exported
+
+
+def metadata_lines(
+    folder: Path, cases: Iterable[CaseFiles], split: str | None
+) -> list[dict[str, Any]]:
+    """One record per image of ``cases`` under ``folder``: ``file_name`` (and
+    ``mask_file_name``) relative to ``folder``, plus :func:`image_fields`; sorted by file name."""
+    rows: list[dict[str, Any]] = []
+    for case in cases:
+        stem = Path(case.image_dir).name
+        sidecar_path = folder / case.image_dir / f"{stem}.json"
+        try:
+            sidecar = json.loads(sidecar_path.read_text())
+        except (OSError, ValueError):
+            continue  # not converted (failed): nothing to list
+        for rec in image_records(sidecar):
+            row: dict[str, Any] = {"file_name": f"{case.image_dir}/{rec.view}/{rec.file}"}
+            if case.mask_dir is not None:
+                row["mask_file_name"] = f"{case.mask_dir}/{rec.view}/{rec.file}"
+            row.update(image_fields(rec, case.source, split, volume_always=True))
+            rows.append(row)
+    rows.sort(key=lambda r: r["file_name"])
+    return rows
+
+
+def write_metadata(folder: Path, rows: list[dict[str, Any]]) -> Path:
+    """``folder/metadata.jsonl``, written under a temporary name and renamed."""
+    path = folder / METADATA_NAME
+    tmp = folder / f".{METADATA_NAME}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.write_text("".join(dumps_line(r) + "\n" for r in rows))
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    return path

@@ -1,0 +1,99 @@
+"""One case's output in two files instead of one file per image.
+
+While a case is converted for the ``webdataset`` layout, every file the conversion would write
+(images, paired masks, the sidecar) is appended, as it comes from the thread pool, to
+``spool.bin``; ``spool.json`` maps each relative path to its byte range. Creating thousands of
+small files is what dominates a series of small images; appending to one open file is not.
+The main process then reads the spool and appends the case's samples, in sorted order, to the
+shards (see :mod:`.pack`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import os
+import threading
+from pathlib import Path, PurePath
+
+from ..errors import OutputError
+
+DATA_NAME = "spool.bin"
+INDEX_NAME = "spool.json"
+
+
+class SpoolWriter:
+    """``write(rel, data)`` from any thread; :meth:`close` writes the index (the spool is
+    complete only then)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._lock = threading.Lock()
+        self._index: dict[str, tuple[int, int]] = {}
+        self._offset = 0
+        try:
+            self._fd = os.open(
+                self.folder / DATA_NAME,
+                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
+                0o666,
+            )
+        except OSError as e:
+            raise OutputError(f"cannot create {self.folder / DATA_NAME}: {e.strerror}") from None
+
+    def __call__(self, rel: str | PurePath, data: bytes) -> None:
+        self.write(rel, data)
+
+    def write(self, rel: str | PurePath, data: bytes) -> None:
+        name = PurePath(rel).as_posix()
+        with self._lock:
+            offset = self._offset
+            self._offset += len(data)
+            self._index[name] = (offset, len(data))
+        try:
+            view = memoryview(data)
+            pos = offset
+            while view:  # pwrite: threads write their own ranges, no shared file position
+                n = os.pwrite(self._fd, view, pos)
+                view, pos = view[n:], pos + n
+        except OSError as e:
+            raise OutputError(f"cannot write {self.folder / DATA_NAME}: {e.strerror}") from None
+
+    def close(self) -> None:
+        try:
+            os.close(self._fd)
+            (self.folder / INDEX_NAME).write_text(json.dumps(self._index))
+        except OSError as e:
+            raise OutputError(f"cannot write {self.folder / INDEX_NAME}: {e.strerror}") from None
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+class SpoolReader:
+    """The files of a complete spool, by relative path."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        try:
+            self.index: dict[str, list[int]] = json.loads((self.folder / INDEX_NAME).read_text())
+            with open(self.folder / DATA_NAME, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                # mapped, not read: a large case's images need not all be in memory at once
+                self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        except (OSError, ValueError) as e:
+            raise OutputError(f"cannot read the converted case in {self.folder}: {e}") from None
+
+    def __contains__(self, rel: str) -> bool:
+        return rel in self.index
+
+    def get(self, rel: str) -> memoryview:
+        offset, size = self.index[rel]
+        return memoryview(self._data)[offset : offset + size]
+
+    def close(self) -> None:
+        if isinstance(self._data, mmap.mmap):
+            # a view still alive keeps the mapping; it goes with the view
+            with contextlib.suppress(BufferError):
+                self._data.close()

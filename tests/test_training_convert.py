@@ -1,0 +1,333 @@
+"""convert --masks/--split/--layout on a small BIDS-like study and an nnU-Net-style dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _training_helpers import ORDERS, SUBJECTS, bids_tree, nnunet_tree, series_4d
+
+from niftislice.cli import main
+from niftislice.encoding import decode
+
+SPLIT = ["--split", "train=0.6,val=0.2,test=0.2", "--split-seed", "2"]
+# with seed 2 these fractions put sub-02 in test, sub-05 in val and the rest in train
+EXPECTED = {
+    "train": ["sub-01", "sub-03", "sub-04", "sub-06"],
+    "val": ["sub-05"],
+    "test": ["sub-02"],
+}
+
+
+def run(*args: object) -> int:
+    return main(["-q", "convert", *map(str, args)])
+
+
+def shard_members(paths: list[Path]) -> list[tuple[str, bytes]]:
+    out = []
+    for p in paths:
+        with tarfile.open(p) as tf:
+            out += [(m.name, tf.extractfile(m).read()) for m in tf]  # type: ignore[union-attr]
+    return out
+
+
+def shards_of(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.tar"))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return bids_tree(tmp_path_factory.mktemp("study"))
+
+
+@pytest.fixture(scope="module")
+def files_out(study: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("files") / "out"
+    assert run(study[0], "-o", out, "--masks", study[1], *SPLIT, "-j", "2") == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def shards_out(study: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("shards") / "out"
+    args = ["--masks", study[1], *SPLIT, "--layout", "webdataset", "-j", "1"]
+    assert run(study[0], "-o", out, *args) == 0
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# files layout
+
+
+def test_files_layout_splits_by_subject(files_out: Path) -> None:
+    doc = json.loads((files_out / "splits.json").read_text())
+    assert doc["subjects"] == EXPECTED
+    for split, subjects in EXPECTED.items():
+        assert sorted(p.name for p in (files_out / split / "images").iterdir()) == subjects
+        assert sorted(p.name for p in (files_out / split / "masks").iterdir()) == subjects
+
+
+def test_metadata_jsonl_lists_every_image_once_with_its_mask(files_out: Path) -> None:
+    for split in EXPECTED:
+        folder = files_out / split
+        rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+        pngs = sorted(p.relative_to(folder).as_posix() for p in folder.glob("images/**/*.png"))
+        assert [r["file_name"] for r in rows] == pngs
+        for r in rows[:: max(1, len(rows) // 20)]:
+            assert (folder / r["mask_file_name"]).is_file()
+            assert r["split"] == split and r["volume"] == 0
+            assert r["source"].endswith(".nii.gz") and f"_{r['view']}_" in r["file_name"]
+            assert f"_{r['index']:04d}.png" in r["file_name"]
+            assert np.asarray(r["pixel_to_world"]).shape == (4, 4)
+
+
+def test_masks_are_aligned_exact_labels(
+    study: tuple[Path, Path], files_out: Path, tmp_path: Path
+) -> None:
+    """The mask images equal the label map's own export: same grid in world space although
+    scans and masks are stored in different voxel orders (sub-04 is P-I-R, its mask R-A-S)."""
+    sub = "sub-04"
+    assert ORDERS[3] == "PIR"
+    mask_nii = study[1] / sub / "anat" / f"{sub}_T1w.nii.gz"
+    assert run(mask_nii, "-o", tmp_path, "--label") == 0
+    own = tmp_path / f"{sub}_T1w"
+    exported = files_out / "train" / "masks" / sub / "anat" / f"{sub}_T1w"
+    images = files_out / "train" / "images" / sub / "anat" / f"{sub}_T1w"
+    for view in ("axial", "coronal", "sagittal"):
+        names = sorted(p.name for p in (own / view).iterdir())
+        assert names == sorted(p.name for p in (exported / view).iterdir())
+        for name in names:
+            assert (exported / view / name).read_bytes() == (own / view / name).read_bytes()
+            assert (
+                decode((images / view / name).read_bytes()).shape
+                == decode((exported / view / name).read_bytes()).shape
+            )
+    values = np.unique(decode((exported / view / names[len(names) // 2]).read_bytes()))
+    assert set(values.tolist()) == {0, 1, 2}
+
+
+def test_white_matter_label_sits_on_bright_anatomy(files_out: Path) -> None:
+    base = files_out / "train"
+    img = decode(next((base / "images").glob("sub-06/**/coronal/*_0020.png")).read_bytes())
+    lab = decode(next((base / "masks").glob("sub-06/**/coronal/*_0020.png")).read_bytes())
+    assert img[lab == 2].mean() > img[lab == 1].mean() > img[lab == 0].mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# webdataset layout
+
+
+def test_shards_hold_the_files_layout_bytes(files_out: Path, shards_out: Path) -> None:
+    assert json.loads((shards_out / "splits.json").read_text())["subjects"] == EXPECTED
+    for split in EXPECTED:
+        shards = shards_of(shards_out / split)
+        assert [p.name for p in shards] == [f"{split}-000000.tar"]
+        members = shard_members(shards)
+        names = [n for n, _ in members]
+        images = files_out / split / "images"
+        pngs = sorted(images.glob("**/*.png"))
+        assert sum(n.endswith(".mask.png") for n in names) == len(pngs)
+        for name, data in members:
+            if name.endswith("/sidecar.json"):
+                case = name[: -len("/sidecar.json")]
+                stem = case.rsplit("/", 1)[-1]
+                assert data == (images / case / f"{stem}.json").read_bytes()
+                continue
+            head, _, last = name.rpartition("/")
+            index, ext = last.split(".", 1)
+            case, view = head.rsplit("/", 1)
+            stem = case.rsplit("/", 1)[-1]
+            file = f"{case}/{view}/{stem}_{view}_{index}.png"
+            if ext == "png":
+                assert data == (images / file).read_bytes()
+            elif ext == "mask.png":
+                assert data == (files_out / split / "masks" / file).read_bytes()
+            else:
+                meta = json.loads(data)
+                assert ext == "json" and meta["split"] == split and meta["view"] == view
+                assert meta["index"] == int(index) and "volume" not in meta
+                assert set(meta) == {"source", "view", "index", "split", "spacing_mm",
+                                     "pixel_to_world"}  # fmt: skip
+
+
+def test_shard_members_are_sorted_posix_tar_with_fixed_metadata(shards_out: Path) -> None:
+    (shard,) = shards_of(shards_out / "train")
+    with tarfile.open(shard) as tf:
+        members = tf.getmembers()
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in members} == {
+        (0, 0, 0, "", "", 0o644)
+    }
+    names = [m.name for m in members]
+    cases = [n[: -len("/sidecar.json")] for n in names if n.endswith("/sidecar.json")]
+    assert cases == sorted(cases) and len(cases) == 4
+    first = [n for n in names if n.startswith(cases[0] + "/")]
+    assert first[:3] == [f"{cases[0]}/axial/0000.{e}" for e in ("json", "mask.png", "png")]
+    assert first[-1] == f"{cases[0]}/sidecar.json"
+    keys = [n.split(".")[0] for n in first[:-1]]
+    assert keys == sorted(keys)
+
+
+def test_shards_are_identical_whatever_jobs(
+    study: tuple[Path, Path], shards_out: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "again"
+    args = ["--masks", study[1], *SPLIT, "--layout", "webdataset", "-j", "2"]
+    assert run(study[0], "-o", out, *args) == 0
+    mine = [p.relative_to(out) for p in shards_of(out)]
+    assert mine == [p.relative_to(shards_out) for p in shards_of(shards_out)]
+    for rel in mine:
+        assert (out / rel).read_bytes() == (shards_out / rel).read_bytes()
+    assert not [p for p in out.rglob(".*")]  # no spools or temporary shards left
+
+
+@pytest.mark.slow  # importing webdataset (and torch with it) takes seconds
+def test_webdataset_library_reads_the_shards(files_out: Path, shards_out: Path) -> None:
+    wds = pytest.importorskip("webdataset")
+    urls = [str(p) for p in shards_of(shards_out / "train")]
+    samples = list(wds.WebDataset(urls, shardshuffle=False))
+    images = [s for s in samples if "png" in s]
+    sidecars = [s for s in samples if "png" not in s]  # one per case, only "json"
+    assert len(images) == len(list((files_out / "train" / "images").rglob("*.png")))
+    assert [s["__key__"].rsplit("/", 1)[-1] for s in sidecars] == ["sidecar"] * 4
+    s = images[5]
+    image, mask = decode(s["png"]), decode(s["mask.png"])
+    assert image.shape == mask.shape and image.dtype == np.uint8
+    meta = json.loads(s["json"])
+    assert s["__key__"].endswith(f"/{meta['view']}/{meta['index']:04d}")
+
+
+def test_shard_size_rolls_over_and_keeps_the_sample_order(
+    study: tuple[Path, Path], shards_out: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "small"
+    args = ["--masks", study[1], *SPLIT, "--layout", "webdataset", "--shard-size", "100"]
+    assert run(study[0], "-o", out, *args) == 0
+    shards = shards_of(out / "train")
+    assert len(shards) > 3 and shards[1].name == "train-000001.tar"
+    for p in shards:
+        with tarfile.open(p) as tf:
+            assert sum(n.endswith(".png") and ".mask." not in n for n in tf.getnames()) <= 100
+    assert shard_members(shards) == shard_members(shards_of(shards_out / "train"))
+
+
+@pytest.mark.slow  # five conversions of the study
+def test_skip_existing_resumes_at_the_case_level(study: tuple[Path, Path], tmp_path: Path) -> None:
+    """Convert 4 subjects, add 2 and resume: the first 4 are kept from the shards and the
+    shards equal a fresh run's. A resume after losing the last shard converts what it held."""
+    bids = tmp_path / "bids"
+    for sub in SUBJECTS[:4]:
+        shutil.copytree(study[0] / sub, bids / sub)
+    out = tmp_path / "out"
+    args = ["--masks", study[1], *SPLIT, "--layout", "webdataset", "--shard-size", "150"]
+    assert run(bids, "-o", out, *args) == 0
+    for sub in SUBJECTS[4:]:
+        shutil.copytree(study[0] / sub, bids / sub)
+    assert run(bids, "-o", out, *args) == 1  # shards exist: refused, nothing touched
+    report = tmp_path / "report.json"
+    assert run(bids, "-o", out, *args, "--skip-existing", "--report", report) == 0
+    statuses = [r["status"] for r in json.loads(report.read_text())["inputs"]]
+    assert statuses == ["skipped"] * 4 + ["converted"] * 2
+    fresh = tmp_path / "fresh"
+    assert run(bids, "-o", fresh, *args) == 0
+
+    def same() -> None:
+        shards = shards_of(fresh)
+        assert [p.relative_to(fresh) for p in shards] == [
+            p.relative_to(out) for p in shards_of(out)
+        ]
+        for p in shards:
+            assert (out / p.relative_to(fresh)).read_bytes() == p.read_bytes()
+
+    same()
+    last = shards_of(out / "train")[-1]
+    assert last.name == "train-000002.tar"
+    with tarfile.open(last) as tf:
+        lost = sum(n.endswith("/sidecar.json") for n in tf.getnames())
+    last.unlink()
+    assert run(bids, "-o", out, *args, "--skip-existing", "--report", report) == 0
+    statuses = [r["status"] for r in json.loads(report.read_text())["inputs"]]
+    assert statuses.count("converted") == lost > 0  # the cases whose sidecar was lost
+    same()
+
+
+# ---------------------------------------------------------------------------------------------
+# pairing in a run, nnU-Net, 4D
+
+
+def test_missing_mask_fails_that_input_only(
+    study: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    masks = tmp_path / "masks"
+    for sub in SUBJECTS[1:]:
+        shutil.copytree(study[1] / sub, masks / sub)
+    out = tmp_path / "out"
+    assert run(study[0], "-o", out, "--masks", masks, "--layout", "webdataset") == 1
+    err = capsys.readouterr().err
+    assert err.count("error") == 1 and "sub-01_T1w.nii.gz: no mask sub-01_T1w.nii[.gz]" in err
+    with tarfile.open(out / "shard-000000.tar") as tf:
+        cases = [n for n in tf.getnames() if n.endswith("sidecar.json")]
+    assert len(cases) == 5 and not any(c.startswith("sub-01/") for c in cases)
+    out2 = tmp_path / "out2"
+    assert run(study[0], "-o", out2, "--masks", masks, "--allow-missing-masks") == 0
+    assert (out2 / "images" / "sub-01").is_dir() and not (out2 / "masks" / "sub-01").exists()
+    rows = (out2 / "metadata.jsonl").read_text().splitlines()
+    assert sum('"mask_file_name"' not in r for r in rows) == sum(
+        1 for _ in (out2 / "images" / "sub-01").glob("**/*.png")
+    )
+
+
+def test_nnunet_channels_share_their_label_and_split(tmp_path: Path) -> None:
+    images, labels = nnunet_tree(tmp_path / "raw", cases=3)
+    out = tmp_path / "out"
+    args = ["--masks", labels, "--split", "a=0.5,b=0.5", "--split-seed", "1"]
+    assert run(images, "-o", out, *args, "--layout", "webdataset", "--views", "axial") == 0
+    doc = json.loads((out / "splits.json").read_text())
+    subjects = sorted(s for v in doc["subjects"].values() for s in v)
+    assert subjects == ["case_000", "case_001", "case_002"]
+    for split, cases in doc["subjects"].items():
+        names = [n for n, _ in shard_members(shards_of(out / split))]
+        for case in cases:
+            for ch in ("0000", "0001"):
+                key = f"{case}_{ch}/axial/0010"
+                assert f"{key}.png" in names and f"{key}.mask.png" in names
+        masks = {d for n, d in shard_members(shards_of(out / split)) if n.endswith("0010.mask.png")}
+        assert len(masks) == 1  # every channel of every case: the same label image
+
+
+def test_4d_series_in_shards(tmp_path: Path) -> None:
+    src = series_4d(tmp_path / "in" / "bold.nii.gz", frames=3)
+    files, shards = tmp_path / "files", tmp_path / "shards"
+    assert run(src, "-o", files, "--views", "sagittal") == 0
+    assert run(src, "-o", shards, "--views", "sagittal", "--layout", "webdataset") == 0
+    members = dict(shard_members([shards / "shard-000000.tar"]))
+    meta = json.loads(members["bold/sagittal/t0002_0005.json"])
+    assert meta["volume"] == 2 and meta["index"] == 5 and "split" not in meta
+    assert (
+        members["bold/sagittal/t0002_0005.png"]
+        == (files / "bold" / "sagittal" / "bold_t0002_sagittal_0005.png").read_bytes()
+    )
+    pngs = [n for n in members if n.endswith(".png")]
+    assert len(pngs) == len(list((files / "bold" / "sagittal").iterdir()))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--split", "train=0.7,val=0.2"], "split: fractions must sum to 1"),
+        (["--layout", "webdataset", "--montage"], "layout: --montage"),
+        (["--allow-missing-masks"], "allow-missing-masks: needs --masks"),
+        (["--layout", "webdataset", "--shard-size", "lots"], "shard-size: expected"),
+        (["--masks", "/nonexistent/masks"], "masks: no such folder"),
+    ],
+)
+def test_bad_training_options_are_one_line(
+    args: list[str], message: str, sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(sample, "-o", tmp_path, *args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())

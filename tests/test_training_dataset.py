@@ -1,0 +1,120 @@
+"""SliceDataset gives the exported images; DataLoader workers and Hugging Face load them."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _training_helpers import bids_tree, nnunet_tree, series_4d
+
+import niftislice
+from niftislice.cli import main
+from niftislice.encoding import decode
+from niftislice.errors import InputError, OptionError
+from niftislice.training import SliceDataset
+
+
+def run(*args: object) -> int:
+    return main(["-q", "convert", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return bids_tree(tmp_path_factory.mktemp("study"), n=3)
+
+
+def exported(out: Path, meta: dict, tree: str = "images") -> Path:
+    case, view = meta["case"], meta["view"]
+    stem = case.rsplit("/", 1)[-1]
+    return out / tree / case / view / f"{stem}_{view}_{meta['index']:04d}.png"
+
+
+def test_items_are_the_exported_images_and_masks(study: tuple[Path, Path], tmp_path: Path) -> None:
+    bids, masks = study
+    assert run(bids, "-o", tmp_path, "--masks", masks) == 0
+    ds = SliceDataset(bids, masks=masks)
+    n_files = len(list((tmp_path / "images").rglob("*.png")))
+    assert len(ds) == n_files
+    for i in range(0, len(ds), 7):
+        item = ds[i]
+        meta = item["meta"]
+        assert np.array_equal(item["image"], decode(exported(tmp_path, meta).read_bytes()))
+        assert np.array_equal(item["mask"], decode(exported(tmp_path, meta, "masks").read_bytes()))
+        assert meta["pixel_to_world"].shape == (4, 4) and meta["spacing_mm"].shape == (2,)
+    with pytest.raises(IndexError):
+        ds[len(ds)]
+
+
+def test_4d_items_share_the_series_window(tmp_path: Path) -> None:
+    src = series_4d(tmp_path / "in" / "bold.nii.gz", frames=3)
+    assert run(src, "-o", tmp_path / "out", "--views", "axial") == 0
+    ds = SliceDataset(src, views="axial")
+    assert len(ds) == len(list((tmp_path / "out" / "bold" / "axial").iterdir())) == 3 * 32
+    for i in (0, len(ds) // 2, len(ds) - 1):
+        meta = ds[i]["meta"]
+        name = f"bold_t{meta['volume']:04d}_axial_{meta['index']:04d}.png"
+        png = decode((tmp_path / "out" / "bold" / "axial" / name).read_bytes())
+        assert np.array_equal(ds[i]["image"], png)
+
+
+def test_nnunet_masks_by_name_and_missing_masks(tmp_path: Path) -> None:
+    images, labels = nnunet_tree(tmp_path, cases=2)
+    ds = SliceDataset(images, masks=labels, views="axial")
+    assert len({ds[i]["meta"]["case"] for i in range(len(ds))}) == 4
+    assert all("mask" in ds[i] for i in (0, len(ds) - 1))
+    (labels / "case_001.nii.gz").unlink()
+    with pytest.raises(InputError, match=r"case_001_0000\.nii\.gz: no mask"):
+        SliceDataset(images, masks=labels)
+    ds = SliceDataset(images, masks=labels, views="axial", allow_missing_masks=True)
+    assert "mask" not in ds[len(ds) - 1] and "mask" in ds[0]
+
+
+def test_options_and_cache(sample: Path) -> None:
+    with pytest.raises(OptionError, match="skip-empty"):
+        SliceDataset(sample, options=niftislice.ConvertOptions(skip_empty=True))
+    ds = SliceDataset(sample, views="coronal", cache_size=1)
+    assert repr(ds) == "SliceDataset(1 volumes, 233 slices, views coronal)"
+    a = ds[100]["image"]
+    clone = pickle.loads(pickle.dumps(ds))  # what a spawned DataLoader worker gets
+    assert clone._cache == {} and np.array_equal(clone[100]["image"], a)
+    assert len(pickle.dumps(ds)) < 20_000  # no volume inside
+
+
+@pytest.mark.slow  # torch's import and two worker processes
+def test_torch_dataloader_with_two_workers(study: tuple[Path, Path]) -> None:
+    torch = pytest.importorskip("torch")
+    bids, masks = study
+    ds = SliceDataset(bids, masks=masks, views="axial")
+    loader = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2, shuffle=False)
+    seen = 0
+    for batch in loader:
+        assert batch["image"].dtype == torch.uint8 and batch["image"].shape[1:] == (39, 32)
+        assert batch["mask"].shape == batch["image"].shape
+        assert batch["meta"]["pixel_to_world"].shape[1:] == (4, 4)
+        if seen == 0:
+            assert np.array_equal(batch["image"][3].numpy(), ds[3]["image"])
+        seen += len(batch["image"])
+    assert seen == len(ds)
+
+
+@pytest.mark.slow  # importing datasets takes seconds
+def test_hugging_face_imagefolder_loads_splits_and_metadata(
+    study: tuple[Path, Path], tmp_path: Path
+) -> None:
+    datasets = pytest.importorskip("datasets")
+    bids, masks = study
+    out = tmp_path / "out"
+    args = ["--masks", masks, "--split", "train=0.5,test=0.5", "--split-seed", "3"]
+    assert run(bids, "-o", out, *args, "--views", "axial") == 0
+    ds = datasets.load_dataset("imagefolder", data_dir=str(out))
+    assert sorted(ds) == ["test", "train"]
+    for split in ds:
+        rows = (out / split / "metadata.jsonl").read_text().splitlines()
+        assert ds[split].num_rows == len(rows)
+    row = ds["train"][5]
+    assert set(row) >= {"image", "mask", "source", "view", "index", "split", "pixel_to_world"}
+    assert row["split"] == "train" and row["view"] == "axial"
+    image, mask = np.asarray(row["image"]), np.asarray(row["mask"])
+    assert image.shape == mask.shape and set(np.unique(mask).tolist()) <= {0, 1, 2}
