@@ -11,7 +11,6 @@ from conftest import NIBABEL_DATA
 
 import niftislice
 from niftislice import ConvertOptions, OptionError
-from niftislice.naming import image_name, index_width, stem_of
 
 
 def test_load_yields_the_images_convert_writes(tmp_path):
@@ -65,30 +64,3 @@ def test_options_reject_bad_values_by_name():
             ConvertOptions(**kwargs)
     assert ConvertOptions(format="JPEG").format.value == "jpg"
     assert ConvertOptions(views=["sagittal", "axial"]).views[0].value == "sagittal"
-
-
-@pytest.mark.parametrize(
-    "name,stem",
-    [
-        ("sub-01_T1w.nii.gz", "sub-01_T1w"),
-        ("SCAN.NII.GZ", "SCAN"),
-        ("a b.nii", "a_b"),
-        ("-rf.nii", "_-rf"),
-        ("../../etc.nii", "etc"),
-        ("tête.nii.gz", "t_te"),
-        ("x.nii.gz.nii.gz", "x.nii.gz"),
-        ("line\nbreak.nii", "line_break"),
-        (".nii", "_.nii"),
-    ],
-)
-def test_stems_are_safe(name, stem):
-    assert stem_of(name) == stem
-
-
-def test_names_pad_to_slice_count():
-    assert index_width(10) == 4 and index_width(10001) == 5
-    assert image_name("s", "axial", 7, 400, ".png") == "s_axial_0007.png"
-    assert (
-        image_name("s", "axial", 7, 400, ".png", volume=3, n_volumes=200)
-        == "s_t0003_axial_0007.png"
-    )

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from _ct_helpers import PADDING_HU, STORAGES, head_ct_hu, save_ct
-from conftest import NIBABEL_DATA, save
+from conftest import NIBABEL_DATA, patch_header, save
 
 import niftislice
 from niftislice.cli import main
@@ -110,3 +110,51 @@ def test_preview_load_and_convert_share_the_series_window(tmp_path, small_head, 
         assert expected[1] > 2 * _numpy_auto(data[..., 0])[1]
     # preview (a picture of volume 0) runs through the same plan
     assert main(["preview", "-q", str(src), "-o", str(tmp_path / "p.png"), *extra]) == 0
+
+
+def _dicom_ct_as_nifti(tmp_path: Path, name: str) -> Path:
+    """A real CT slice of pydicom-data, stored as dcm2niix would: the stored integers with the
+    DICOM rescale as scl_slope/scl_inter (padding stays as the scanner wrote it)."""
+    import data_store  # pydicom-data: real DICOM files, installed (no network at test time)
+    import pydicom
+
+    ds = pydicom.dcmread(Path(data_store.__file__).parent / "data" / f"{name}.dcm")
+    assert ds.Modality == "CT"
+    stored = ds.pixel_array.T[:, :, None]  # (columns, rows, 1)
+    dx, dy = (float(v) for v in ds.PixelSpacing)
+    path = save(tmp_path / f"{name}.nii", stored, np.diag([dy, dx, 5.0, 1.0]))
+    slope, inter = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+    return patch_header(path, scl_slope=slope, scl_inter=inter)
+
+
+@pytest.mark.parametrize(
+    "name,preset,padding",
+    [
+        ("693_UNCR", "brain", -3024.0),  # head (subdural haematoma); PixelPaddingValue -2000
+        ("bad_sequence", "soft-tissue", None),  # a close-up of the spine and back muscles
+        ("explicit_VR-UN", "soft-tissue", None),  # abdomen (pancreas)
+    ],
+)
+def test_real_ct_slices_get_their_window(tmp_path, name, preset, padding):
+    src = _dicom_ct_as_nifti(tmp_path, name)
+    sc = _convert(src, tmp_path / "out")
+    assert sc["window"]["ct"]["preset"] == preset
+    assert (sc["window"]["padding"] or {}).get("value") == padding
+
+
+def test_dicom_modality_decides(tmp_path, small_head):
+    """The reader's modality hook: the same values are CT when the source says so, and never
+    CT when it names another modality."""
+    import dataclasses
+
+    from niftislice.plan import make_plan
+    from niftislice.read import iter_volumes, open_source
+
+    hu, aff = head_ct_hu(3)
+    path = save_ct(tmp_path / "head.nii", hu, aff, "int16")
+    nf = open_source(path)
+    opts = niftislice.ConvertOptions()
+    for modality, ct in [(None, True), ("CT", True), ("MR", False)]:
+        src = dataclasses.replace(nf, modality=modality)
+        plan = make_plan(src, opts, lambda s=src: (a for _, a in iter_volumes(s)))
+        assert (plan.window_reason is not None and plan.window_reason["ct"] is not None) == ct

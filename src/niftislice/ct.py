@@ -23,8 +23,11 @@ gathers that much in two narrow bands; an MR volume has no values near -1000.
 **Head or body.** A head CT is read in the brain window (level 40, width 80 HU: grey and white
 matter, blood and oedema apart), everything else in the soft-tissue window (40/400 HU: organs,
 fat and muscle apart, air black and bone white). A head is recognised by its tissue: among the
-voxels from -200 to 3000 HU at least :data:`HEAD_MIN_BRAIN` lie from 0 to 80 HU (brain and CSF)
-and under :data:`HEAD_MAX_FAT` are fat (-200..-30 HU); a trunk or limb has far more fat.
+voxels from -200 to 3000 HU at least :data:`HEAD_MIN_BRAIN` lie from 10 to 50 HU (grey and
+white matter) and under :data:`HEAD_MAX_FAT` are fat (-200..-30 HU). A trunk has far more fat;
+muscle (50-60 HU) and organs mostly fall outside the brain band. Measured on pydicom-data's CT
+slices: a head 63 % brain band and 6 % fat, a spine close-up 28 % and 6 %, an abdomen 13 % and
+38 %; a limb close-up with little fat is the known weak case (it would get the brain window).
 """
 
 from __future__ import annotations
@@ -40,11 +43,11 @@ PADDING_MIN_GAP = 0.05
 AIR_HU = (-1200.0, -900.0)
 TISSUE_HU = (-200.0, 200.0)
 BODY_HU = (-200.0, 3000.0)
-BRAIN_HU = (0.0, 80.0)
+BRAIN_HU = (10.0, 50.0)
 FAT_HU = (-200.0, -30.0)
 CT_MIN_AIR = 0.05
 CT_MIN_AIR_AND_TISSUE = 0.5
-HEAD_MIN_BRAIN = 0.4
+HEAD_MIN_BRAIN = 0.45
 HEAD_MAX_FAT = 0.1
 
 _CT_WORD = re.compile(r"(?<![A-Za-z])CT(?![A-Za-z])")
@@ -131,7 +134,10 @@ def recognise_ct(
     body = fraction_between(stats, BODY_HU, slope, inter)
     brain = fraction_between(stats, BRAIN_HU, slope, inter) / body if body else 0.0
     fat = fraction_between(stats, FAT_HU, slope, inter) / body if body else 0.0
-    tissue_mix = f"{brain:.0%} of the tissue at 0..80 HU, {fat:.0%} fat (-200..-30 HU)"
+    tissue_mix = (
+        f"{brain:.0%} of the tissue at {BRAIN_HU[0]:g}..{BRAIN_HU[1]:g} HU, "
+        f"{fat:.0%} fat ({FAT_HU[0]:g}..{FAT_HU[1]:g} HU)"
+    )
     if brain >= HEAD_MIN_BRAIN and fat < HEAD_MAX_FAT:
         return CtFinding(evidence, "brain", f"head: {tissue_mix}")
     return CtFinding(evidence, "soft-tissue", f"not a head: {tissue_mix}")

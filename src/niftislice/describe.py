@@ -11,8 +11,9 @@ from .naming import stem_of
 from .options import ConvertOptions
 from .orientation import reorientation
 from .read import iter_volumes, open_source
+from .resample import sampling
 from .sidecar import header_facts
-from .slicing import sampling, view_geometry
+from .slicing import view_geometry
 from .stats import raw_stats
 
 

@@ -1,10 +1,10 @@
-"""Resampling to the output pixel grid and encoding images.
+"""Encoding images: the encoder for each output format.
 
-Resampling, JPEG, TIFF and WebP are OpenCV's (its encoders are several times faster than Pillow's
-at equal size, and it writes 16-bit TIFF); PNG, the default and the format most of our time goes
-into, is ``png.py``'s, about four times faster than OpenCV's. Everything here works on one 2D
-image (optionally with colour channels) and releases the GIL, so slices can be processed on
-threads.
+JPEG, TIFF and WebP are OpenCV's (its encoders are several times faster than Pillow's at equal
+size, and it writes 16-bit TIFF); PNG, the default and the format most of our time goes into, is
+``png.py``'s, about four times faster than OpenCV's. Everything here works on one 2D image
+(optionally with colour channels) and releases the GIL, so slices can be encoded on threads.
+Resampling to the output grid, the step before, is ``resample.py``'s.
 """
 
 from __future__ import annotations
@@ -13,21 +13,11 @@ import cv2
 import numpy as np
 
 from .errors import InputError, OptionError
-from .options import ImageFormat, Interp
 from .png import encode_png
+from .types import ImageFormat
 
 # Our errors are raised as exceptions; OpenCV's own log lines would break the one-line contract.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-
-_CV_INTERP = {
-    Interp.LINEAR: cv2.INTER_LINEAR,
-    # INTER_NEAREST_EXACT samples at pixel centres, like the other methods; INTER_NEAREST is
-    # shifted by half a pixel.
-    Interp.NEAREST: cv2.INTER_NEAREST_EXACT,
-    Interp.CUBIC: cv2.INTER_CUBIC,
-    Interp.AREA: cv2.INTER_AREA,
-    Interp.LANCZOS: cv2.INTER_LANCZOS4,
-}
 
 EXTENSIONS = {
     ImageFormat.PNG: ".png",
@@ -35,13 +25,6 @@ EXTENSIONS = {
     ImageFormat.TIF: ".tif",
     ImageFormat.WEBP: ".webp",
 }
-
-
-def resize(image: np.ndarray, width: int, height: int, interp: Interp) -> np.ndarray:
-    """Resample to ``width`` x ``height`` pixels (pixel centres aligned), or return as is."""
-    if image.shape[1] == width and image.shape[0] == height:
-        return image
-    return cv2.resize(image, (width, height), interpolation=_CV_INTERP[interp])
 
 
 def encode(image: np.ndarray, fmt: ImageFormat, quality: int | None = None) -> bytes:

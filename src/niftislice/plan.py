@@ -14,18 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .encoding import resize
 from .errors import InputError, OptionError
 from .mapping import apply_window
 from .options import ConvertOptions, Interp, View
 from .orientation import Reorientation, reorientation
 from .read.nifti import NiftiFile, iter_volumes
+from .resample import Sampling, interpolation, resize, sampling
 from .slicing import (
-    Sampling,
     ViewGeometry,
     pixel_to_world,
     pixel_to_world_many,
-    sampling,
     view_block,
     view_geometry,
 )
@@ -124,7 +122,7 @@ def make_plan(
         for v in options.views
     }  # type: ignore[union-attr]
     samplings = {v: sampling(g, options.spacing) for v, g in geometries.items()}  # type: ignore[arg-type]
-    interp = Interp.NEAREST if label else options.interp
+    interp = interpolation(label, options.interp)  # type: ignore[arg-type]
     resampled = [
         v.value
         for v, g in geometries.items()

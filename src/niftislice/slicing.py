@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from .errors import InputError
-from .options import View
-
-MAX_IMAGE_SIDE = 32767  # pixels; also what many image viewers and encoders accept
-MAX_IMAGE_PIXELS = 1 << 26
+from .types import View
 
 # view -> (slice axis, row axis, column axis) in canonical x=0, y=1, z=2
 _AXES: dict[View, tuple[int, int, int]] = {
@@ -126,35 +123,18 @@ def view_block(
     return out
 
 
-@dataclass(frozen=True)
-class Sampling:
-    """Output image size for a view and the pixel spacing it really has."""
+class OutputGrid(Protocol):
+    """An output image size in pixels (:class:`niftislice.resample.Sampling` is one)."""
 
-    width: int
-    height: int
-    col_spacing: float  # mm per output pixel, horizontally
-    row_spacing: float
+    @property
+    def width(self) -> int: ...
 
-
-def sampling(g: ViewGeometry, spacing: float | str) -> Sampling:
-    """Square pixels at ``spacing`` mm (``finest``: the finer in-plane spacing), or ``native``."""
-    if spacing == "native":
-        return Sampling(g.n_cols, g.n_rows, g.col_spacing, g.row_spacing)
-    target = min(g.col_spacing, g.row_spacing) if spacing == "finest" else float(spacing)  # type: ignore[arg-type]
-    w = max(1, round(g.n_cols * g.col_spacing / target))
-    h = max(1, round(g.n_rows * g.row_spacing / target))
-    if max(w, h) > MAX_IMAGE_SIDE or w * h > MAX_IMAGE_PIXELS:
-        # extreme anisotropy (e.g. 1000 x 0.01 mm voxels) would render gigapixel slices
-        raise InputError(
-            f"{g.view.value} images would be {w} x {h} pixels at {target:g} mm "
-            f"(voxels {g.col_spacing:g} x {g.row_spacing:g} mm in plane); "
-            "use --spacing native or a coarser --spacing"
-        )
-    return Sampling(w, h, g.n_cols * g.col_spacing / w, g.n_rows * g.row_spacing / h)
+    @property
+    def height(self) -> int: ...
 
 
 def pixel_to_world(
-    g: ViewGeometry, smp: Sampling, k: int, canonical_affine: np.ndarray
+    g: ViewGeometry, smp: OutputGrid, k: int, canonical_affine: np.ndarray
 ) -> np.ndarray:
     """4x4 matrix taking output pixel ``(column, row, 0, 1)`` of slice ``k`` to world mm.
 
@@ -166,7 +146,7 @@ def pixel_to_world(
 
 
 def pixel_to_world_many(
-    g: ViewGeometry, smp: Sampling, ks: Sequence[int], canonical_affine: np.ndarray
+    g: ViewGeometry, smp: OutputGrid, ks: Sequence[int], canonical_affine: np.ndarray
 ) -> np.ndarray:
     """:func:`pixel_to_world` of every slice in ``ks`` as one ``(len(ks), 4, 4)`` array.
 

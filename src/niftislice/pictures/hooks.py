@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from ..encoding import decode, encode, resize
+from ..encoding import decode, encode
 from ..errors import InputError
 from ..files import write_file
 from ..naming import index_width
 from ..options import ImageFormat, Interp, View
 from ..plan import Plan
+from ..resample import resize
 from ..sidecar import dumps as sidecar_dumps
 from ..slicing import view_block
 from ..window import Window

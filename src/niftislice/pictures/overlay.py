@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..read import NiftiFile, ReadResult, iter_volumes, open_source
+from ..resample import resample_labels
 from ..window import check_integral
 
 GRID_TOLERANCE_MM = 1e-3
@@ -126,39 +127,6 @@ def _as_labels(raw: np.ndarray, nf: NiftiFile, where: str) -> np.ndarray:
         raise InputError(f"{where}: mask labels must be 0..65535, found {lo:g} to {hi:g}")
     dtype = np.uint8 if hi <= 255 else np.uint16
     return np.asarray(vals, order="F").astype(dtype, order="F", copy=False)
-
-
-def resample_labels(
-    labels: np.ndarray, labels_affine: np.ndarray, shape: tuple[int, int, int], affine: np.ndarray
-) -> tuple[np.ndarray, bool]:
-    """Nearest-neighbour labels at every voxel of the grid ``(shape, affine)``; 0 outside.
-
-    Returns the labels (F order) and whether any voxel of the grid fell inside the label grid.
-    Works one plane at a time so temporaries stay at a few plane-sized arrays.
-    """
-    try:
-        to_src = np.linalg.inv(labels_affine) @ affine
-    except np.linalg.LinAlgError:
-        raise InputError(
-            "the mask affine is singular; it cannot be placed in world space"
-        ) from None
-    out = np.zeros(shape, dtype=labels.dtype, order="F")
-    ni, nj, nk = shape
-    ii, jj = np.meshgrid(
-        np.arange(ni, dtype=np.float64), np.arange(nj, dtype=np.float64), indexing="ij"
-    )
-    base = [to_src[a, 0] * ii + to_src[a, 1] * jj + to_src[a, 3] + 0.5 for a in range(3)]
-    limits = labels.shape[:3]
-    overlap = False
-    for k in range(nk):
-        idx = [np.floor(base[a] + to_src[a, 2] * k).astype(np.intp) for a in range(3)]
-        ok = np.ones((ni, nj), dtype=bool)
-        for a in range(3):
-            ok &= (idx[a] >= 0) & (idx[a] < limits[a])
-        if ok.any():
-            overlap = True
-            out[:, :, k][ok] = labels[idx[0][ok], idx[1][ok], idx[2][ok]]
-    return out, overlap
 
 
 # --------------------------------------------------------------------------------------------

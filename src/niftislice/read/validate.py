@@ -208,7 +208,12 @@ def sform_of(hdr: nib.Nifti1Header) -> np.ndarray:
 
 
 def qform_of(hdr: nib.Nifti1Header, zooms: Sequence[float], warnings: list[str]) -> np.ndarray:
-    """The qform matrix by the NIfTI-1 reference algorithm (``nifti_quatern_to_mat44``)."""
+    """The qform matrix by the NIfTI-1 reference algorithm (``nifti_quatern_to_mat44``).
+
+    The quaternion is completed here and the rotation is nibabel's ``quat2mat``: nibabel's own
+    ``Nifti1Header.get_qform`` raises on 3 of the malformed corpus' headers (qfac 0, a negative
+    pixdim, b²+c²+d² > 1) and uses pixdim as stored, not the repaired ``zooms``.
+    """
     b, c, d = (float(hdr[k]) for k in ("quatern_b", "quatern_c", "quatern_d"))
     norm2 = b * b + c * c + d * d
     a2 = 1.0 - norm2
@@ -222,15 +227,9 @@ def qform_of(hdr: nib.Nifti1Header, zooms: Sequence[float], warnings: list[str])
         a, b, c, d = 0.0, b * s, c * s, d * s
     else:
         a = math.sqrt(a2) if a2 >= 0 else math.nan
-    rot = np.array(
-        [
-            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-            [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
-            [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
-        ]
-    )
     qfac = -1.0 if float(hdr["pixdim"][0]) < 0 else 1.0
     out = np.eye(4)
+    rot = nib.quaternions.quat2mat((a, b, c, d))
     out[:3, :3] = rot * np.array([zooms[0], zooms[1], zooms[2] * qfac])
     out[:3, 3] = [float(hdr[k]) for k in ("qoffset_x", "qoffset_y", "qoffset_z")]
     return out
