@@ -14,7 +14,8 @@ import numpy as np
 import niftislice
 from niftislice.batch.discover import Job
 from niftislice.batch.worker import run_one
-from niftislice.export import TMP_PREFIX, ConvertResult
+from niftislice.export import ConvertResult
+from niftislice.files import TMP_PREFIX
 from niftislice.options import ConvertOptions
 
 NOT_NIFTI = b"this is not a NIfTI file, only its name says so " * 20

@@ -57,7 +57,7 @@ def convert(
         options or ConvertOptions(), **{k: v for k, v in run.items() if v is not None}
     )
     found = discover(items)
-    check_jobs(found)
+    check_jobs(found, items)
     return run_convert(found, out_dir, opts, scheduler=scheduler)
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,9 +19,18 @@ from pathlib import Path
 import numpy as np
 
 from .encoding import EXTENSIONS, encode
-from .errors import NiftisliceError, OutputError
-from .files import write_file
-from .naming import image_name, stem_of
+from .errors import OutputError
+from .files import (
+    lexists,
+    make_dirs,
+    make_folder,
+    move_into_place,
+    output_error,
+    remove_tree,
+    temp_folder,
+    write_file,
+)
+from .naming import display_name, image_name, stem_of
 from .options import ConvertOptions, Layout, View
 from .pictures.hooks import PAIR_TMP, Pictures, pair_roots
 from .plan import (
@@ -43,18 +50,8 @@ from .stats import RawStats, StatsBuilder
 
 log = logging.getLogger(__name__)
 
-TMP_PREFIX = ".niftislice-tmp-"
 #: ``--layout webdataset``: where each converted case waits (as a spool) to go into the shards
 CASES_DIR = ".niftislice-cases"
-
-
-def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it; done once, at import, before any threads
-    os.umask(mask)
-    return mask
-
-
-_DIR_MODE = 0o777 & ~_umask()
 ProgressFn = Callable[[int], None]
 #: ``write(relative_path, data)``: one output file of a case, relative to its output folder
 WriteFn = Callable[[str, bytes], None]
@@ -73,7 +70,14 @@ class ConvertResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        return dict(self.__dict__)
+        """A record for the report: names and messages printable (see ``display_name``)."""
+        text = {
+            "source": display_name(self.source),
+            "output_dir": self.output_dir and display_name(self.output_dir),
+            "error": self.error and display_name(self.error),
+            "warnings": [display_name(w) for w in self.warnings],
+        }
+        return {**self.__dict__, **text}
 
 
 def output_roots(out_root: Path, options: ConvertOptions) -> tuple[Path, Path | None]:
@@ -113,27 +117,22 @@ def convert_file(
     if _keep_existing(final, masks_final, options):
         return ConvertResult(str(src), "skipped", str(final))
     nf = open_source(src, options.limits)
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name[:40] + "-", dir=final.parent))
-        # mkdtemp makes a private (0700) folder; the result should get the usual umask mode
-        tmp.chmod(_DIR_MODE)
-    except OSError as e:
-        raise OutputError(
-            f"cannot create output folder in {final.parent}: {e.strerror or e}"
-        ) from None
+    make_dirs(final.parent)  # the batch removes folders it made for nothing
+    tmp = temp_folder(final)
+    replace = options.overwrite or options.skip_existing
     try:
         plan, n_images = _write_all(
             nf, options, tmp, final.name, threads or options.effective_jobs, progress
         )
         if masks_final is not None:
-            masks_final.parent.mkdir(parents=True, exist_ok=True)
-            _move_into_place(
-                tmp / PAIR_TMP, masks_final, options.overwrite or options.skip_existing
-            )
-        _move_into_place(tmp, final, options.overwrite or options.skip_existing)
+            make_dirs(masks_final.parent)
+            move_into_place(tmp / PAIR_TMP, masks_final, replace)
+        move_into_place(tmp, final, replace)
+    except OSError as e:  # not wrapped where it happened (reading back a picture, ...)
+        remove_tree(tmp)
+        raise output_error(e, f"write {final}") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
         raise
     return ConvertResult(
         str(src),
@@ -149,14 +148,14 @@ def _keep_existing(final: Path, masks_final: Path | None, options: ConvertOption
     """True when complete output is kept (``skip_existing``); refuses existing output unless
     ``overwrite`` or ``skip_existing`` (an incomplete output, without its sidecar, is redone)."""
     replace = options.overwrite or options.skip_existing
-    if final.exists() or final.is_symlink():
+    if lexists(final):
         if options.skip_existing and is_complete(final):
             return True
         if not replace:
             raise OutputError(
                 f"output {final} exists (use --overwrite to replace it, --skip-existing to keep it)"
             )
-    if masks_final is not None and masks_final.exists() and not replace:
+    if masks_final is not None and lexists(masks_final) and not replace:
         raise OutputError(f"output {masks_final} exists (use --overwrite to replace it)")
     return False
 
@@ -252,7 +251,7 @@ class _Render:
         volumes = self._start()
         plan = self.plan
         for view in plan.geometries:
-            (self.tmp / view.value).mkdir()
+            make_folder(self.tmp / view.value)
         self.pictures = Pictures(plan)  # colour map, overlay, pair, montage, animation, html
         self.pictures.prepare(self.tmp)
         for t, raw in volumes:
@@ -356,23 +355,3 @@ def _groups(indices: list[int], pixels: int) -> list[tuple[int, ...]]:
 def _handover(first: list[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
     """Yield the already-read 3D volume without keeping a reference to it."""
     yield 0, first.pop()
-
-
-def _move_into_place(tmp: Path, final: Path, overwrite: bool) -> None:
-    old: Path | None = None
-    try:
-        if final.exists() or final.is_symlink():
-            if not overwrite:  # appeared while we worked
-                raise OutputError(f"output {final} exists (use --overwrite to replace it)")
-            old = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + "old-", dir=final.parent))
-            os.rename(final, old / "previous")
-        os.rename(tmp, final)
-    except NiftisliceError:
-        raise
-    except OSError as e:
-        if old is not None and not final.exists():
-            os.rename(old / "previous", final)  # put the previous output back
-        raise OutputError(f"cannot move output into {final}: {e.strerror or e}") from None
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)

@@ -1,7 +1,9 @@
-"""File and folder names: safe characters only, zero-padded so they sort in slice order."""
+"""Names: output names from a safe character set, zero-padded so they sort in slice order; and
+:func:`display_name`, the one way a name (or a message holding one) is shown to a person."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -30,6 +32,35 @@ def safe_relative_dir(rel: Path) -> Path:
     """A relative folder made of safe parts only (no ``..``, no absolute anchors)."""
     parts = [stem_of(p) if p not in ("", ".") else "" for p in rel.parts if p not in ("..", "/")]
     return Path(*[p for p in parts if p]) if any(parts) else Path()
+
+
+def display_name(text: str | os.PathLike[str], *, ascii_only: bool = False) -> str:
+    """``text`` with every character a terminal, page or picture would misuse escaped.
+
+    Control and format characters (``\\x1b``, ``\\n``, bidi overrides...) become Python-style
+    escapes; bytes that were not valid UTF-8 (which Python keeps as lone surrogates) become
+    ``\\xff``; printable text, non-ASCII included, stays. ``ascii_only`` escapes every
+    non-ASCII character too (for OpenCV's fonts, which draw ASCII only). Escaping an already
+    escaped name changes nothing.
+    """
+    s = os.fspath(text)
+    if s.isascii() and s.isprintable():
+        return s
+    return "".join(_escape(c, ascii_only) for c in s)
+
+
+def _escape(c: str, ascii_only: bool) -> str:
+    if c.isprintable() and (c.isascii() or not ascii_only):
+        return c
+    n = ord(c)
+    if 0xDC80 <= n <= 0xDCFF:  # an undecodable byte, as os.fsdecode keeps it
+        return f"\\x{n - 0xDC00:02x}"
+    if c in _SHORT:
+        return _SHORT[c]
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+
+
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def index_width(n: int) -> int:

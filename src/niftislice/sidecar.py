@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
+from .naming import display_name
 from .options import View
 from .plan import Plan
 from .read.nifti import NiftiFile
@@ -117,7 +118,7 @@ def build_sidecar(
     nf, reo, opts = plan.nf, plan.reo, plan.options
     source = header_facts(nf)
     source["axcodes"] = "".join(reo.source_axcodes)
-    source["path"] = os.path.abspath(source_path)
+    source["path"] = display_name(os.path.abspath(source_path))  # valid, printable JSON text
     source["sha256"] = sha256
     views: dict[str, Any] = {}
     for view, g in plan.geometries.items():

@@ -9,6 +9,7 @@ Needs the optional extra ``niftislice[dask]``.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -36,6 +37,7 @@ def _distributed() -> Any:
 def connect(address: str, timeout: float | None = None) -> Any:
     """A ``distributed.Client`` for ``address``; an unreachable or bad address is an OptionError."""
     distributed = _distributed()
+    _check_address(distributed, address)
     timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
     try:
         return distributed.Client(address, timeout=timeout, set_as_default=False)
@@ -44,6 +46,18 @@ def connect(address: str, timeout: float | None = None) -> Any:
         raise OptionError(
             f"scheduler: cannot connect to {address} within {timeout:g} s ({reason})"
         ) from None
+
+
+def _check_address(distributed: Any, address: str) -> None:
+    """Refuse an address no Dask transport handles before a client is made: a failed client
+    spends 10 s closing itself, then prints a traceback when it is collected."""
+    try:
+        scheme, location = distributed.comm.parse_address(address)
+        distributed.comm.registry.get_backend(scheme)
+    except (ValueError, TypeError) as e:
+        raise OptionError(f"scheduler: {address!r} is not a scheduler address ({e})") from None
+    if not location:
+        raise OptionError(f"scheduler: {address!r} names no host (e.g. tcp://host:8786)")
 
 
 def run_on_dask(
@@ -69,6 +83,7 @@ def run_on_dask(
         threads = int(options.jobs or 1)
         index: dict[str, int] = {}
         futures = []
+        before = [_sidecar_stamp(job.output_dirs(out_root, options)[0]) for job in jobs]
         for i, job in enumerate(jobs):
             mask = job.mask.absolute() if job.mask else None
             remote = replace(job, path=job.path.absolute(), mask=mask)
@@ -81,9 +96,11 @@ def run_on_dask(
                 job = jobs[i]
                 try:
                     r: ConvertResult = fut.result()
-                except Exception as e:  # the task itself failed: a worker died, lost, killed
-                    error = f"worker failed: {type(e).__name__}: {e}"
-                    r = ConvertResult(str(job.path), "failed", error=error)
+                except Exception as e:  # a worker died or the scheduler was lost: what is on disk?
+                    final = job.output_dirs(out_root, options)[0]
+                    r = _on_disk(job, final, before[i], options.skip_existing) or ConvertResult(
+                        str(job.path), "failed", error=_task_error(e, client)
+                    )
                 else:  # report paths as the caller gave them, as a local run does
                     local = r.output_dir and out_root / Path(r.output_dir).relative_to(out_abs)
                     r = replace(r, source=str(job.path), output_dir=str(local) if local else None)
@@ -93,3 +110,42 @@ def run_on_dask(
             raise
     finally:
         client.close()
+
+
+def _sidecar_stamp(folder: Path) -> tuple[int, int] | None:
+    """The sidecar's identity (inode, modification time), None without one."""
+    try:
+        st = (folder / f"{folder.name}.json").stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _on_disk(
+    job: Job, final: Path, before: tuple[int, int] | None, skip_existing: bool
+) -> ConvertResult | None:
+    """The result of a task whose answer never came back, from what is on disk: a complete
+    output that was not there before the batch (or was replaced since) is ``converted``; one
+    that was, with ``skip_existing``, is ``skipped``."""
+    stamp = _sidecar_stamp(final)
+    if stamp is None:
+        return None
+    if stamp == before:
+        return ConvertResult(str(job.path), "skipped", str(final)) if skip_existing else None
+    try:
+        views = json.loads((final / f"{final.name}.json").read_text())["views"].values()
+        images = sum(len(s.get("files", {"0": s.get("file")})) for v in views for s in v["slices"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        images = 0
+    return ConvertResult(str(job.path), "converted", str(final), images)
+
+
+def _task_error(e: Exception, client: Any) -> str:
+    """One line for a task without a result."""
+    if client.status != "running":
+        return (
+            "lost the Dask scheduler before this file was done "
+            "(a worker may still finish it; run again with --skip-existing)"
+        )
+    reason = " ".join(str(e).split()) or type(e).__name__
+    return f"worker failed: {type(e).__name__}: {reason}"

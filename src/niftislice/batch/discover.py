@@ -4,7 +4,8 @@ Folders are searched for the input formats (any case): ``.nii``/``.nii.gz``; ``.
 ``.mha``/``.mhd``; ``.mgh``/``.mgz``; ``.mnc``; ``.hdr`` beside an ``.img`` and ``.par`` beside a
 ``.rec`` (the header of each pair; a lone ``.hdr`` may be anything). Hidden and ``._*`` files and
 hidden folders are skipped; the input tree is mirrored under the output folder, and output
-folder names are made distinct (also on case-insensitive file systems).
+folder names are made distinct (also on case-insensitive file systems). A folder that cannot be
+read is a job of its own that fails with the reason, never silently skipped.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from ..errors import OptionError
 from ..export import output_dir_for, output_roots
-from ..naming import safe_relative_dir, stem_of
+from ..naming import display_name, safe_relative_dir, stem_of
 from ..options import ConvertOptions
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -26,13 +27,16 @@ _PAIRED_SUFFIXES = {".hdr": ".img", ".par": ".rec"}  # header -> data file that 
 
 @dataclass(frozen=True)
 class Job:
-    """One input file and where its output goes (``OUT[/split]/rel_dir/stem``)."""
+    """One input file and where its output goes (``OUT[/split]/rel_dir/stem``); or, with
+    ``error``, a folder that could not be searched (it fails with that reason, nothing is
+    written)."""
 
     path: Path
     rel_dir: Path
     stem: str
     mask: Path | None = None  # its own label map (``--masks``), exported as ``--pair`` does
     split: str | None = None  # its split (``--split``): output under ``OUT/<split>``
+    error: str | None = None  # an unreadable folder: why
 
     def output_dir(self, out_root: Path) -> Path:
         return output_dir_for(self.path, out_root, self.rel_dir, self.stem)
@@ -70,29 +74,52 @@ def is_input_name(name: str, siblings: frozenset[str] = frozenset()) -> bool:
     return True
 
 
+#: A file with its folder relative to the searched folder, or an unreadable folder with the reason.
+_Found = tuple[Path, "Path | str"]
+
+
 def discover(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
     """Expand folders recursively (sorted, hidden folders skipped); files named explicitly are
-    taken whatever their name and go to the top of the output folder."""
-    found: list[tuple[Path, Path]] = []
+    taken whatever their name and go to the top of the output folder. An unreadable folder is
+    a job with an ``error``, in its place in the order."""
+    found: list[_Found] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir() and not p.name.lower().endswith(_NIFTI_SUFFIXES):
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                siblings = frozenset(n.lower() for n in files)
-                for name in sorted(files):
-                    if is_input_name(name, siblings):
-                        f = Path(root) / name
-                        found.append((f, f.parent.relative_to(p)))
+            found += _search(p)
         else:
             found.append((p, Path()))
-    return _assign_stems(_unique(found))
+    entries = _unique(found)
+    jobs = iter(_assign_stems([(p, rel) for p, rel in entries if isinstance(rel, Path)]))
+    return [
+        next(jobs)
+        if isinstance(rel, Path)
+        else Job(p, Path(), "", error=f"cannot read folder: {rel}")
+        for p, rel in entries
+    ]
 
 
-def _unique(found: Iterable[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+def _search(top: Path) -> list[_Found]:
+    """Every NIfTI file below ``top`` and every folder there that cannot be read, in order."""
+    found: list[_Found] = []
+
+    def unreadable(e: OSError) -> None:
+        found.append((Path(e.filename), e.strerror or str(e)))
+
+    for root, dirs, files in os.walk(top, onerror=unreadable):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        siblings = frozenset(n.lower() for n in files)
+        for name in sorted(files):
+            if is_input_name(name, siblings):
+                f = Path(root) / name
+                found.append((f, f.parent.relative_to(top)))
+    return found
+
+
+def _unique(found: Iterable[_Found]) -> list[_Found]:
     """Drop a file named twice for the same place (``a.nii a.nii``, or a folder given twice)."""
-    seen: set[tuple[str, Path]] = set()
-    out: list[tuple[Path, Path]] = []
+    seen: set[tuple[str, Path | str]] = set()
+    out: list[_Found] = []
     for p, rel in found:
         key = (os.path.normcase(os.path.abspath(p)), rel)
         if key not in seen:
@@ -132,9 +159,11 @@ def _fold(rel: Path, stem: str) -> tuple[str, str]:
     return rel.as_posix().casefold(), stem.casefold()
 
 
-def check_jobs(jobs: Sequence[Job]) -> None:
+def check_jobs(jobs: Sequence[Job], inputs: Sequence[str | os.PathLike[str]] = ()) -> None:
+    """Refuse a batch with nothing to do, naming the folders that were searched."""
     if not jobs:
+        searched = ", ".join(display_name(str(p)) for p in inputs) or "the given inputs"
         raise OptionError(
-            "no NIfTI files found in the given inputs "
+            f"no NIfTI files found in {searched} "
             "(nor NRRD, MetaImage, Analyze, MGH, MINC or PAR/REC files)"
         )

@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import OutputError
 from ..export import ConvertResult
+from ..files import replace_file
 
 
 @dataclass
@@ -51,11 +51,5 @@ class BatchResult:
 
 def write_report(result: BatchResult, path: str | os.PathLike[str]) -> None:
     """The JSON report: a summary and one record per input (status, output folder, error)."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(result.to_json(), indent=1) + "\n")
-        os.replace(tmp, p)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write the report {p}: {e.strerror or e}") from None
+    text = json.dumps(result.to_json(), indent=1) + "\n"
+    replace_file(Path(path), text.encode(), label="the report")

@@ -3,7 +3,8 @@
 One bad input never stops the others. Files run in parallel processes (or as Dask tasks, see
 :mod:`.dask`); the slices of one file run on threads inside
 :func:`~niftislice.export.convert_file`. Inputs come from :mod:`.discover`; results go to
-:mod:`.results`.
+:mod:`.results`. The output folder is held by one run at a time, and what killed runs left
+is cleaned up (:mod:`.guard`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import multiprocessing
 import os
 import re
-import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ..export import TMP_PREFIX, ConvertResult
+from ..export import ConvertResult
+from ..files import TMP_PREFIX, lexists, remove_tree
 from ..options import ConvertOptions
 from .discover import Job
+from .guard import die_with_parent, output_area
 from .results import BatchResult
 from .worker import run_one
 
@@ -45,21 +48,13 @@ def check_outputs(
     if options.overwrite or options.skip_existing:
         return
     out = Path(out_root)
-    existing = [d for j in jobs for d in j.output_dirs(out, options) if _exists(d)]
+    existing = [d for j in jobs for d in j.output_dirs(out, options) if lexists(d)]
     if existing:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise OutputError(
             f"output {existing[0]}{more} exists; nothing was converted "
             "(use --skip-existing to keep complete output and resume, --overwrite to replace it)"
         )
-
-
-# --------------------------------------------------------------------------------------------
-# running
-
-
-def _exists(path: Path) -> bool:
-    return path.exists() or path.is_symlink()
 
 
 def run_batch(
@@ -75,8 +70,9 @@ def run_batch(
     Dask workers (``scheduler``), the slices of a file on threads.
 
     Existing output is refused as a whole (:class:`OutputError`, nothing written) unless
-    ``options.overwrite`` or ``options.skip_existing``. ``on_result`` sees each result as it
-    arrives; the returned results are in job order.
+    ``options.overwrite`` or ``options.skip_existing``, and so is an output folder another run
+    is writing to. Jobs with an ``error`` (unreadable folders) fail without running.
+    ``on_result`` sees each result as it arrives; the returned results are in job order.
     """
     start = time.perf_counter()
     options = options or ConvertOptions()
@@ -89,6 +85,38 @@ def run_batch(
         if on_result:
             on_result(r)
 
+    todo = [i for i, job in enumerate(jobs) if job.error is None]
+    for i, job in enumerate(jobs):
+        if job.error is not None:  # a folder that could not be searched
+            done(i, _failed(job, job.error))
+    if todo:
+        finals = [d for i in todo for d in jobs[i].output_dirs(out, options)]
+        with output_area(out, finals):
+            _dispatch(
+                [jobs[i] for i in todo],
+                out,
+                options,
+                scheduler,
+                on_images,
+                lambda k, r: done(todo[k], r),
+            )
+    results = [
+        r or ConvertResult(str(j.path), "failed", error="not run")
+        for j, r in zip(jobs, slots, strict=True)
+    ]
+    return BatchResult(results, time.perf_counter() - start)
+
+
+def _dispatch(
+    jobs: Sequence[Job],
+    out: Path,
+    options: ConvertOptions,
+    scheduler: str | None,
+    on_images: ImagesFn | None,
+    done: DoneFn,
+) -> None:
+    """Run ``jobs`` in this process, on a process pool or on Dask; ``done`` sees each result."""
+
     def done_counting(i: int, r: ConvertResult) -> None:
         done(i, r)
         if on_images and r.images:
@@ -98,42 +126,55 @@ def run_batch(
         from .dask import run_on_dask
 
         run_on_dask(jobs, out, options, scheduler, done_counting)
+        return
+    jobs_n = options.effective_jobs
+    workers = min(jobs_n, len(jobs))
+    if workers <= 1:
+        for i, job in enumerate(jobs):
+            done(i, run_one(job, out, options, jobs_n, on_images))
     else:
-        jobs_n = options.effective_jobs
-        workers = min(jobs_n, len(jobs))
-        if workers <= 1:
-            for i, job in enumerate(jobs):
-                done(i, run_one(job, out, options, jobs_n, on_images))
-        else:
-            _run_pool(jobs, out, options, workers, max(1, jobs_n // workers), done_counting)
-    results = [
-        r or ConvertResult(str(j.path), "failed", error="not run")
-        for j, r in zip(jobs, slots, strict=True)
-    ]
-    return BatchResult(results, time.perf_counter() - start)
+        _run_pool(jobs, out, options, workers, max(1, jobs_n // workers), done_counting)
 
 
 Task = Callable[[Job, Path, ConvertOptions, int], ConvertResult]
 _stop: Any = None  # in pool workers: a shared Event, set once the batch is interrupted
+_parent = 0  # in pool workers: the process that started this one
+_busy = False  # in pool workers: a file is being converted
 
 
 def _init_worker(stop: Any) -> None:
-    global _stop
-    _stop = stop
+    global _stop, _parent
+    _stop, _parent = stop, os.getppid()
+    signal.signal(signal.SIGTERM, _terminated)
+    die_with_parent()  # a killed batch must not leave workers converting on their own
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM in a worker (the batch was stopped, or its process died): a file in hand is
+    abandoned as on Ctrl-C (its temporary folder removed); an idle worker just ends."""
+    if _busy:
+        raise KeyboardInterrupt
+    os._exit(1)
 
 
 def _queued(
     task: Task, job: Job, out: Path, options: ConvertOptions, threads: int
 ) -> ConvertResult:
     """Run ``task`` in a worker unless the batch was interrupted while the job waited."""
+    global _busy
     if _stop is not None and _stop.is_set():
         return _failed(job, "interrupted")
+    _busy = True
     try:
         return task(job, out, options, threads)
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: stop the queue too
         if _stop is not None:
             _stop.set()
+        if os.getppid() != _parent:  # orphaned: nobody is waiting for the result
+            os._exit(1)
         raise
+    finally:
+        _busy = False
 
 
 def _run_pool(
@@ -173,7 +214,7 @@ def _remove_leftovers(job: Job, out: Path, options: ConvertOptions) -> None:
     if final.parent.is_dir():
         for d in final.parent.iterdir():
             if name.fullmatch(d.name) and d.is_dir() and not d.is_symlink():
-                shutil.rmtree(d, ignore_errors=True)
+                remove_tree(d)
 
 
 def _failed(job: Job, error: str) -> ConvertResult:

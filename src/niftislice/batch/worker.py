@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import NiftisliceError
 from ..export import ConvertResult, convert_file, is_complete
+from ..files import lexists
 from ..options import ConvertOptions
 from .discover import Job
 
@@ -53,11 +54,7 @@ def run_one(
 def resume_options(finals: list[Path], options: ConvertOptions) -> ConvertOptions:
     """With ``skip_existing``, output without its sidecar is incomplete: convert it again,
     replacing it (atomically, as ``overwrite`` does)."""
-    if (
-        not options.skip_existing
-        or not any(p.exists() or p.is_symlink() for p in finals)
-        or is_complete(finals[0])
-    ):
+    if not options.skip_existing or not any(map(lexists, finals)) or is_complete(finals[0]):
         return options
     log.info("%s has no sidecar (incomplete); converting again", finals[0])
     return replace(options, overwrite=True, skip_existing=False)

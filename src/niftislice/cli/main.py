@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..errors import NiftisliceError, OptionError
+from ..naming import display_name
 from ..types import CT_PRESETS
 
 log = logging.getLogger("niftislice")
@@ -360,26 +361,45 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
         else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("niftislice: %(levelname)s: %(message)s"))
+    handler.setFormatter(_PrintableFormatter("niftislice: %(levelname)s: %(message)s"))
     root = logging.getLogger("niftislice")
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
 
 
-def _say(kind: str, where: str, message: str) -> None:
-    flat = " ".join(str(message).split())
+def _say(kind: str, where: str | os.PathLike[str], message: str) -> None:
+    """One line on stderr; names in it (and the whole message) made printable."""
+    flat = display_name(" ".join(str(message).split()))
     sys.stderr.write(
-        f"niftislice: {kind}: {where}: {flat}\n" if where else f"niftislice: {kind}: {flat}\n"
+        f"niftislice: {kind}: {display_name(where)}: {flat}\n"
+        if where
+        else f"niftislice: {kind}: {flat}\n"
     )
 
 
-def _printable(path: str | os.PathLike[str]) -> str:
-    return (
-        str(path).encode("unicode_escape").decode("ascii")
-        if any(c in str(path) for c in "\n\r\t")
-        else str(path)
-    )
+def _quiet_dask(scheduler: str | None, verbose: int) -> None:
+    """Dask logs lost connections itself, tracebacks included; each file already gets one line
+    (``-vv`` shows Dask's own log)."""
+    if not scheduler or verbose > 1:
+        return
+    try:
+        import distributed  # noqa: F401 (it configures its loggers when imported)
+    except ImportError:
+        return  # the batch says what to install
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
+    for name in ["distributed", *names]:  # some have a handler of their own
+        dask_log = logging.getLogger(name)
+        dask_log.handlers[:] = [logging.NullHandler()]
+        dask_log.propagate = False
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines with control characters and undecodable bytes escaped (tracebacks untouched)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = display_name(record.message)
+        return super().formatMessage(record)
 
 
 class _Progress:
@@ -440,15 +460,16 @@ def _cmd_convert(a: argparse.Namespace) -> int:
         **_picture_kwargs(a),
     )
     jobs = discover(inputs)
-    check_jobs(jobs)
+    check_jobs(jobs, inputs)
     check_convert_outputs(jobs, a.output, opts)  # refuse before a progress bar appears
     if a.report and not Path(a.report).absolute().parent.is_dir():
         raise OptionError(f"report: folder {Path(a.report).absolute().parent} does not exist")
+    _quiet_dask(a.scheduler, a.verbose)
     quiet = a.quiet
     bars = _Progress(len(jobs)) if not quiet and sys.stderr.isatty() else None
 
     def on_result(r: ConvertResult) -> None:
-        where = _printable(r.source)
+        where = display_name(r.source)
         lines = [("error", r.error or "failed")] if r.status == "failed" else []
         if not quiet and r.status != "failed":
             lines += [("warning", w) for w in r.warnings]
@@ -487,7 +508,8 @@ def _cmd_info(a: argparse.Namespace) -> int:
     facts = info(src, _options(a), header=a.header)
     for w in facts["warnings"]:
         log.debug("%s: %s", a.input, w)
-    sys.stdout.write((json.dumps(facts, indent=1) if a.json else format_info(facts)) + "\n")
+    text = json.dumps(facts, indent=1) if a.json else format_info(facts)
+    sys.stdout.write("".join(display_name(line) + "\n" for line in text.splitlines()))
     return 0
 
 
@@ -506,7 +528,7 @@ def _cmd_preview(a: argparse.Namespace) -> int:
         overwrite=a.overwrite,
     )
     if not a.quiet:
-        sys.stderr.write(f"niftislice: wrote {out}\n")
+        sys.stderr.write(f"niftislice: wrote {display_name(out)}\n")
     return 0
 
 
@@ -525,11 +547,11 @@ def _cmd_stack(a: argparse.Namespace) -> int:
     result = stack_folder(a.input, a.output, opts, sidecar=a.sidecar)
     if not a.quiet:
         for w in result.warnings:
-            _say("warning", _printable(a.input), w)
+            _say("warning", display_name(a.input), w)
         img = result.image
         shape = "x".join(map(str, img.shape))
         sys.stderr.write(
-            f"niftislice: wrote {_printable(a.output)} ({result.view.value}, "
+            f"niftislice: wrote {display_name(a.output)} ({result.view.value}, "
             f"{result.images_read} images, {shape} {img.get_data_dtype().name})\n"
         )
     return 0
@@ -558,7 +580,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if a.command is None:
             parser.print_help(sys.stderr)
             return 2
-        where = _printable(getattr(a, "input", "") or "")
+        where = display_name(getattr(a, "input", "") or "")
         return {
             "convert": _cmd_convert,
             "info": _cmd_info,
@@ -568,7 +590,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except SystemExit as e:  # --help and --version
         return int(e.code or 0)
     except UsageError as e:
-        sys.stderr.write(f"{e}\n")
+        sys.stderr.write(f"{display_name(str(e))}\n")
         return 2
     except OptionError as e:
         _say("error", "", str(e))

@@ -26,7 +26,7 @@ import numpy as np
 from ..encoding import decode, encode
 from ..errors import InputError
 from ..files import write_file
-from ..naming import index_width
+from ..naming import display_name, index_width
 from ..options import ImageFormat, Interp, View
 from ..plan import Plan
 from ..resample import resize
@@ -272,7 +272,8 @@ class Pictures:
             else f"window {number(plan.window.low)}..{number(plan.window.high)}"
         )
         cmap = f"  {self.cmap.name}" if self.cmap else ""
-        return f"{plan.nf.path.name}  {view.value}  {window}{cmap}  {display}"
+        name = display_name(plan.nf.path.name, ascii_only=True)  # OpenCV draws ASCII only
+        return f"{name}  {view.value}  {window}{cmap}  {display}"
 
     def _mask_sidecar(self, sidecar: dict[str, Any]) -> dict[str, Any]:
         assert self.pair is not None

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ..naming import display_name
+
 _TEMPLATE = "viewer.html"
 _PLACEHOLDER = re.compile(r"\{\{(TITLE|DATA)\}\}")
 
@@ -67,7 +69,7 @@ def _metadata(sidecar: dict[str, Any]) -> list[list[str]]:
         sidecar["output"],
     )
     rows = [
-        ["source", str(src.get("path", ""))],
+        ["source", display_name(str(src.get("path", "")))],
         ["shape", " x ".join(str(n) for n in src["shape"])],
         ["data type", str(src["dtype"])],
         [_voxel_size_label(src), " x ".join(f"{float(z):g}" for z in src["voxel_sizes"][:3])],
@@ -120,7 +122,7 @@ def page_data(sidecar: dict[str, Any], stem: str) -> dict[str, Any]:
     return {
         "stem": stem,
         # the file's name: a backslash is a character of POSIX names, not a separator
-        "title": Path(str(sidecar["source"].get("path", stem))).name or stem,
+        "title": display_name(Path(str(sidecar["source"].get("path", stem))).name or stem),
         "sidecar": f"{stem}.json",
         "views": [_view_data(name, v) for name, v in sidecar["views"].items()],
         "volumes": [str(t) for t in volumes] if volumes else ["0"],

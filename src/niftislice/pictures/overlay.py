@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..naming import display_name
 from ..read import NiftiFile, ReadResult, iter_volumes, open_source
 from ..resample import resample_labels
 from ..window import check_integral
@@ -67,7 +68,7 @@ class Mask:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "path": str(self.path.resolve()),
+            "path": display_name(str(self.path.resolve())),
             "sha256": self.sha256,
             "resampled": self.resampled,
             "resampling": "nearest neighbour by the two affines"

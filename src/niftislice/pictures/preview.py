@@ -26,6 +26,8 @@ import numpy as np
 
 from ..encoding import encode
 from ..errors import OptionError, OutputError
+from ..files import lexists, make_dirs, remove_empty, replace_file
+from ..naming import display_name
 from ..options import ALL_VIEWS, ConvertOptions, ImageFormat
 from ..volume import Volume
 from .drawing import (
@@ -143,7 +145,7 @@ def _caption(volume: Volume) -> list[str]:
         w = plan.window
         window = f"window {number(w.low)} .. {number(w.high)} ({w.description})"
     display = "neurological" if plan.options.neurological else "radiological"
-    return [window, f"{display}   {volume.path.name}"]
+    return [window, f"{display}   {display_name(volume.path.name, ascii_only=True)}"]
 
 
 def render_preview(volume: Volume, height: int = TARGET) -> np.ndarray:
@@ -175,16 +177,14 @@ def preview(
     """
     out = Path(out_path)
     fmt = preview_format(out)
-    if out.exists() and not overwrite:
+    if lexists(out) and not overwrite:
         raise OutputError(f"{out} exists; use --overwrite to replace it")
     opts = options or ConvertOptions(views=ALL_VIEWS, slices="middle")
     data = encode(render_preview(Volume(path, opts)), fmt)
-    tmp = out.with_name(f".{out.name}.tmp")
+    created = make_dirs(out.parent)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {out}: {e.strerror or e}") from None
+        replace_file(out, data)
+    except OutputError:
+        remove_empty(created)  # a failed preview leaves no folder behind
+        raise
     return out

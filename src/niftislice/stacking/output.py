@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from .._nib import nib
 from ..errors import OptionError, OutputError
+from ..files import atomic_path, lexists, make_dirs
 from ..options import View
 from ..sidecar import NIFTI_UNITS
 
@@ -157,7 +157,7 @@ def check_output_path(out_path: str | os.PathLike[str], overwrite: bool) -> Path
     out = Path(out_path)
     if not out.name.lower().endswith((".nii", ".nii.gz")):
         raise OptionError(f"output: expected a .nii or .nii.gz file name, got {str(out_path)!r}")
-    if (out.exists() or out.is_symlink()) and not overwrite:
+    if lexists(out) and not overwrite:
         raise OutputError(f"output {out} exists (use --overwrite to replace it)")
     if out.is_dir():
         raise OutputError(f"output {out} is a folder")
@@ -167,17 +167,6 @@ def check_output_path(out_path: str | os.PathLike[str], overwrite: bool) -> Path
 def save_atomically(img: nib.Nifti1Image, out: Path) -> None:
     """Write next to ``out`` and move into place, so a failure never leaves half a file."""
     suffix = ".nii.gz" if out.name.lower().endswith(".nii.gz") else ".nii"
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".niftislice-tmp-", suffix=suffix, dir=out.parent)
-        os.close(fd)
-    except OSError as e:
-        raise OutputError(f"cannot write in {out.parent}: {e.strerror or e}") from None
-    try:
+    make_dirs(out.parent)
+    with atomic_path(out, suffix) as tmp:
         nib.save(img, tmp)
-        os.replace(tmp, out)
-    except OSError as e:
-        raise OutputError(f"cannot write {out}: {e.strerror or e}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -8,13 +8,12 @@ The sidecar already lists every exported image with its view, slice index, volum
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import OutputError
+from ..files import make_dirs, replace_file
 
 METADATA_NAME = "metadata.jsonl"
 
@@ -115,12 +114,6 @@ def metadata_lines(
 def write_metadata(folder: Path, rows: list[dict[str, Any]]) -> Path:
     """``folder/metadata.jsonl``, written under a temporary name and renamed."""
     path = folder / METADATA_NAME
-    tmp = folder / f".{METADATA_NAME}.tmp"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp.write_text("".join(dumps_line(r) + "\n" for r in rows))
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    make_dirs(folder)
+    replace_file(path, "".join(dumps_line(r) + "\n" for r in rows).encode())
     return path

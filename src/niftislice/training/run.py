@@ -26,6 +26,7 @@ from ..batch.results import BatchResult
 from ..batch.run import ImagesFn, ResultFn, check_outputs, run_batch
 from ..errors import OutputError
 from ..export import CASES_DIR, ConvertResult
+from ..files import make_dirs, replace_file
 from ..options import ConvertOptions, Layout
 from .metadata import CaseFiles, metadata_lines, write_metadata
 from .pack import SplitPacker, check_no_shards, shard_prefix
@@ -158,14 +159,8 @@ def _write_splits(jobs: list[Job], out: Path, options: ConvertOptions) -> None:
         return
     spec: SplitSpec = options.split  # type: ignore[assignment]
     text = splits_json(spec, options.split_seed, [(subject_of(j.path), j.split) for j in jobs])  # type: ignore[misc]
-    path, tmp = out / SPLITS_NAME, out / f".{SPLITS_NAME}.tmp"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    make_dirs(out)
+    replace_file(out / SPLITS_NAME, text.encode())
 
 
 def _packers(jobs: list[Job], out: Path, options: ConvertOptions) -> dict[Path, SplitPacker]:

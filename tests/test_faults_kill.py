@@ -1,0 +1,321 @@
+"""Killed runs and concurrent runs (issue 11): SIGKILL leaves nothing the next run does not
+clean up or restore, workers die with their batch, two runs never share an output folder.
+
+Every run here is the real CLI in a child process, killed with SIGKILL (no handler runs), or a
+child whose ``os.rename`` ends the process at the worst moment of ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest_malformed import TMP_PREFIX, Run, check_common, cli_command, leftover_tmp, tree
+from nifti_bytes import gradient, header_for, nifti_file
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux processes")
+
+
+def write_volume(path: Path, shape: tuple[int, ...], *, noise: bool = False) -> Path:
+    if noise:
+        arr = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
+    else:
+        arr = gradient(shape, "i2")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(nifti_file(header_for(arr), arr))
+    return path
+
+
+def contents(root: Path) -> dict[str, str]:
+    return {
+        os.fsdecode(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def run(args: list[str], *, python: str | None = None, env: dict[str, str] | None = None) -> Run:
+    """The CLI in a child; with ``python``, that code runs first (it may patch the library)."""
+    cmd = cli_command(args)
+    if python is not None:
+        main = "\nfrom niftislice.cli import main\nraise SystemExit(main(sys.argv[1:]))\n"
+        cmd = [sys.executable, "-c", python + main, *args]
+    p = subprocess.run(
+        cmd,
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    return Run(p.returncode, p.stdout.decode(), p.stderr.decode("utf-8", "backslashreplace"))
+
+
+def start(args: list[str], pipes: bool = True) -> subprocess.Popen[bytes]:
+    """The CLI running in the background (without ``pipes``: output discarded, so that orphaned
+    children holding them cannot block the test)."""
+    out = subprocess.PIPE if pipes else subprocess.DEVNULL
+    return subprocess.Popen(cli_command(args), stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+
+
+def wait_for_temporary_images(out: Path, proc: subprocess.Popen[bytes], n: int = 5) -> None:
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        if len([p for p in leftover_tmp(out) if p.endswith(".png")]) >= n:
+            return
+        assert proc.poll() is None, (proc.communicate()[1] or b"").decode()
+        time.sleep(0.01)
+    raise AssertionError("no images appeared in a temporary folder")
+
+
+def in_progress(out: Path) -> set[str]:
+    """Output names whose temporary folder is in ``out``."""
+    return {
+        n[len(TMP_PREFIX) :].rsplit("-", 1)[0] for n in os.listdir(out) if n.startswith(TMP_PREFIX)
+    }
+
+
+def children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def big(tmp_path: Path) -> Path:
+    """A volume that takes a few seconds to convert: time to act while it runs."""
+    return write_volume(tmp_path / "in" / "big.nii", (192, 192, 160), noise=True)
+
+
+def test_a_second_run_is_refused_and_a_killed_runs_leftovers_go_with_the_next(
+    tmp_path: Path, big: Path
+) -> None:
+    small = write_volume(tmp_path / "in" / "small.nii", (7, 6, 5))
+    bigs = [str(big)] + [str(shutil.copy(big, big.with_name(f"big{i}.nii"))) for i in range(3)]
+    out = tmp_path / "out"
+    first = start(["convert", *bigs, "-o", str(out), "-j", "1"])  # 20 s or more
+    try:
+        wait_for_temporary_images(out, first)
+        busy = in_progress(out)
+        second = run(["convert", str(small), "-o", str(out), "--skip-existing"])
+        check_common(second)
+        assert second.rc == 1, second.stderr
+        assert second.messages("error") == [
+            f"{out} is in use by another niftislice run; nothing was converted "
+            "(wait for it to finish, or write elsewhere)"
+        ]
+        assert not (out / "small").exists()
+        for stem in busy:  # still being written, or finished since: never removed
+            assert stem in in_progress(out) or (out / stem / f"{stem}.json").is_file(), stem
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    finally:
+        first.kill()
+        first.communicate()
+    third = run(
+        ["convert", str(small), *bigs, "-o", str(out), "--skip-existing", "--slices", "middle"]
+    )
+    check_common(third)
+    assert third.rc == 0, third.stderr
+    assert "0 failed" in third.stderr
+    assert not leftover_tmp(out), leftover_tmp(out)
+
+
+def test_another_holder_of_the_lock_is_respected(tmp_path: Path) -> None:
+    """The lock is an advisory ``flock`` on OUT itself: any holder keeps a run out."""
+    src = write_volume(tmp_path / "in" / "scan.nii", (7, 6, 5))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".niftislice-tmp-scan-abcd1234").mkdir()  # someone's work in progress
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refused = run(["convert", str(src), "-o", str(out)])
+        assert refused.rc == 1 and "in use by another niftislice run" in refused.stderr
+        assert tree(out) == [".niftislice-tmp-scan-abcd1234"]
+    finally:
+        os.close(fd)
+    done = run(["convert", str(src), "-o", str(out)])
+    assert done.rc == 0, done.stderr
+    assert not leftover_tmp(out) and (out / "scan" / "scan.json").is_file()
+
+
+def test_pool_workers_die_with_a_killed_batch(tmp_path: Path) -> None:
+    inputs = [
+        str(write_volume(tmp_path / "in" / f"big{i}.nii", (192, 192, 160), noise=True))
+        for i in range(2)
+    ]
+    out = tmp_path / "out"
+    batch = start(["convert", *inputs, "-o", str(out), "-j", "2"], pipes=False)
+    workers: set[int] = set()
+    try:
+        wait_for_temporary_images(out, batch)
+        workers = children(batch.pid)
+        assert len(workers) >= 2, workers
+        batch.send_signal(signal.SIGKILL)
+        batch.wait(30)
+        end = time.monotonic() + 15
+        while any(map(alive, workers)) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not any(map(alive, workers)), "workers outlived their batch"
+    finally:
+        batch.kill()
+        batch.wait()
+        for pid in workers:  # orphans (when this test fails) would convert on, then hang
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    left = leftover_tmp(out)
+    again = run(["convert", *inputs, "-o", str(out), "--skip-existing", "--slices", "middle"])
+    assert again.rc == 0, again.stderr
+    assert not leftover_tmp(out), (left, leftover_tmp(out))
+
+
+# A child that converts with --overwrite and dies (as with SIGKILL: no cleanup) the moment a
+# rename moves the existing output OUT/scan away: the first of the two renames of old.
+DIE_ON_MOVING_THE_OUTPUT_AWAY = """
+import os, sys
+from pathlib import Path
+import niftislice.files as files
+FINAL = os.environ["DIE_ON_MOVING"]
+if os.environ.get("NO_EXCHANGE"):
+    files._RENAMEAT2 = None
+real_rename = os.rename
+def rename(src, dst, *a, **k):
+    if os.path.abspath(src) == FINAL:
+        real_rename(src, dst, *a, **k)
+        os._exit(137)
+    return real_rename(src, dst, *a, **k)
+os.rename = rename
+"""
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "two-renames"])
+def test_overwrite_killed_midway_never_loses_the_output(tmp_path: Path, exchange: bool) -> None:
+    src = write_volume(tmp_path / "in" / "scan.nii", (9, 8, 7))
+    out = tmp_path / "out"
+    assert run(["convert", str(src), "-o", str(out), "--slices", "middle"]).rc == 0
+    before = contents(out)
+    env = {"DIE_ON_MOVING": str((out / "scan").absolute()), "NO_EXCHANGE": "" if exchange else "1"}
+    killed = run(
+        ["convert", str(src), "-o", str(out), "--overwrite"],
+        python=DIE_ON_MOVING_THE_OUTPUT_AWAY,
+        env=env,
+    )
+    if exchange:  # one atomic step: nothing to die between
+        assert killed.rc == 0, killed.stderr
+        assert (out / "scan" / "scan.json").is_file()
+        assert contents(out) != before and not leftover_tmp(out)
+        return
+    assert killed.rc == 137, killed.stderr
+    assert not (out / "scan").exists() and leftover_tmp(out)  # the state a kill leaves
+    resumed = run(["convert", str(src), "-o", str(out), "--skip-existing"])
+    check_common(resumed)
+    assert resumed.rc == 0, resumed.stderr
+    assert "restored" in resumed.stderr and "1 skipped" in resumed.stderr
+    assert contents(out) == before, "the previous output was not put back"
+    assert not leftover_tmp(out)
+
+
+@pytest.mark.slow
+def test_scheduler_dying_mid_batch_reports_what_is_on_disk(tmp_path: Path) -> None:
+    """Scheduler and worker are SIGKILLed once the first output is complete: that one is
+    ``converted`` whether or not its result came back, the rest fail with one line each."""
+    pytest.importorskip("distributed")
+    inputs = [
+        str(write_volume(tmp_path / "in" / f"v{i}.nii", (128, 128, 96), noise=True))
+        for i in range(6)
+    ]
+    info = tmp_path / "scheduler.json"
+    cluster = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--scheduler-file",
+                str(info),
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    try:
+        end = time.monotonic() + 60
+        while not (info.exists() and info.stat().st_size) and time.monotonic() < end:
+            time.sleep(0.1)
+        cluster.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    "--scheduler-file",
+                    str(info),
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        address = json.loads(info.read_text())["address"]
+        batch = start(
+            ["convert", *inputs, "-o", str(out), "--scheduler", address, "--report", str(report)]
+        )
+        while not list(out.glob("v*/v*.json")):
+            assert batch.poll() is None, batch.communicate()[1].decode()
+            assert time.monotonic() < end + 120, "no output completed"
+            time.sleep(0.02)
+        for p in cluster:
+            p.kill()
+        _, err = batch.communicate(timeout=120)
+    finally:
+        for p in cluster:
+            p.kill()
+            p.wait()
+    result = Run(batch.returncode, "", err.decode())
+    check_common(result)
+    assert result.rc == 1, result.stderr
+    records = json.loads(report.read_text())["inputs"]
+    on_disk = {p.parent.name for p in out.glob("v*/v*.json")}
+    converted = {Path(r["source"]).stem for r in records if r["status"] == "converted"}
+    assert converted == on_disk and on_disk, (converted, on_disk)
+    failed = [r for r in records if r["status"] == "failed"]
+    assert len(result.messages("error")) == len(failed) == len(inputs) - len(converted)
+    again = run(["convert", *inputs, "-o", str(out), "--skip-existing", "--slices", "middle"])
+    assert again.rc == 0 and f"{len(on_disk)} skipped" in again.stderr, again.stderr
+    assert not leftover_tmp(out)
