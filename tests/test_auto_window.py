@@ -158,3 +158,24 @@ def test_dicom_modality_decides(tmp_path, small_head):
         src = dataclasses.replace(nf, modality=modality)
         plan = make_plan(src, opts, lambda s=src: (a for _, a in iter_volumes(s)))
         assert (plan.window_reason is not None and plan.window_reason["ct"] is not None) == ct
+
+
+def test_load_reads_a_series_once_for_its_window(tmp_path, small_head, monkeypatch):
+    """The shown volume and the series' statistics come from one pass over the file."""
+    import niftislice.plan
+    import niftislice.volume
+
+    src = _series(tmp_path, small_head)
+    passes = []
+    real = niftislice.plan.iter_volumes
+
+    def counting(*args, **kwargs):
+        passes.append(args[1] if len(args) > 1 else None)
+        return real(*args, **kwargs)
+
+    for module in (niftislice.plan, niftislice.volume):
+        monkeypatch.setattr(module, "iter_volumes", counting)
+    vol = niftislice.load(src, volume=2)
+    assert len(passes) == 1
+    data = np.asanyarray(nib.load(src).dataobj).astype(np.float64)
+    assert (vol.plan.window.low, vol.plan.window.high) == pytest.approx(_numpy_auto(data))

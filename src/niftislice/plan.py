@@ -18,7 +18,7 @@ from .errors import InputError, OptionError
 from .mapping import apply_window
 from .options import ConvertOptions, Interp, View
 from .orientation import Reorientation, reorientation
-from .read.nifti import NiftiFile, iter_volumes
+from .read.nifti import NiftiFile, ReadResult, iter_volumes
 from .resample import Sampling, interpolation, resize, sampling
 from .slicing import (
     ViewGeometry,
@@ -27,7 +27,7 @@ from .slicing import (
     view_block,
     view_geometry,
 )
-from .stats import RawStats, raw_stats
+from .stats import RawStats, StatsBuilder, raw_stats
 from .window import ValueFacts, Window, WindowChoice, check_integral, choose_window
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,24 @@ def series_volumes(
             yield have[t] if t in have else next(reader)[1]
 
     return volumes
+
+
+def read_shown_volume(
+    nf: NiftiFile, options: ConvertOptions, t: int, read: ReadResult | None = None
+) -> tuple[np.ndarray, RawStats | None]:
+    """Volume ``t`` of a 4D series and, gathered on the same pass over the file, the statistics
+    of its selected volumes (what the series' window needs); None when the plan needs none, the
+    file is 3D or ``t`` is not selected (the plan then reads what it needs itself)."""
+    selected = list(options.volumes.indices(nf.n_volumes))  # type: ignore[union-attr]
+    if nf.n_volumes == 1 or t not in selected or not needs_stats(nf, options):
+        return next(a for i, a in iter_volumes(nf, [t], read) if i == t), None
+    builder = StatsBuilder(nf.dtype)
+    shown = None
+    for i, arr in iter_volumes(nf, selected, read, builder.add):
+        if i == t:
+            shown = arr
+    assert shown is not None
+    return shown, builder.result()
 
 
 def is_label(nf: NiftiFile, options: ConvertOptions) -> bool:

@@ -120,31 +120,7 @@ def build_sidecar(
     source["axcodes"] = "".join(reo.source_axcodes)
     source["path"] = display_name(os.path.abspath(source_path))  # valid, printable JSON text
     source["sha256"] = sha256
-    views: dict[str, Any] = {}
-    for view, g in plan.geometries.items():
-        smp = plan.samplings[view]
-        slices = []
-        ks = sorted(files.get(view, {}))
-        matrices = _matrix(plan.pixel_to_world_many(view, ks))
-        for k, matrix in zip(ks, matrices, strict=True):
-            entry: dict[str, Any] = {"index": k, "pixel_to_world": matrix}
-            per_t = files[view][k]
-            if plan.is_4d:
-                entry["files"] = {str(t): name for t, name in sorted(per_t.items())}
-            else:
-                entry["file"] = next(iter(per_t.values()))
-            slices.append(entry)
-        views[view.value] = {
-            "folder": view.value,
-            "image_size": [smp.width, smp.height],
-            "pixel_spacing_mm": [smp.col_spacing, smp.row_spacing],
-            "n_slices_in_volume": g.n_slices,
-            # which slices were asked for; with skip_empty, selected slices without a file were
-            # blank
-            "selected_slices": _range_json(plan.slice_indices(view)),
-            "geometry": g.to_json(),
-            "slices": slices,
-        }
+    views = {view.value: _view_entry(plan, view, files.get(view, {})) for view in plan.geometries}
     return {
         "niftislice": {"version": __version__, "sidecar_schema": SCHEMA_VERSION},
         "source": source,
@@ -156,28 +132,58 @@ def build_sidecar(
                 "pixel (column, row, 0, 1) -> world mm; column 0 is the left edge, row 0 the top"
             ),
         },
-        "intensity": (
-            {"kind": "rgb", "note": "colour volume stored as is"}
-            if plan.window is None
-            else {
-                "kind": "label" if plan.label else ("lossless" if opts.lossless else "window"),
-                **plan.window.to_json(),
-            }
-        ),
-        "output": {
-            "format": opts.format.value,  # type: ignore[union-attr]
-            "bit_depth": 8 if plan.window is None or plan.window.out_max == 255 else 16,
-            "interpolation": plan.interp.value,
-            "spacing": opts.spacing,
-            "label": plan.label,
-            "skip_empty": bool(opts.skip_empty),
-            "volumes": list(plan.volumes) if plan.is_4d else None,
-            "volume_subindex": {str(t): list(nf.volume_subindex(t)) for t in plan.volumes}
-            if len(nf.data_shape) > 4
-            else None,
-        },
+        "intensity": _intensity(plan),
+        "output": _output(plan),
         "views": views,
         "warnings": list(plan.warnings),
         # only when a rule beyond the --window spec chose (CT preset, padding left out)
         **({"window": plan.window_reason} if plan.window_reason else {}),
+    }
+
+
+def _view_entry(plan: Plan, view: View, files: dict[int, dict[int, str]]) -> dict[str, Any]:
+    """A view's image size and spacing, geometry, and each written slice's file(s) and
+    pixel-to-world matrix (``files[k][t]``: the file of slice ``k`` of volume ``t``)."""
+    g, smp = plan.geometries[view], plan.samplings[view]
+    ks = sorted(files)
+    slices = []
+    for k, matrix in zip(ks, _matrix(plan.pixel_to_world_many(view, ks)), strict=True):
+        entry: dict[str, Any] = {"index": k, "pixel_to_world": matrix}
+        if plan.is_4d:
+            entry["files"] = {str(t): name for t, name in sorted(files[k].items())}
+        else:
+            entry["file"] = next(iter(files[k].values()))
+        slices.append(entry)
+    return {
+        "folder": view.value,
+        "image_size": [smp.width, smp.height],
+        "pixel_spacing_mm": [smp.col_spacing, smp.row_spacing],
+        "n_slices_in_volume": g.n_slices,
+        # which slices were asked for; with skip_empty, selected slices without a file were blank
+        "selected_slices": _range_json(plan.slice_indices(view)),
+        "geometry": g.to_json(),
+        "slices": slices,
+    }
+
+
+def _intensity(plan: Plan) -> dict[str, Any]:
+    if plan.window is None:
+        return {"kind": "rgb", "note": "colour volume stored as is"}
+    kind = "label" if plan.label else ("lossless" if plan.options.lossless else "window")
+    return {"kind": kind, **plan.window.to_json()}
+
+
+def _output(plan: Plan) -> dict[str, Any]:
+    opts, nf = plan.options, plan.nf
+    return {
+        "format": opts.format.value,  # type: ignore[union-attr]
+        "bit_depth": 8 if plan.window is None or plan.window.out_max == 255 else 16,
+        "interpolation": plan.interp.value,
+        "spacing": opts.spacing,
+        "label": plan.label,
+        "skip_empty": bool(opts.skip_empty),
+        "volumes": list(plan.volumes) if plan.is_4d else None,
+        "volume_subindex": {str(t): list(nf.volume_subindex(t)) for t in plan.volumes}
+        if len(nf.data_shape) > 4
+        else None,
     }

@@ -16,7 +16,15 @@ import numpy as np
 from .errors import OptionError
 from .options import ConvertOptions, View
 from .pictures.hooks import Pictures
-from .plan import Plan, make_plan, map_volume, output_image, series_volumes, view_slabs
+from .plan import (
+    Plan,
+    make_plan,
+    map_volume,
+    output_image,
+    read_shown_volume,
+    series_volumes,
+    view_slabs,
+)
 from .read import NiftiFile, ReadResult, iter_volumes, open_source
 from .slicing import view_block
 
@@ -54,12 +62,17 @@ class Volume:
             raise OptionError(f"volume: {volume} is out of range (the file has {n} volume(s))")
         t = volume % n  # -1 is the last volume, as in Python
         read = ReadResult()
-        self.raw = next(a for i, a in iter_volumes(self.file, [t], read) if i == t)
+        if plan is None:
+            # one window for the whole series, as convert makes it, whichever volume is shown;
+            # its statistics are gathered while the shown volume is read
+            self.raw, stats = read_shown_volume(self.file, options, t, read)
+            volumes = series_volumes(self.file, options, {t: self.raw})
+            plan = make_plan(self.file, options, volumes, stats)
+        else:
+            self.raw = next(a for i, a in iter_volumes(self.file, [t], read) if i == t)
         self.volume_index = t
         self.sha256 = read.sha256
-        # one window for the whole series, as convert makes it, whichever volume is shown
-        volumes = series_volumes(self.file, options, {t: self.raw})
-        self.plan: Plan = plan or make_plan(self.file, options, volumes)
+        self.plan: Plan = plan
         self._mapped = map_volume(self.plan, self.raw)
         # colour map and overlay, exactly as convert applies them to the written images
         self.pictures = Pictures(self.plan)

@@ -73,7 +73,8 @@ def _add_image_options(p: argparse.ArgumentParser) -> None:
     i.add_argument(
         "--window",
         default="auto",
-        help="auto (0.5-99.5 percentiles), minmax, LOW:HIGH, pLOW:pHIGH or a CT preset: "
+        help="auto (0.5-99.5 percentiles without scanner padding; a CT gets the brain or "
+        "soft-tissue preset), minmax, LOW:HIGH, pLOW:pHIGH or a CT preset: "
         + ", ".join(CT_PRESETS),
     )
     i.add_argument("--level", type=float, help="window level (with --width), data units")
