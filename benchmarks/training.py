@@ -27,6 +27,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
+import numpy as np
 from cases import BENCH_DIR, Case, all_cases
 from floor import image_files
 from inputs import ensure_inputs
@@ -78,9 +80,10 @@ def count_images(out: Path, layout: str) -> int:
     return n
 
 
-def check_same_bytes(files: Path, shards: Path) -> int:
-    """Every image in the shards equals the file of the same case, view and index."""
-    checked = 0
+def check_same_bytes(files: Path, shards: Path) -> tuple[int, int]:
+    """Every image in the shards against the file of the same case, view and index: how many
+    were compared, and how many differ in bytes (those must still decode to equal pixels)."""
+    checked = differ = 0
     for shard in sorted(shards.rglob("*.tar")):
         with tarfile.open(shard) as tf:
             for m in tf:
@@ -92,10 +95,15 @@ def check_same_bytes(files: Path, shards: Path) -> int:
                 tpart = f"_{key.split('_')[0]}" if "_" in key else ""
                 index = key.split("_")[-1]
                 path = files / case / view / f"{stem}{tpart}_{view}_{index}.png"
-                if path.read_bytes() != tf.extractfile(m).read():  # type: ignore[union-attr]
-                    raise SystemExit(f"benchmark: {m.name} differs from {path}")
+                mine, theirs = tf.extractfile(m).read(), path.read_bytes()  # type: ignore[union-attr]
                 checked += 1
-    return checked
+                if mine != theirs:
+                    differ += 1
+                    a, b = (cv2.imdecode(np.frombuffer(x, np.uint8), -1) for x in (mine, theirs))
+                    if a is None or b is None or not np.array_equal(a, b):
+                        raise SystemExit(f"benchmark: {m.name} differs from {path}")
+                    log.warning("%s: same pixels as %s, other bytes", m.name, path)
+    return checked, differ
 
 
 def bench_layouts(case: Case, inputs: list[Path], runs: int, work: Path) -> dict[str, object]:
@@ -116,15 +124,15 @@ def bench_layouts(case: Case, inputs: list[Path], runs: int, work: Path) -> dict
             images[layout] = count_images(out, layout)
     if images["files"] != images["webdataset"]:
         raise SystemExit(f"benchmark: image counts differ: {images}")
-    checked = check_same_bytes(
-        work / "out" / case.key / "files", work / "out" / case.key / "webdataset"
-    )
+    outs = work / "out" / case.key
+    checked, differ = check_same_bytes(outs / "files", outs / "webdataset")
     return {
         "wall": {k: statistics.median(v) for k, v in walls.items()},
         "cpu": {k: statistics.median(v) for k, v in cpus.items()},
         "range": {k: (min(v), max(v)) for k, v in walls.items()},
         "images": images["files"],
         "checked": checked,
+        "differ": differ,
     }
 
 
@@ -175,7 +183,13 @@ def render(rows: list[tuple[Case, dict[str, object], dict[str, float]]], runs: i
             f"| {case.title} | {int(rd['dataset_n'])} | {rd['dataset']:.0f} | {rd['png']:.0f} | "
             f"{rd['dataset'] / rd['png']:.2f}x |"
         )
-    lines += ["", "Every image in the shards was checked byte for byte against the files layout."]
+    checked = sum(int(lay["checked"]) for _, lay, _ in rows)  # type: ignore[call-overload]
+    differ = sum(int(lay["differ"]) for _, lay, _ in rows)  # type: ignore[call-overload]
+    lines += [
+        "",
+        f"{checked} images of the last runs' shards compared with the files layout's: "
+        f"{checked - differ} byte-identical, {differ} with other bytes but identical pixels.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -43,6 +43,7 @@ def sample_gif(tmp_path_factory):
     return out / "mni152_t1_1mm"
 
 
+@pytest.mark.slow
 def test_gif_has_one_frame_per_slice_in_order(sample_gif):
     meta = sidecar(sample_gif)
     (gif,) = [a for a in meta["pictures"]["animations"] if a["format"] == "gif"]
@@ -83,6 +84,7 @@ def test_identical_slices_still_get_their_own_frames(tmp_path):
             assert im.size == (12 * 8, 14 * 8)  # tiny images enlarged by a whole factor
 
 
+@pytest.mark.slow
 def test_colour_frames(tmp_path):
     path = save_nifti(tmp_path / "ph.nii.gz", phantom(), np.eye(4))
     out = run_convert(path, tmp_path / "o", views="sagittal", gif=True, colormap="hot", fps=2)

@@ -31,6 +31,7 @@ def _grey_and_white(vol: niftislice.api.Volume, k: int) -> tuple[float, float]:
     return float(img[(hu >= 36) & (hu <= 44)].mean()), float(img[(hu >= 24) & (hu <= 32)].mean())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", STORAGES)
 def test_head_ct_is_shown_in_the_brain_window(tmp_path, storage):
     hu, aff = head_ct_hu(2)
@@ -54,6 +55,7 @@ def test_head_ct_is_shown_in_the_brain_window(tmp_path, storage):
     assert decode(png.read_bytes()).std() > 30
 
 
+@pytest.mark.slow
 def test_explicit_window_still_wins_on_ct(tmp_path):
     hu, aff = head_ct_hu(3)
     src = save_ct(tmp_path / "head.nii", hu, aff, "int16")
@@ -67,6 +69,7 @@ def _numpy_auto(data: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path",
     [niftislice.sample_path(), NIBABEL_DATA / "anatomical.nii", NIBABEL_DATA / "example4d.nii.gz"],
@@ -89,6 +92,7 @@ def _series(tmp_path: Path, small_head) -> Path:
     return save(tmp_path / "series.nii.gz", series, aff)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("window", [None, "p2:p98", "0:300"])
 def test_preview_load_and_convert_share_the_series_window(tmp_path, small_head, window):
     src = _series(tmp_path, small_head)
@@ -127,6 +131,7 @@ def _dicom_ct_as_nifti(tmp_path: Path, name: str) -> Path:
     return patch_header(path, scl_slope=slope, scl_inter=inter)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name,preset,padding",
     [

@@ -146,6 +146,7 @@ def test_resume_and_refusal_cover_the_paired_mask_tree(tmp_path, capsys):
     assert rc == 0 and "1 converted, 0 skipped" in err and (out / "images/head/head.json").is_file()
 
 
+@pytest.mark.slow
 def test_a_bad_file_in_the_middle_fails_alone_and_is_reported(tmp_path, capsys):
     data, aff = tiny_head()
     first = write_nifti(tmp_path / "first.nii.gz", data, aff)
@@ -182,6 +183,7 @@ def test_a_bad_file_in_the_middle_fails_alone_and_is_reported(tmp_path, capsys):
     assert rc == 2 and "report" in err and not (tmp_path / "o2").exists()
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_only_its_own_file(tmp_path):
     data, aff = tiny_head()
     paths = [write_nifti(tmp_path / f"{n}.nii.gz", data, aff) for n in ("a", "kill", "b", "c", "d")]
@@ -207,6 +209,7 @@ def test_a_killed_worker_fails_only_its_own_file(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["a", "b", "c", "d"]  # no temp folder left
 
 
+@pytest.mark.slow
 def test_one_and_two_workers_write_identical_output(tree, tmp_path, capsys):
     root, _ = tree
     one, two = tmp_path / "j1", tmp_path / "j2"
@@ -218,6 +221,7 @@ def test_one_and_two_workers_write_identical_output(tree, tmp_path, capsys):
     assert [k for k in a if a[k] != b[k]] == []  # images and sidecars, byte for byte
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_image_progress_adds_up_to_the_images_written(tmp_path, jobs):
     data, aff = tiny_head()
@@ -233,6 +237,7 @@ def test_image_progress_adds_up_to_the_images_written(tmp_path, jobs):
     assert len(list((tmp_path / "out").rglob("*.png"))) == 64
 
 
+@pytest.mark.slow
 def test_progress_bars_on_a_terminal_only(tmp_path, capsys, monkeypatch):
     data, aff = tiny_head()
     paths = [write_nifti(tmp_path / f"{n}.nii.gz", data, aff) for n in ("p", "q")]

@@ -24,6 +24,7 @@ def files(root: Path, pattern: str = "*.png") -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob(pattern))
 
 
+@pytest.mark.slow
 def test_sample_layout_and_sidecar(tmp_path, capsys):
     rc, _, err = run(capsys, "convert", "--sample", "-o", tmp_path)
     assert rc == 0, err
@@ -74,6 +75,7 @@ def test_slices_select_exactly(tmp_path, capsys, small_head, spec, expected):
     assert not (tmp_path / "o" / "h" / "coronal").exists()
 
 
+@pytest.mark.slow
 def test_views_subset(tmp_path, capsys, small_head):
     path = save(tmp_path / "h.nii.gz", *small_head)
     assert run(capsys, "convert", path, "-o", tmp_path / "o", "--views", "sagittal,coronal")[0] == 0
@@ -163,6 +165,7 @@ def test_16_bit_png(tmp_path, capsys, small_head):
     assert img.dtype == np.uint16 and img.max() > 60000
 
 
+@pytest.mark.slow
 def test_exit_status_and_one_line_errors(tmp_path, capsys, small_head):
     good = save(tmp_path / "good.nii.gz", *small_head)
     bad = tmp_path / "bad.nii.gz"
@@ -228,6 +231,7 @@ def test_info_text_json_and_header(tmp_path, capsys):
     assert "scl_slope 1, scl_inter 0 on disk" in out
 
 
+@pytest.mark.slow
 def test_preview(tmp_path, capsys):
     out = tmp_path / "p.png"
     rc, _, err = run(capsys, "preview", "--sample", "-o", out)

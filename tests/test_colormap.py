@@ -104,6 +104,7 @@ def test_colour_bar_runs_from_low_to_high():
     assert (bar[30:] > 200).any()  # the value labels are drawn under the strip
 
 
+@pytest.mark.slow
 def test_preview_shows_a_colour_bar_and_the_histogram(tmp_path):
     vol = niftislice.load(GM_MAP, ConvertOptions(slices="middle", colormap="viridis"))
     img = render_preview(vol)

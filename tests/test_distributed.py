@@ -38,6 +38,7 @@ def run(capsys, *args: object) -> tuple[int, str]:
     return rc, capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cluster_output_and_report_match_a_local_run(scheduler, tmp_path, capsys, monkeypatch):
     root = tmp_path / "study"
     make_tree(root)
@@ -71,6 +72,7 @@ def test_cluster_output_and_report_match_a_local_run(scheduler, tmp_path, capsys
     assert errors == [line for line in local_err.splitlines() if ": error: " in line]
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(dist, "CONNECT_TIMEOUT_S", 1.0)
     with socket.socket() as s:  # a port nobody listens on
@@ -87,6 +89,7 @@ def test_unreachable_scheduler_is_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_missing_dask_says_what_to_install(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
     src = tmp_path / "x.nii"

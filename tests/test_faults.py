@@ -67,6 +67,7 @@ def test_display_name_escapes_control_characters_and_undecodable_bytes() -> None
     assert display_name(display_name(weird)) == display_name(weird)
 
 
+@pytest.mark.slow
 def test_undecodable_and_escaping_names_convert_with_every_picture(tmp_path: Path) -> None:
     """Montage and viewer carry the name: once a crash (SIGSEGV in cv2.putText) and a
     UnicodeEncodeError; now both files convert and every picture is written."""
@@ -92,6 +93,7 @@ def test_undecodable_and_escaping_names_convert_with_every_picture(tmp_path: Pat
     assert not leftover_tmp(out)
 
 
+@pytest.mark.slow
 def test_preview_of_an_undecodable_name(tmp_path: Path) -> None:
     src = volume(os.fsencode(tmp_path) + b"/" + BAD_UTF8 + b".nii.gz")
     out = tmp_path / "p.png"
@@ -169,6 +171,7 @@ def study(tmp_path: Path) -> Iterator[Path]:
         root.chmod(0o755)
 
 
+@pytest.mark.slow
 def test_an_unreadable_subfolder_is_a_failed_input(study: Path, unprivileged, tmp_path) -> None:
     out, report = tmp_path / "out", tmp_path / "report.json"
     run = run_child(
@@ -186,6 +189,7 @@ def test_an_unreadable_subfolder_is_a_failed_input(study: Path, unprivileged, tm
     ]
 
 
+@pytest.mark.slow
 def test_an_unreadable_top_folder_is_a_failed_input(study: Path, unprivileged, tmp_path) -> None:
     study.chmod(0)
     out = tmp_path / "out"
@@ -250,6 +254,7 @@ def tmpfs(where: Path, options: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("inodes", [3, 4, 6, 40])
 def test_running_out_of_inodes_is_one_line(tmp_path: Path, inodes: int) -> None:
     src = volume(tmp_path / "in" / "scan.nii.gz")
@@ -275,6 +280,7 @@ def test_report_on_a_read_only_file_system_is_one_line(tmp_path: Path) -> None:
         assert (tmp_path / "out" / "scan" / "scan.json").is_file()  # the conversion stands
 
 
+@pytest.mark.slow
 def test_a_nonsense_scheduler_address_is_one_quick_line(tmp_path: Path) -> None:
     pytest.importorskip("distributed")
     src = volume(tmp_path / "scan.nii.gz")

@@ -113,6 +113,7 @@ def big(tmp_path: Path) -> Path:
     return write_volume(tmp_path / "in" / "big.nii", (192, 192, 160), noise=True)
 
 
+@pytest.mark.slow
 def test_a_second_run_is_refused_and_a_killed_runs_leftovers_go_with_the_next(
     tmp_path: Path, big: Path
 ) -> None:
@@ -147,6 +148,7 @@ def test_a_second_run_is_refused_and_a_killed_runs_leftovers_go_with_the_next(
     assert not leftover_tmp(out), leftover_tmp(out)
 
 
+@pytest.mark.slow
 def test_another_holder_of_the_lock_is_respected(tmp_path: Path) -> None:
     """The lock is an advisory ``flock`` on OUT itself: any holder keeps a run out."""
     src = write_volume(tmp_path / "in" / "scan.nii", (7, 6, 5))
@@ -166,6 +168,7 @@ def test_another_holder_of_the_lock_is_respected(tmp_path: Path) -> None:
     assert not leftover_tmp(out) and (out / "scan" / "scan.json").is_file()
 
 
+@pytest.mark.slow
 def test_pool_workers_die_with_a_killed_batch(tmp_path: Path) -> None:
     inputs = [
         str(write_volume(tmp_path / "in" / f"big{i}.nii", (192, 192, 160), noise=True))
@@ -216,6 +219,7 @@ os.rename = rename
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "two-renames"])
 def test_overwrite_killed_midway_never_loses_the_output(tmp_path: Path, exchange: bool) -> None:
     src = write_volume(tmp_path / "in" / "scan.nii", (9, 8, 7))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
+import nrrd
 import numpy as np
 import pytest
 from _formats_helpers import write_nibabel, write_nrrd, write_sitk
@@ -18,6 +19,8 @@ from conftest import NIBABEL_DATA, reorient_to
 
 import niftislice
 from niftislice.cli import main
+
+sitk = pytest.importorskip("SimpleITK")
 
 Volume = tuple[np.ndarray, np.ndarray]
 
@@ -81,6 +84,55 @@ def test_images_are_byte_identical_to_the_niftis(
     assert sidecar["source"]["axcodes"] == axcodes
 
 
+@pytest.mark.slow
+def test_oblique_volume_gives_the_niftis_images(tmp_path: Path, head: Volume) -> None:
+    """A tilted grid (shown on the closest axes with a warning) is the same from every format."""
+    data, aff = head
+    c, s = np.cos(0.25), np.sin(0.25)
+    tilt = np.array([[c, 0, s, 0], [0, 1, 0, 0], [-s, 0, c, 0], [0, 0, 0, 1.0]]) @ aff
+    # NIfTI stores the affine as float32; the others keep float64. 63 slices of 4.5 mm make
+    # 94.5 pixels of 3 mm, so the last bit of the affine would decide the rounding.
+    tilt = tilt.astype(np.float32).astype(np.float64)
+    nib.save(nib.Nifti1Image(data, tilt), tmp_path / "ref.nii.gz")
+    ref = converted(tmp_path / "ref.nii.gz", tmp_path / "ref")
+    for name, path in [
+        ("nrrd", write_nrrd(tmp_path / "v.nrrd", *reorient_to(data, tilt, "PIR"))),
+        ("mha", write_sitk(tmp_path / "v.mha", *reorient_to(data, tilt, "LPS"))),
+    ]:
+        assert converted(path, tmp_path / name) == ref, name
+    sidecar = json.loads((tmp_path / "nrrd" / "v" / "v.json").read_text())
+    assert any("oblique" in w for w in sidecar["warnings"])
+
+
+@pytest.mark.slow
+def test_colour_volumes_give_the_niftis_colour_images(tmp_path: Path, head: Volume) -> None:
+    """Slicer's RGB-color NRRD and ITK's 3-channel MetaImage as NIfTI's RGB24."""
+    data, aff = head
+    grey = (data.astype(np.float64) / data.max() * 255).astype(np.uint8)
+    colour = np.stack([grey, 255 - grey, grey // 2], axis=-1)  # (x, y, z, 3)
+    rgb = colour.copy().view([("R", "u1"), ("G", "u1"), ("B", "u1")])[..., 0]
+    nib.save(nib.Nifti1Image(rgb, aff), tmp_path / "ref.nii.gz")
+    ref = converted(tmp_path / "ref.nii.gz", tmp_path / "ref")
+    world = np.diag([-1.0, -1.0, 1.0, 1.0]) @ aff
+    header = {
+        "space": "left-posterior-superior",
+        "space directions": np.vstack([np.full(3, np.nan), world[:3, :3].T]),
+        "space origin": world[:3, 3],
+        "kinds": ["RGB-color", "domain", "domain", "domain"],
+    }
+    nrrd.write(str(tmp_path / "v.nrrd"), np.moveaxis(colour, -1, 0), header, index_order="F")
+    img = sitk.GetImageFromArray(np.ascontiguousarray(np.moveaxis(colour, -1, 0).T), True)
+    img.SetSpacing(np.linalg.norm(world[:3, :3], axis=0).tolist())
+    img.SetDirection((world[:3, :3] / np.linalg.norm(world[:3, :3], axis=0)).ravel().tolist())
+    img.SetOrigin(world[:3, 3].tolist())
+    sitk.WriteImage(img, str(tmp_path / "v.mha"))
+    for path in (tmp_path / "v.nrrd", tmp_path / "v.mha"):
+        got = converted(path, tmp_path / path.suffix[1:])
+        assert got == ref, path.name
+    assert len(ref) > 100
+
+
+@pytest.mark.slow
 def test_4d_nrrd_with_a_list_axis(tmp_path: Path, head: Volume) -> None:
     data, aff = head
     series = np.stack([data, data // 2], axis=-1)
@@ -105,6 +157,7 @@ def _reference_nifti(img: nib.spatialimages.SpatialImage, path: Path, time_first
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "time_first"),
     [
@@ -124,6 +177,7 @@ def test_nibabel_test_files_convert_as_their_nifti(
     assert got == ref and len(got) > 10
 
 
+@pytest.mark.slow
 def test_folder_discovery_takes_every_format_and_bad_files_fail_alone(
     tmp_path: Path, head: Volume
 ) -> None:

@@ -225,6 +225,7 @@ def _expect(raw: bytes, version: int, rc: int, stderr: str, *, must_convert: boo
         assert rc == 0, f"a harmless change was refused:\n{stderr}"
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=220)
 @given(mutation=field_mutations(), compress=st.booleans())
 def test_header_field_mutations(
@@ -245,6 +246,7 @@ def test_header_field_mutations(
         assert "sform" in err, f"a non-finite sform was used silently:\n{err}"
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=80)
 @given(
     version=st.sampled_from([1, 2]),
@@ -260,6 +262,7 @@ def test_random_header_bytes(
     _expect(bytes(raw), version, rc, err)
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=120)
 @given(
     version=st.sampled_from([1, 2]),
@@ -281,6 +284,7 @@ def test_flipped_gzip_byte_is_never_accepted(
         assert rc == 1, f"byte {pos} of {len(gz)} ^ {mask:#x} changed the data, accepted:\n{err}"
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=60)
 @given(
     version=st.sampled_from([1, 2]), compress=st.booleans(), where=st.floats(0, 1, exclude_max=True)
@@ -294,6 +298,7 @@ def test_truncated_file_is_never_accepted(
     assert rc == 1, f"{len(cut)} of {len(full)} bytes accepted:\n{err}"
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=30)
 @given(
     version=st.sampled_from([1, 2]),

@@ -111,6 +111,7 @@ def _state(page, view: str) -> dict:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_slider_and_arrow_keys_change_image_and_coordinate(browser, sample_page):
     page = browser.new_page(viewport={"width": 1300, "height": 900})
@@ -153,6 +154,7 @@ def test_slider_and_arrow_keys_change_image_and_coordinate(browser, sample_page)
     page.close()
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_page_served_over_http_shows_metadata_and_letters(browser, sample_page):
     import http.server

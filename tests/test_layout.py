@@ -18,7 +18,17 @@ LAYERS: list[tuple[str, ...]] = [
     # pure training-set pieces that options (parsers) and export (the spool) use
     ("training.pairing", "training.splits", "training.shards", "training.spool"),
     ("read",),
-    ("orientation", "stats", "ct", "window", "mapping", "slicing", "resample", "encoding"),
+    (
+        "orientation",
+        "stats",
+        "ct",
+        "window",
+        "window_spec",
+        "mapping",
+        "slicing",
+        "resample",
+        "encoding",
+    ),
     ("options",),
     ("plan", "sidecar"),
     ("pictures",),  # colour maps, overlays, montages...: what a rendered slice can carry

@@ -44,9 +44,11 @@ def _measured(case: Case) -> bool:
     return case.klass == "bomb" or case.may_block
 
 
-def _params(cases: list[Case]) -> list[object]:
+def _params(cases: list[Case], *, slow: bool = False) -> list[object]:
+    """``slow``: every case is slow (each runs in a fresh child interpreter)."""
+
     def marks(c: Case) -> list[pytest.MarkDecorator]:
-        out = [pytest.mark.slow] if c.slow else []
+        out = [pytest.mark.slow] if c.slow or slow else []
         if c.name in NEEDS_FIX:
             out.append(pytest.mark.xfail(strict=True, reason=NEEDS_FIX[c.name]))
         return out
@@ -93,7 +95,7 @@ def test_case_in_process(case: Case, workdir: Path, capfd: pytest.CaptureFixture
     _check(case, result, out, arg)
 
 
-@pytest.mark.parametrize("case", _params([c for c in CASES if _measured(c)]))
+@pytest.mark.parametrize("case", _params([c for c in CASES if _measured(c)], slow=True))
 def test_case_in_child(case: Case, workdir: Path) -> None:
     result, out, arg = _convert_case(
         case, workdir, lambda args, cwd: run_measured(args, cwd=cwd, timeout=90)
@@ -138,6 +140,7 @@ def test_library_raises_only_niftislice_errors(case: Case, tmp_path: Path) -> No
         assert case.outcome != "error", f"{case.name} loaded silently"
 
 
+@pytest.mark.slow
 def test_batch_reports_each_bad_input_and_converts_the_rest(workdir: Path) -> None:
     """All cheap byte cases in one run (a fresh child, -j 1): one error line per bad input,
     every good input converted, exit 1, no traceback, bounded memory. (Cases awaiting a fix
@@ -166,6 +169,7 @@ def test_batch_reports_each_bad_input_and_converts_the_rest(workdir: Path) -> No
     assert not [p for p in tree(out) if ".niftislice-tmp-" in p]
 
 
+@pytest.mark.slow
 def test_folder_scan_skips_what_is_not_a_file(workdir: Path) -> None:
     """A folder holding a fifo, a directory named .nii, broken and looping links and one good
     file: the good file is converted, nothing blocks, each bad entry at most one error line."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 from _batch_helpers import peak_rss
 
 MiB = 1 << 20
@@ -39,6 +40,7 @@ def write_series(path: Path, n_volumes: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_peak_memory_is_one_volume_and_does_not_grow_with_the_series(tmp_path):
     volume_bytes = int(np.prod(SHAPE)) * 4
     baseline, rc, err = peak_rss(sys.executable, "-c", "import niftislice.export")
@@ -57,6 +59,7 @@ def test_peak_memory_is_one_volume_and_does_not_grow_with_the_series(tmp_path):
     assert abs(peaks[120] - peaks[30]) < 30 * MiB, {n: p / MiB for n, p in peaks.items()}
 
 
+@pytest.mark.slow
 def test_large_volume_peak_is_about_one_volume(tmp_path):
     """A 48 MiB uint8 volume (the case where windowed pixels are as large as the raw data): the
     raw pages are given back as they are windowed and views are cut in slabs, so the peak is

@@ -38,6 +38,7 @@ def sample_sheet(tmp_path_factory):
     return out / "mni152_t1_1mm"
 
 
+@pytest.mark.slow
 def test_tiles_are_the_slices_they_name(sample_sheet):
     meta = sidecar(sample_sheet)["pictures"]["montages"]
     assert [m["view"] for m in meta] == ["axial", "sagittal"]
@@ -116,6 +117,7 @@ def test_4d_sheets_per_volume(tmp_path):
     assert all((out / n).is_file() for n in names)
 
 
+@pytest.mark.slow
 def test_preview_histogram_marks_the_window(sample):
     """Below the tiles: the histogram of the volume, with the window's ends as two marker lines
     placed in proportion to the values they stand for."""

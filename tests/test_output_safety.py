@@ -162,6 +162,7 @@ def _wait_for_images(
     raise AssertionError("no images appeared in a temporary folder")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overwrite", [False, True], ids=["fresh", "overwrite"])
 def test_sigint_mid_volume_leaves_earlier_output_intact(workdir: Path, overwrite: bool) -> None:
     src = workdir / "in"
@@ -196,6 +197,7 @@ def test_sigint_mid_volume_leaves_earlier_output_intact(workdir: Path, overwrite
     assert not leftover_tmp(out), leftover_tmp(out)
 
 
+@pytest.mark.slow
 def test_sigterm_cleans_up_too(workdir: Path) -> None:
     """A run stopped with SIGTERM (a job scheduler, `kill`) leaves no temporary folder."""
     big = write_volume(workdir / "in" / "big.nii", (192, 192, 160), noise=True)
@@ -221,6 +223,7 @@ def test_sigterm_cleans_up_too(workdir: Path) -> None:
 # ------------------------------------------------------------------ full disk
 
 
+@pytest.mark.slow
 def test_disk_full_is_one_error_and_keeps_earlier_output(workdir: Path) -> None:
     """Writes past 64 KiB fail (EFBIG): the big input fails with one clear line, the small one
     in the same batch converts, the previous output of the big one is untouched."""
@@ -244,6 +247,7 @@ def test_disk_full_is_one_error_and_keeps_earlier_output(workdir: Path) -> None:
     assert not leftover_tmp(out), leftover_tmp(out)
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing_the_sidecar(workdir: Path) -> None:
     """Images fit, the sidecar does not: still one error and no partial output."""
     inp = workdir / "in" / "tiny.nii"

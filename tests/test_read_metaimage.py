@@ -109,13 +109,24 @@ def test_synonyms_of_transform_and_offset(tmp_path: Path) -> None:
 
 
 def test_components_become_volumes(tmp_path: Path) -> None:
-    rgb = np.arange(72, dtype=np.uint8).reshape(2, 3, 4, 3)  # (z, y, x, c) as SimpleITK wants
-    sitk.WriteImage(sitk.GetImageFromArray(rgb, isVector=True), str(tmp_path / "c.mha"))
+    vec = np.arange(72, dtype=np.uint16).reshape(2, 3, 4, 3)  # (z, y, x, c) as SimpleITK wants
+    sitk.WriteImage(sitk.GetImageFromArray(vec, isVector=True), str(tmp_path / "c.mha"))
     img = read_metaimage(tmp_path / "c.mha")
-    assert img.shape == (4, 3, 2, 3) and img.n_volumes == 3
+    assert img.shape == (4, 3, 2, 3) and img.n_volumes == 3 and img.rgb_channels == 0
     ref, _ = sitk_geometry(tmp_path / "c.mha")  # (x, y, z, c)
     assert np.array_equal(img.load(), ref)
     assert "3 components" in img.warnings[0]
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_unsigned_char_channels_are_colour(tmp_path: Path, channels: int) -> None:
+    rgb = np.arange(24 * channels, dtype=np.uint8).reshape(2, 3, 4, channels)
+    sitk.WriteImage(sitk.GetImageFromArray(rgb, isVector=True), str(tmp_path / "c.mha"))
+    img = read_metaimage(tmp_path / "c.mha")
+    assert img.shape == (4, 3, 2) and img.rgb_channels == channels and img.warnings == ()
+    ref, _ = sitk_geometry(tmp_path / "c.mha")
+    ((t, colour),) = img.volumes()
+    assert t == 0 and colour.shape == (4, 3, 2, channels) and np.array_equal(colour, ref)
 
 
 def test_four_dimensions(tmp_path: Path, head: tuple[np.ndarray, np.ndarray]) -> None:

@@ -195,6 +195,7 @@ def test_damaged_gzip_is_refused(tmp_path: Path, head: tuple[np.ndarray, np.ndar
         read_nrrd(path).load()
 
 
+@pytest.mark.slow
 def test_gzip_bomb_inflates_no_further_than_declared(tmp_path: Path) -> None:
     """Data longer than declared is not inflated into memory past the declared size."""
     bomb = gzip.compress(b"\0" * (64 << 20))

@@ -32,7 +32,7 @@ def command_blocks() -> list[list[list[str]]]:
     blocks = []
     for body in re.findall(r"```bash\n(.*?)```", README, re.S):
         commands = []
-        for line in body.splitlines():
+        for line in body.replace("\\\n", " ").splitlines():
             words = shlex.split(line, comments=True)
             chain: list[list[str]] = [[]]
             for w in words:
@@ -66,6 +66,7 @@ def _inputs(folder: Path) -> None:
     save("seg.nii.gz", ((data > 100).astype(np.uint8) + (data > 180)).astype(np.uint8))
     save("tmap.nii.gz", ((data.astype(np.float32) - 110) / 40).astype(np.float32))
     save("shared/study/sub-01/T1w.nii.gz", data)
+    save("derivatives/masks/T1w.nii.gz", (data > 100).astype(np.uint8))  # training sets
     # "Other input formats": scans/head.nrrd (pynrrd) and scans/head_sitk.mha (SimpleITK)
     (folder / "scans").mkdir()
     write_nrrd(folder / "scans" / "head.nrrd", data, aff)

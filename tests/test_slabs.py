@@ -29,6 +29,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 @pytest.mark.parametrize("slab_bytes", [1, 100_000])  # a slab per slice; about 2 slices
 def test_images_and_sidecar_do_not_depend_on_slab_size(

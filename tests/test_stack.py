@@ -51,6 +51,7 @@ def native_export(small, tmp_path_factory) -> tuple[Path, Path]:
 # exact round trips
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("axcodes", ["RAS", "PIR", "LPS", "ASL", "ILA"])
 def test_lossless_native_round_trip_is_exact_in_every_view(axcodes, small, tmp_path):
     arr, aff = reorient_to(np.asanyarray(small.dataobj), small.affine, axcodes)
@@ -171,6 +172,7 @@ def labels() -> tuple[np.ndarray, np.ndarray]:
     return label_map()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("zooms", "axcodes"), [((2.0, 1.0, 3.0), "RAS"), ((2.0, 2.0, 2.6), "PIR")])
 def test_resampled_label_map_comes_back_per_label(zooms, axcodes, labels, tmp_path):
     lab, aff = labels

@@ -24,6 +24,7 @@ def test_float_percentiles_close_to_numpy():
     assert (st.percentile(0), st.percentile(100)) == (data.min(), data.max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["<i2", ">i2", "u1", "<f4", ">f8", "<i4"])
 def test_statistics_in_pieces_on_threads_equal_one_pass(template, dtype):
     """Statistics gathered piece by piece, out of order, on four threads (as while reading a

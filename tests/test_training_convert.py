@@ -63,6 +63,7 @@ def shards_out(study: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactor
 # files layout
 
 
+@pytest.mark.slow
 def test_files_layout_splits_by_subject(files_out: Path) -> None:
     doc = json.loads((files_out / "splits.json").read_text())
     assert doc["subjects"] == EXPECTED
@@ -71,6 +72,7 @@ def test_files_layout_splits_by_subject(files_out: Path) -> None:
         assert sorted(p.name for p in (files_out / split / "masks").iterdir()) == subjects
 
 
+@pytest.mark.slow
 def test_metadata_jsonl_lists_every_image_once_with_its_mask(files_out: Path) -> None:
     for split in EXPECTED:
         folder = files_out / split
@@ -85,6 +87,7 @@ def test_metadata_jsonl_lists_every_image_once_with_its_mask(files_out: Path) ->
             assert np.asarray(r["pixel_to_world"]).shape == (4, 4)
 
 
+@pytest.mark.slow
 def test_masks_are_aligned_exact_labels(
     study: tuple[Path, Path], files_out: Path, tmp_path: Path
 ) -> None:
@@ -110,6 +113,7 @@ def test_masks_are_aligned_exact_labels(
     assert set(values.tolist()) == {0, 1, 2}
 
 
+@pytest.mark.slow
 def test_white_matter_label_sits_on_bright_anatomy(files_out: Path) -> None:
     base = files_out / "train"
     img = decode(next((base / "images").glob("sub-06/**/coronal/*_0020.png")).read_bytes())
@@ -121,6 +125,7 @@ def test_white_matter_label_sits_on_bright_anatomy(files_out: Path) -> None:
 # webdataset layout
 
 
+@pytest.mark.slow
 def test_shards_hold_the_files_layout_bytes(files_out: Path, shards_out: Path) -> None:
     assert json.loads((shards_out / "splits.json").read_text())["subjects"] == EXPECTED
     for split in EXPECTED:
@@ -154,6 +159,7 @@ def test_shards_hold_the_files_layout_bytes(files_out: Path, shards_out: Path) -
                                      "pixel_to_world"}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_shard_members_are_sorted_posix_tar_with_fixed_metadata(shards_out: Path) -> None:
     (shard,) = shards_of(shards_out / "train")
     with tarfile.open(shard) as tf:
@@ -171,6 +177,7 @@ def test_shard_members_are_sorted_posix_tar_with_fixed_metadata(shards_out: Path
     assert keys == sorted(keys)
 
 
+@pytest.mark.slow
 def test_shards_are_identical_whatever_jobs(
     study: tuple[Path, Path], shards_out: Path, tmp_path: Path
 ) -> None:
@@ -200,6 +207,7 @@ def test_webdataset_library_reads_the_shards(files_out: Path, shards_out: Path) 
     assert s["__key__"].endswith(f"/{meta['view']}/{meta['index']:04d}")
 
 
+@pytest.mark.slow
 def test_shard_size_rolls_over_and_keeps_the_sample_order(
     study: tuple[Path, Path], shards_out: Path, tmp_path: Path
 ) -> None:
@@ -258,6 +266,7 @@ def test_skip_existing_resumes_at_the_case_level(study: tuple[Path, Path], tmp_p
 # pairing in a run, nnU-Net, 4D
 
 
+@pytest.mark.slow
 def test_missing_mask_fails_that_input_only(
     study: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -280,6 +289,7 @@ def test_missing_mask_fails_that_input_only(
     )
 
 
+@pytest.mark.slow
 def test_nnunet_channels_share_their_label_and_split(tmp_path: Path) -> None:
     images, labels = nnunet_tree(tmp_path / "raw", cases=3)
     out = tmp_path / "out"

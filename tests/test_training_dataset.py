@@ -31,6 +31,7 @@ def exported(out: Path, meta: dict, tree: str = "images") -> Path:
     return out / tree / case / view / f"{stem}_{view}_{meta['index']:04d}.png"
 
 
+@pytest.mark.slow
 def test_items_are_the_exported_images_and_masks(study: tuple[Path, Path], tmp_path: Path) -> None:
     bids, masks = study
     assert run(bids, "-o", tmp_path, "--masks", masks) == 0
@@ -50,9 +51,9 @@ def test_items_are_the_exported_images_and_masks(study: tuple[Path, Path], tmp_p
 def test_4d_items_share_the_series_window(tmp_path: Path) -> None:
     src = series_4d(tmp_path / "in" / "bold.nii.gz", frames=3)
     assert run(src, "-o", tmp_path / "out", "--views", "axial") == 0
-    ds = SliceDataset(src, views="axial")
+    ds = SliceDataset(src, views="axial", cache_size=1)  # every new volume is read again
     assert len(ds) == len(list((tmp_path / "out" / "bold" / "axial").iterdir())) == 3 * 32
-    for i in (0, len(ds) // 2, len(ds) - 1):
+    for i in (0, len(ds) // 2, len(ds) - 1, 1, len(ds) - 2, len(ds) // 2):  # back and forth
         meta = ds[i]["meta"]
         name = f"bold_t{meta['volume']:04d}_axial_{meta['index']:04d}.png"
         png = decode((tmp_path / "out" / "bold" / "axial" / name).read_bytes())

@@ -197,6 +197,7 @@ def test_old_cases_are_the_ones_whose_sidecar_made_it(tmp_path: Path) -> None:
     assert list(old_cases(shards[:2])) == ["a"]  # b/c is cut off: it is converted again
 
 
+@pytest.mark.slow
 def test_sample_keys_follow_webdataset() -> None:
     from webdataset.tariterators import base_plus_ext
 
@@ -226,3 +227,15 @@ def test_spool_keeps_every_file_from_many_threads(tmp_path: Path) -> None:
     assert {k: bytes(r.get(k)) for k in payload} == payload
     assert "axial/9999.png" not in r
     r.close()
+
+
+def test_shard_json_lines_equal_the_metadata_fields() -> None:
+    from niftislice.training.metadata import dumps_line, image_fields
+    from niftislice.training.pack import MetaLines
+
+    p2w = [[-1.0, 0.0, 0.0, 90.5], [0.0, -1.0, 0.0, 126.0], [0.0, 0.0, 1.0, -72.0], [0, 0, 0, 1]]
+    for volume, split in [(None, None), (3, "train"), (0, None)]:
+        rec = ImageRecord("axial", 42, volume, "x_axial_0042.png", (0.5, 1.25), p2w)
+        lines = MetaLines('study/sub-"01".nii.gz', split)
+        expected = dumps_line(image_fields(rec, 'study/sub-"01".nii.gz', split)).encode()
+        assert lines.line(rec) == lines.line(rec) == expected

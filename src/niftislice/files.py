@@ -257,27 +257,34 @@ def clean_leftovers(folder: Path) -> int:
     Only for a caller holding ``folder``'s output lock: otherwise a live run's work is lost.
     """
     try:
-        names = [e.name for e in os.scandir(folder) if e.name.startswith(TMP_PREFIX)]
+        names = [
+            e.name
+            for e in os.scandir(folder)
+            if e.name.startswith(TMP_PREFIX) and e.is_dir(follow_symlinks=False)
+        ]  # temporary files (``stack``, ``preview``) belong to runs that hold no lock
     except OSError:
         return 0
     names.sort(key=lambda n: not n.startswith(OLD_PREFIX))  # restore before anything else
     for name in names:
         path = folder / name
-        if not path.is_dir() or path.is_symlink():
-            continue
         if name.startswith(OLD_PREFIX):
-            for previous in path.iterdir():
-                if not lexists(folder / previous.name):
-                    with contextlib.suppress(OSError):
-                        os.rename(previous, folder / previous.name)
-                        log.warning(
-                            "restored %s, which an interrupted --overwrite had moved aside",
-                            display_name(str(folder / previous.name)),
-                        )
+            _restore(path, folder)
         remove_tree(path)
     if names:
         log.info("removed %d temporary folder(s) left in %s", len(names), display_name(str(folder)))
     return len(names)
+
+
+def _restore(old: Path, folder: Path) -> None:
+    """Put back the previous outputs a killed two-step replacement left in ``old``."""
+    for previous in old.iterdir():
+        if not lexists(folder / previous.name):
+            with contextlib.suppress(OSError):
+                os.rename(previous, folder / previous.name)
+                log.warning(
+                    "restored %s, which an interrupted --overwrite had moved aside",
+                    display_name(str(folder / previous.name)),
+                )
 
 
 # -- one run per output folder ---------------------------------------------------------------

@@ -23,7 +23,7 @@ from .types import (
     View,
     colormap_name,
 )
-from .window import WindowSpec, parse_window
+from .window_spec import WindowSpec, parse_window
 
 if TYPE_CHECKING:
     from .training.shards import ShardSize

@@ -51,9 +51,12 @@ class Volume:
         volume: int = 0,
         *,
         plan: Plan | None = None,
+        raw: np.ndarray | None = None,
     ) -> None:
         """``plan``: the plan of this file and these options, when the caller made it already
-        (it reads every selected volume of a 4D series for the window)."""
+        (it reads every selected volume of a 4D series for the window); with it, ``raw``: the
+        volume's data, already read (as ``iter_volumes`` yields it), for a caller that reads a
+        series once from start to end rather than the whole file for each volume."""
         self.path = Path(path)
         self.options = options
         self.file: NiftiFile = open_source(self.path, options.limits)
@@ -68,6 +71,8 @@ class Volume:
             self.raw, stats = read_shown_volume(self.file, options, t, read)
             volumes = series_volumes(self.file, options, {t: self.raw})
             plan = make_plan(self.file, options, volumes, stats)
+        elif raw is not None:
+            self.raw = raw
         else:
             self.raw = next(a for i, a in iter_volumes(self.file, [t], read) if i == t)
         self.volume_index = t

@@ -56,6 +56,8 @@ class ForeignImage:
     ``(x, y, z, 1)`` voxel indices to RAS+ mm; values in data units are
     ``stored * slope + inter``. ``load()`` returns the whole array with ``shape``, native-endian,
     in ``dtype``. ``facts`` are format-specific header facts for the sidecar (JSON-ready).
+    Colour images (``rgb_channels`` 3 or 4, uint8) have a 3D ``shape`` and ``load()`` returns
+    ``(x, y, z, channels)``, as NIfTI's RGB24/RGBA32 volumes are handed on.
     """
 
     path: Path
@@ -69,6 +71,7 @@ class ForeignImage:
     inter: float = 0.0
     facts: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    rgb_channels: int = 0
 
     @property
     def spatial_shape(self) -> tuple[int, int, int]:
@@ -88,6 +91,10 @@ class ForeignImage:
         """Yield ``(t, volume)`` for the selected volumes (all by default), each Fortran-ordered
         ``spatial_shape``; volumes beyond the 4th dimension are flattened as NIfTI's are."""
         data = self.load()
+        if self.rgb_channels:
+            if indices is None or 0 in indices:
+                yield 0, data
+            return
         flat = data.reshape((*self.spatial_shape, self.n_volumes), order="F")
         wanted = range(self.n_volumes) if indices is None else sorted(set(indices))
         for t in wanted:
@@ -121,6 +128,7 @@ def to_source(image: ForeignImage, limits: Limits) -> NiftiFile:
         inter=image.inter,
         facts={"affine_from": image.affine_source, **image.facts},
         warnings=image.warnings,
+        rgb_channels=image.rgb_channels,
         file_size=size,
     )
 

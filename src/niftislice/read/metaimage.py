@@ -86,8 +86,10 @@ def read_metaimage(path: Path, limits: Limits = Limits()) -> ForeignImage:
     spatial = [*dims[:3], *[1] * (3 - min(ndims, 3))]
     others = [*dims[3:], *([channels] if channels > 1 else [])]
     shape = tuple(int(s) for s in (*spatial, *others))
-    check_limits(shape, limits)
-    if channels > 1:
+    # ITK writes RGB(A) pixels as 3 or 4 unsigned-char channels: those are colour images
+    rgb = channels if channels in (3, 4) and dtype == np.uint8 and ndims <= 3 else 0
+    check_limits(shape[:3] if rgb else shape, limits)
+    if channels > 1 and not rgb:
         warnings.append(f"{channels} components per voxel: each becomes a volume")
     if len(others) > 1:
         warnings.append(f"{len(shape)}D image: axes beyond the 4th are flattened into volumes")
@@ -119,7 +121,8 @@ def read_metaimage(path: Path, limits: Limits = Limits()) -> ForeignImage:
     return ForeignImage(
         path=path,
         format="MetaImage",
-        shape=shape,
+        shape=shape[:3] if rgb else shape,
+        rgb_channels=rgb,
         dtype=dtype.newbyteorder("="),
         affine=affine,
         affine_source="TransformMatrix",

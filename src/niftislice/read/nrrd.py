@@ -87,7 +87,8 @@ def read_nrrd(path: Path, limits: Limits = Limits()) -> ForeignImage:
     spatial, others = _axes(header, len(sizes))
     shape = tuple(sizes[a] for a in spatial) + (1,) * (3 - len(spatial))
     shape += tuple(sizes[a] for a in others)
-    check_limits(shape, limits)
+    rgb = _rgb_channels(header, others, sizes, dtype)
+    check_limits(shape[:3] if rgb else shape, limits)
     if len(others) > 1:
         warnings.append(f"{len(shape)}D image: axes beyond the 4th are flattened into volumes")
     affine, source = _affine(header, spatial, warnings)
@@ -106,7 +107,8 @@ def read_nrrd(path: Path, limits: Limits = Limits()) -> ForeignImage:
     return ForeignImage(
         path=path,
         format="NRRD",
-        shape=shape,
+        shape=shape[:3] if rgb else shape,
+        rgb_channels=rgb,
         dtype=dtype.newbyteorder("="),
         affine=affine,
         affine_source=source,
@@ -114,6 +116,19 @@ def read_nrrd(path: Path, limits: Limits = Limits()) -> ForeignImage:
         facts=facts,
         warnings=tuple(warnings),
     )
+
+
+def _rgb_channels(
+    header: dict[str, Any], others: list[int], sizes: list[int], dtype: np.dtype
+) -> int:
+    """3 or 4 for a colour volume (one ``RGB-color``/``RGBA-color`` axis of 8-bit values, as
+    Slicer writes them), else 0: the non-spatial axes then become volumes."""
+    kinds = [str(k) for k in header.get("kinds", [])]
+    if len(others) != 1 or dtype != np.uint8 or len(kinds) != len(sizes):
+        return 0
+    axis = others[0]
+    wanted = {"RGB-color": 3, "RGBA-color": 4}.get(kinds[axis])
+    return wanted if wanted == sizes[axis] else 0
 
 
 def _read_header(path: Path) -> tuple[dict[str, Any], int]:

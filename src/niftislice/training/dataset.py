@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from ..errors import InputError, OptionError
 from ..options import ConvertOptions, View
 from ..orientation import reorientation
 from ..plan import Plan, make_plan, series_volumes
-from ..read import open_source
+from ..read import NiftiFile, iter_volumes, open_source
 from ..slicing import view_geometry
 from ..volume import Volume
 from .pairing import MaskIndex
@@ -86,6 +86,7 @@ class SliceDataset:
         self._index = self._count()
         self._cache: OrderedDict[tuple[int, int], Volume] = OrderedDict()
         self._plans: OrderedDict[int, Plan] = OrderedDict()
+        self._cursors: dict[int, tuple[int, Iterator[tuple[int, np.ndarray]]]] = {}
 
     # -- the dataset protocol ----------------------------------------------------------------
 
@@ -119,7 +120,7 @@ class SliceDataset:
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for worker processes without the loaded volumes."""
         state = dict(self.__dict__)
-        state["_cache"], state["_plans"] = OrderedDict(), OrderedDict()
+        state["_cache"], state["_plans"], state["_cursors"] = OrderedDict(), OrderedDict(), {}
         return state
 
     def __repr__(self) -> str:
@@ -158,12 +159,29 @@ class SliceDataset:
         opts = self._options_for(f)
         path = self.sources[f].path
         nf = open_source(path, opts.limits)
-        plan = self._plan(f, opts) if nf.n_volumes > 1 else None
-        vol = Volume(path, opts, t, plan=plan)
+        if nf.n_volumes > 1:  # a series: one window for all volumes, read front to back
+            vol = Volume(path, opts, t, plan=self._plan(f, opts), raw=self._read(f, nf, opts, t))
+        else:
+            vol = Volume(path, opts, t)
         self._cache[key] = vol
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return vol
+
+    def _read(self, f: int, nf: NiftiFile, opts: ConvertOptions, t: int) -> np.ndarray:
+        """Volume ``t`` of a series from a read that goes on where the last one stopped (a
+        gzip stream cannot seek: reading each volume from the start would cost the whole file
+        every time); a volume behind the read starts a new one."""
+        cursor = self._cursors.get(f)
+        if cursor is None or cursor[0] >= t:
+            later = [u for u in opts.volumes.indices(nf.n_volumes) if u >= t]  # type: ignore[union-attr]
+            cursor = (-1, iter_volumes(nf, later))
+        self._cursors = {f: cursor}  # one series read at a time per process
+        last, reader = cursor
+        while last < t:
+            last, raw = next(reader)
+        self._cursors[f] = (last, reader)
+        return raw
 
     def _plan(self, f: int, opts: ConvertOptions) -> Plan:
         """A 4D series' plan, with one window over every selected volume (as convert does)."""

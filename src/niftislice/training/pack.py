@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..pictures.hooks import PAIR_TMP
-from .metadata import dumps_line, image_fields, image_records
+from .metadata import ImageRecord, image_records
 from .shards import MemberRef, ShardSize, ShardWriter, existing_shards, iter_members
 from .spool import SpoolReader
 
@@ -46,13 +46,13 @@ def spool_samples(
     """``(members, is_sample)`` of one converted case, in shard order (the sidecar last)."""
     sidecar_bytes = spool.get(f"{stem}.json")
     sidecar = json.loads(bytes(sidecar_bytes))
+    meta = MetaLines(source, split)
     samples: list[tuple[str, Members]] = []
     for rec in image_records(sidecar):
         key = f"{case}/{rec.key}"
         ext = rec.file.rsplit(".", 1)[-1]
-        meta = dumps_line(image_fields(rec, source, split)).encode()
         members: Members = [
-            (f"{key}.json", meta),
+            (f"{key}.json", meta.line(rec)),
             (f"{key}.{ext}", spool.get(f"{rec.view}/{rec.file}")),
         ]
         mask = f"{PAIR_TMP}/{rec.view}/{rec.file}"
@@ -63,6 +63,38 @@ def spool_samples(
     for _, members in samples:
         yield members, True
     yield [(f"{case}/{SIDECAR_MEMBER}", sidecar_bytes)], False
+
+
+class MetaLines:
+    """``KEY.json`` of each image: :func:`dumps_line` of :func:`image_fields`, built from text
+    parts, the matrices encoded once per slice (a 4D series shares them across volumes)."""
+
+    def __init__(self, source: str, split: str | None) -> None:
+        self.head = '{"source":' + json.dumps(source) + ',"view":'
+        self.split = "" if split is None else ',"split":' + json.dumps(split)
+        self._matrices: dict[int, str] = {}
+        self._spacings: dict[tuple[float, float], str] = {}
+
+    def _matrix(self, value: list[list[float]]) -> str:
+        key = id(value)  # the sidecar's lists, alive while its records are packed
+        text = self._matrices.get(key)
+        if text is None:
+            text = self._matrices[key] = json.dumps(value, separators=(",", ":"))
+        return text
+
+    def _spacing(self, value: tuple[float, float]) -> str:
+        text = self._spacings.get(value)
+        if text is None:
+            text = self._spacings[value] = json.dumps(list(value), separators=(",", ":"))
+        return text
+
+    def line(self, rec: ImageRecord) -> bytes:
+        volume = "" if rec.volume is None else f',"volume":{rec.volume}'
+        return (
+            f'{self.head}{json.dumps(rec.view)},"index":{rec.index}{volume}{self.split},'
+            f'"spacing_mm":{self._spacing(rec.spacing_mm)},'
+            f'"pixel_to_world":{self._matrix(rec.pixel_to_world)}}}'
+        ).encode()
 
 
 def old_cases(shards: list[Path]) -> dict[str, list[MemberRef]]:

@@ -99,6 +99,14 @@ def _octal(value: int, width: int) -> bytes:
     return b"%0*o\0" % (width - 1, value)
 
 
+_MODE_IDS = _octal(MEMBER_MODE, 8) + _octal(0, 8) + _octal(0, 8)  # mode, uid, gid
+_MTIME = _octal(MEMBER_MTIME, 12)
+# type "0" (regular file), no link name, ustar magic and version, no user/group names, and
+# empty device numbers, as tarfile writes them for regular files
+_TYPE_TO_DEVICES = b"0" + b"\0" * 100 + b"ustar\x0000" + b"\0" * 64 + b"\0" * 16
+_FIXED_SUM = sum(_MODE_IDS) + sum(_MTIME) + sum(b" " * 8) + sum(_TYPE_TO_DEVICES)
+
+
 def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
     """(prefix, name) for a ustar header, or None when the name does not fit one."""
     if len(name) <= 100:
@@ -122,26 +130,22 @@ def member_header(name: str, size: int) -> bytes:
         info.uname = info.gname = ""
         return info.tobuf(tarfile.PAX_FORMAT, "ascii", "strict")
     prefix, short = split
-    head = b"".join(
+    size_field = _octal(size, 12)
+    # the checksum is the sum of the header's bytes with blanks in its own field: the fixed
+    # fields' part is computed once (headers are built for every member of every shard)
+    checksum = _FIXED_SUM + sum(short) + sum(size_field) + sum(prefix)
+    return b"".join(
         (
             short.ljust(100, b"\0"),
-            _octal(MEMBER_MODE, 8),
-            _octal(0, 8),
-            _octal(0, 8),
-            _octal(size, 12),
-            _octal(MEMBER_MTIME, 12),
-            b" " * 8,  # checksum placeholder
-            b"0",  # regular file
-            b"\0" * 100,  # link name
-            b"ustar\x0000",
-            b"\0" * 64,  # user and group names
-            b"\0" * 16,  # device numbers: empty for regular files, as tarfile writes them
+            _MODE_IDS,
+            size_field,
+            _MTIME,
+            b"%06o\0 " % checksum,
+            _TYPE_TO_DEVICES,
             prefix.ljust(155, b"\0"),
             b"\0" * 12,
         )
     )
-    checksum = b"%06o\0 " % sum(head)
-    return head[:148] + checksum + head[156:]
 
 
 def member(name: str, data: bytes | memoryview) -> list[bytes | memoryview]:
@@ -190,7 +194,7 @@ class ShardWriter:
         """One sample's members (or, with ``sample=False``, members that ride along with the
         previous sample, such as a case's sidecar), in the order given."""
         blocks = [b for name, data in members for b in member(name, data)]
-        nbytes = sum(len(b) for b in blocks)
+        nbytes = sum(map(len, blocks))
         if (
             sample
             and self._file is not None
