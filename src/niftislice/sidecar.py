@@ -87,6 +87,7 @@ def header_facts(nf: NiftiFile) -> dict[str, Any]:
         "sform_code": int(h["sform_code"]),
         "qform": _matrix(h.get_qform()) if int(h["qform_code"]) > 0 and _safe_qform(nf) else None,
         "sform": _matrix(h.get_sform()) if int(h["sform_code"]) > 0 else None,
+        **_unused_qform(h),
         "scl_slope_on_disk": _num(float(h["scl_slope"])),
         "scl_inter_on_disk": _num(float(h["scl_inter"])),
         "scl_slope_applied": nf.slope,
@@ -94,6 +95,20 @@ def header_facts(nf: NiftiFile) -> dict[str, Any]:
         "intent": int(h["intent_code"]),
         "description": bytes(h["descrip"]).split(b"\x00")[0].decode("latin-1"),
     }
+
+
+def _unused_qform(h: Any) -> dict[str, Any]:
+    """With qform_code 0 the quaternion fields are unused but often filled (nibabel writes them):
+    record them as stored (float32 values, exact in JSON) so ``stack`` can give them back. Left
+    out when they hold what a new header holds (zeros, qfac 1)."""
+    if int(h["qform_code"]) != 0:
+        return {}
+    fields = ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z")
+    values = {name: _num(float(h[name])) for name in fields}
+    values["qfac"] = _num(float(h["pixdim"][0]))
+    if all(v == 0 for k, v in values.items() if k != "qfac") and values["qfac"] == 1:
+        return {}
+    return {"qform_unused": {k: v for k, v in values.items() if v is not None}}
 
 
 def _safe_qform(nf: NiftiFile) -> bool:

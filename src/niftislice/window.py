@@ -18,6 +18,7 @@ import numpy as np
 
 from .ct import CtFinding, Padding, find_padding, recognise_ct
 from .errors import InputError
+from .read.validate import integral_scaling
 from .stats import RawStats, value_chunks
 from .types import CT_PRESETS
 from .window_spec import WindowSpec, parse_window
@@ -100,7 +101,7 @@ def identity_window(
             0.0, 255.0 if bit_depth == 8 else 65535.0, 255 if bit_depth == 8 else 65535, purpose
         )
     lo, hi = sorted((stats.vmin * slope + inter, stats.vmax * slope + inter))
-    integral = stats.exact and float(slope).is_integer() and float(inter).is_integer()
+    integral = stats.exact and integral_scaling(slope, inter)
     if not integral and not (float(lo).is_integer() and float(hi).is_integer()):
         raise ValueError(f"{purpose} needs integer values, found {lo:g} to {hi:g}")
     offset = 0.0 if lo >= 0 else lo
@@ -119,7 +120,7 @@ def identity_window(
 
 def check_integral(raw: np.ndarray, slope: float, inter: float, purpose: str) -> None:
     """Raise ValueError if scaled float data is not whole numbers (chunked, no full copy)."""
-    if raw.dtype.kind in "iu" and float(slope).is_integer() and float(inter).is_integer():
+    if raw.dtype.kind in "iu" and integral_scaling(slope, inter):
         return
     for chunk in value_chunks(raw):
         vals = chunk.astype(np.float64) * slope + inter
@@ -270,6 +271,7 @@ def _exact_window(
     check_values: Callable[[str], None] | None,
 ) -> Window:
     if mode == "lossless" and stored_integers_scaled(facts.dtype, facts.slope, facts.inter):
+        # any scaling, integral or not: stack gives back the same dtype, integers and scaling
         return stored_integer_window(stats, facts.slope, facts.inter)
     if not stats.exact and check_values is not None:
         check_values(mode)
@@ -283,14 +285,15 @@ def _exact_window(
 
 
 def stored_integers_scaled(dtype: np.dtype, slope: float, inter: float) -> bool:
-    """Integer voxels with a fractional scl_slope/scl_inter: data values are not whole numbers."""
-    return dtype.kind in "iu" and not (float(slope).is_integer() and float(inter).is_integer())
+    """Integer voxels under a scl_slope/scl_inter other than (1, 0), integral or not."""
+    return dtype.kind in "iu" and (slope, inter) != (1.0, 0.0)
 
 
 def stored_integer_window(stats: RawStats, slope: float, inter: float) -> Window:
-    """Lossless for scaled integer data: ``pixel = stored - offset``, so the stored integers (and,
-    through scl_slope/scl_inter, the data) are kept exactly; the window is expressed in data
-    units."""
+    """Lossless for scaled integer data, whatever the scaling: ``pixel = stored - offset``, so the
+    stored integers (and, through scl_slope/scl_inter, the data) are kept exactly and ``stack``
+    gives back the same dtype and scaling (a CT's uint16 with scl_inter -1024 stays uint16). The
+    window is expressed in data units."""
     raw = identity_window(stats, 1.0, 0.0, purpose="lossless (stored integers)", bit_depth=16)
     return Window(
         raw.low * slope + inter,

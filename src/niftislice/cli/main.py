@@ -329,6 +329,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: nearest for label exports, linear otherwise",
     )
     st.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    st.add_argument(
+        "--max-voxels",
+        type=int,
+        default=2**31,
+        help="refuse sidecars declaring a result with more voxels (default 2^31)",
+    )
+    st.add_argument(
+        "--allow-many-slices",
+        action="store_true",
+        help="accept sidecars declaring more than 4096 slices along an axis",
+    )
     return parser
 
 
@@ -535,6 +546,7 @@ def _cmd_preview(a: argparse.Namespace) -> int:
 
 def _cmd_stack(a: argparse.Namespace) -> int:
     from ..stacking.stack import StackOptions, stack_folder
+    from ..types import Limits
 
     opts = StackOptions(
         view=a.view,
@@ -544,6 +556,7 @@ def _cmd_stack(a: argparse.Namespace) -> int:
         volume=a.volume,
         interp=a.interp,
         overwrite=a.overwrite,
+        limits=Limits(max_voxels=a.max_voxels, allow_many_slices=a.allow_many_slices),
     )
     result = stack_folder(a.input, a.output, opts, sidecar=a.sidecar)
     if not a.quiet:

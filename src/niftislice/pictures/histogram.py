@@ -15,6 +15,7 @@ import math
 import cv2
 import numpy as np
 
+from ..read.validate import integral_scaling
 from ..window import Window
 from .colormap import Colormap
 from .drawing import TextStyle, draw_text, fit_text, text_box_size
@@ -60,7 +61,7 @@ def value_histogram(
     margin = 0.25 * (window.high - window.low)
     x0 = min(window.low, max(ends[0], window.low - margin))
     x1 = max(window.high, min(ends[1], window.high + margin))
-    if raw.dtype.kind in "iu" and float(slope).is_integer() and float(inter).is_integer():
+    if raw.dtype.kind in "iu" and integral_scaling(slope, inter):
         # whole numbers: one bin per value when they fit, so 8-bit data shows no comb of gaps
         x0, x1 = float(np.floor(x0)), float(np.ceil(x1))
         if x1 - x0 + 1 <= bins:

@@ -153,6 +153,12 @@ def scaling(hdr: nib.Nifti1Header, warnings: list[str]) -> tuple[float, float]:
     return slope, inter
 
 
+def integral_scaling(slope: float, inter: float) -> bool:
+    """Whether ``scl_slope`` and ``scl_inter`` are whole numbers, so that integer stored values
+    give integer data values (``data = stored * slope + inter``). The one place this is decided."""
+    return float(slope).is_integer() and float(inter).is_integer()
+
+
 def _plausible(size: float) -> bool:
     return math.isfinite(size) and VOXEL_MM[0] <= size <= VOXEL_MM[1]
 

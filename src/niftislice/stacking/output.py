@@ -2,9 +2,12 @@
 
 ``values="data"`` inverts the sidecar's intensity mapping (``data = offset + pixel * scale``) and
 keeps the source dtype when the values fit it, with scl_slope/inter reset since values are already
-in data units; integer sources with fractional scaling come back as float32. ``values="pixel"``
-keeps the images' pixel values and dtype. The header copies the source's shape, voxel sizes,
-qform/sform with their codes, units, intent, NIfTI version and byte order.
+in data units; lossless exports of scaled integer sources come back as the stored integers in the
+source dtype with its scl_slope/scl_inter (a CT's uint16 with scl_inter -1024 stays so), other
+integer sources with fractional scaling as float32. ``values="pixel"`` keeps the images' pixel
+values and dtype. The header copies the source's shape, voxel sizes,
+qform/sform with their codes (and the unused quaternion fields of a qform_code 0 header), units,
+intent, NIfTI version and byte order.
 """
 
 from __future__ import annotations
@@ -12,15 +15,16 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .._nib import nib
 from ..errors import OptionError, OutputError
 from ..files import atomic_path, lexists, make_dirs
-from ..options import View
+from ..read.validate import integral_scaling
 from ..sidecar import NIFTI_UNITS
+from ..types import View
+from .record import IntensityInfo, SourceInfo
 
 _UNIT_CODES = {name: code for code, name in NIFTI_UNITS.items()}
 
@@ -29,8 +33,8 @@ def output_values(
     acc: np.ndarray,
     values: str,
     fill: float | None,
-    intensity: dict[str, Any],
-    source: dict[str, Any],
+    intensity: IntensityInfo,
+    source: SourceInfo,
     img_dtype: np.dtype,
     warnings: list[str],
 ) -> tuple[np.ndarray, float, float]:
@@ -40,52 +44,89 @@ def output_values(
     ``fill`` (output units; None when no slice is missing) must be storable too.
     """
     if values == "pixel":
-        dtype = np.dtype(img_dtype)
-        if dtype.kind not in "iu":
-            return acc.astype(dtype if dtype.itemsize >= 4 else np.float32), 1.0, 0.0
-        if fill is not None and not (fill.is_integer() and _fits(dtype, fill, fill)):
-            raise OptionError(f"fill: {fill:g} cannot be stored in the images' {dtype} pixels")
-        return _cast(acc, dtype, 1.0, 0.0), 1.0, 0.0
-    p2d = intensity["pixel_to_data"]
-    scale, offset = float(p2d["scale"]), float(p2d["offset"])
-    if intensity.get("kind") == "window":
+        return _pixel_values(acc, fill, np.dtype(img_dtype))
+    if intensity.kind == "window":
         warnings.append(
-            f"the images hold windowed values: data comes back in steps of {scale:.4g} and "
-            f"clipped to {intensity['low']:g}..{intensity['high']:g} "
+            f"the images hold windowed values: data comes back in steps of {intensity.scale:.4g} "
+            f"and clipped to {_num(intensity.low)}..{_num(intensity.high)} "
             "(--lossless exports are exact; --values pixel keeps the pixel values)"
         )
-    src = np.dtype(str(source["dtype"]))
-    slope = float(source.get("scl_slope_applied", 1.0))
-    inter = float(source.get("scl_inter_applied", 0.0))
-    integral_scaling = slope.is_integer() and inter.is_integer()
-    if src.kind in "iu" and not integral_scaling and intensity.get("kind") == "lossless":
-        # pixels are the stored integers minus an offset: keep them, with the source's scaling
-        stored = _stored_range(acc, scale / slope, (offset - inter) / slope)
-        stored_fill = None if fill is None else (fill - inter) / slope
-        if stored_fill is not None:
-            stored = (min(stored[0], stored_fill), max(stored[1], stored_fill))
-        if (stored_fill is None or stored_fill.is_integer()) and _fits(src, *stored):
-            return _cast(acc, src, scale / slope, (offset - inter) / slope), slope, inter
+    if source.dtype is None:
+        raise OptionError("values: a colour (RGB) source cannot be stacked as data; use pixel")
+    scaled = (source.slope, source.inter) != (1.0, 0.0)
+    if source.dtype.kind in "iu" and scaled and intensity.kind == "lossless":
+        kept = _stored_integers(acc, fill, intensity, source, warnings)
+        if kept is not None:
+            return kept
+    return _data_values(acc, fill, intensity, source, warnings), 1.0, 0.0
+
+
+def _pixel_values(
+    acc: np.ndarray, fill: float | None, dtype: np.dtype
+) -> tuple[np.ndarray, float, float]:
+    if dtype.kind not in "iu":
+        return acc.astype(dtype if dtype.itemsize >= 4 else np.float32), 1.0, 0.0
+    if fill is not None and not (fill.is_integer() and _fits(dtype, fill, fill)):
+        raise OptionError(f"fill: {fill:g} cannot be stored in the images' {dtype} pixels")
+    return _cast(acc, dtype, 1.0, 0.0), 1.0, 0.0
+
+
+def _stored_integers(
+    acc: np.ndarray,
+    fill: float | None,
+    intensity: IntensityInfo,
+    source: SourceInfo,
+    warnings: list[str],
+) -> tuple[np.ndarray, float, float] | None:
+    """Lossless pixels are the stored integers minus an offset: keep them in the source dtype,
+    with the source's scaling; None when they do not fit (edited images, a fractional fill)."""
+    src, slope, inter = source.dtype, source.slope, source.inter
+    assert src is not None
+    scale, offset = intensity.scale / slope, (intensity.offset - inter) / slope
+    stored = _stored_range(acc, scale, offset)
+    stored_fill = None if fill is None else (fill - inter) / slope
+    if stored_fill is not None:
+        stored = (min(stored[0], stored_fill), max(stored[1], stored_fill))
+    if (stored_fill is None or stored_fill.is_integer()) and _fits(src, *stored):
+        return _cast(acc, src, scale, offset), slope, inter
+    if not integral_scaling(slope, inter):
         warnings.append(
-            f"values are not stored {src} integers under scl_slope {slope:g}, scl_inter {inter:g} "
-            f"(edited images or --fill {fill:g}?); written as float32"
+            f"values are not stored {src} integers under scl_slope {slope:g}, "
+            f"scl_inter {inter:g} (edited images or --fill {fill:g}?); written as float32"
         )
-    if src.kind == "f" or not integral_scaling:
+    return None
+
+
+def _data_values(
+    acc: np.ndarray,
+    fill: float | None,
+    intensity: IntensityInfo,
+    source: SourceInfo,
+    warnings: list[str],
+) -> np.ndarray:
+    """Values in data units: the source dtype when they fit it, else a wider or float type."""
+    src, scale, offset = source.dtype, intensity.scale, intensity.offset
+    assert src is not None
+    if src.kind == "f" or not integral_scaling(source.slope, source.inter):
         dtype = src if src.kind == "f" and src.itemsize >= 4 else np.dtype(np.float32)
-        return _cast(acc, dtype, scale, offset), 1.0, 0.0
+        return _cast(acc, dtype, scale, offset)
     if fill is not None and not fill.is_integer():
         raise OptionError(f"fill: {fill:g} cannot be stored in integer ({src}) output")
     lo, hi = _stored_range(acc, scale, offset)
     if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN in float images from elsewhere
         warnings.append(f"the images hold NaN or infinite values; written as float32, not {src}")
-        return _cast(acc, np.dtype(np.float32), scale, offset), 1.0, 0.0
+        return _cast(acc, np.dtype(np.float32), scale, offset)
     if fill is not None:
         lo, hi = min(lo, fill), max(hi, fill)
     dtype = src
     if not _fits(src, lo, hi):
         dtype = np.promote_types(np.min_scalar_type(int(lo)), np.min_scalar_type(int(hi)))
         warnings.append(f"values {lo:g} to {hi:g} do not fit the source's {src}; stored as {dtype}")
-    return _cast(acc, dtype, scale, offset), 1.0, 0.0
+    return _cast(acc, dtype, scale, offset)
+
+
+def _num(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
 
 
 def _stored_range(acc: np.ndarray, scale: float, offset: float) -> tuple[float, float]:
@@ -114,43 +155,49 @@ def _cast(acc: np.ndarray, dtype: np.dtype, scale: float, offset: float) -> np.n
 
 def nifti_image(
     data: np.ndarray,
-    source: dict[str, Any],
+    source: SourceInfo,
     view: View,
     values: str,
     scaling: tuple[float, float] = (1.0, 0.0),
 ) -> nib.Nifti1Image:
     """A NIfTI image of ``data`` with the source's geometry, units, intent and byte order."""
-    v2 = int(source.get("nifti_version", 1)) == 2
+    v2 = source.nifti_version == 2
     hdr_class = nib.Nifti2Header if v2 else nib.Nifti1Header
-    hdr = hdr_class(endianness=">" if source.get("byte_order") == "big" else "<")
+    hdr = hdr_class(endianness=">" if source.big_endian else "<")
     hdr.set_data_dtype(data.dtype)
     img = (nib.Nifti2Image if v2 else nib.Nifti1Image)(data, None, header=hdr)
     h = img.header
-    zooms = [float(z) for z in source["voxel_sizes"]][: min(data.ndim, 3)]
+    zooms = list(source.voxel_sizes[: min(data.ndim, 3)])
     if data.ndim > 3:
-        zooms += [float(source.get("time_step") or 1.0)] + [1.0] * (data.ndim - 4)
+        zooms += [source.time_step or 1.0] + [1.0] * (data.ndim - 4)
     h.set_zooms(zooms)
-    for kind, setter in (("qform", img.set_qform), ("sform", img.set_sform)):
-        code = int(source.get(f"{kind}_code") or 0)
-        matrix = source.get(kind)
+    for code, matrix, setter in (
+        (source.qform_code, source.qform, img.set_qform),
+        (source.sform_code, source.sform, img.set_sform),
+    ):
         if code > 0 and matrix is not None:
-            setter(np.array(matrix, dtype=np.float64), code=code if code <= 4 else 2)
+            setter(matrix, code=code if code <= 4 else 2)
         else:
             setter(None, code=0)
-    units = source.get("units") or {}
-    h["xyzt_units"] = _unit_code(units.get("space")) | _unit_code(units.get("time"))
-    h["intent_code"] = int(source.get("intent") or 0)
+    for name, value in source.qform_unused.items():  # kept as the source had them
+        if name == "qfac":
+            h["pixdim"][0] = value
+        else:
+            h[name] = value
+    space, time = source.units
+    h["xyzt_units"] = (_unit_code(space) & 0x07) | (_unit_code(time) & 0x38)
+    h["intent_code"] = source.intent
     h["descrip"] = f"niftislice stack {view.value} ({values})".encode()[:79]
     h.set_slope_inter(*scaling)  # (1, 0) unless stored integers keep the source's scaling
     return img
 
 
-def _unit_code(name: object) -> int:
+def _unit_code(name: str | None) -> int:
     if name is None:
         return 0
-    if str(name).isdigit():
-        return int(str(name))
-    return _UNIT_CODES.get(str(name), 0)
+    if name.isdigit():
+        return int(name) & 0xFF
+    return _UNIT_CODES.get(name, 0)
 
 
 def check_output_path(out_path: str | os.PathLike[str], overwrite: bool) -> Path:

@@ -4,28 +4,35 @@ A folder given to ``stack`` may be an export folder (``OUT/<stem>``, sidecar ins
 per view), one view's folder (sidecar in the parent), or a folder of images written by another
 program with the exported names (the sidecar given explicitly). An image may have another image
 extension than the export used (a network that writes PNG masks for JPEG inputs).
+
+Nothing outside that folder is read: the sidecar's names are plain names (see :mod:`.record`) and
+every image found, links resolved, must lie inside the folder. Nothing is read or decoded beyond
+what the sidecar declares: a sidecar over :data:`MAX_SIDECAR_BYTES` is refused unread, an image
+file larger than its declared pixels can need is refused unread, and an image whose header
+declares another size than the sidecar's is refused before it is decoded.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ..encoding import decode
 from ..errors import InputError, OptionError
+from ..types import Limits
+from .imagesize import declared_size
+from .record import Sidecar, parse_sidecar
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".webp")
-_REQUIRED = {
-    "source": ("shape", "affine", "dtype", "voxel_sizes"),
-    "intensity": ("kind",),
-    "output": (),
-    "views": (),
-}
-_VIEW_REQUIRED = ("image_size", "n_slices_in_volume", "slices")
+MAX_SIDECAR_BYTES = 256 << 20
+_MIB = float(1 << 20)
 
 
 def find_sidecar(root: Path, given: Path | None) -> Path:
@@ -41,6 +48,10 @@ def find_sidecar(root: Path, given: Path | None) -> Path:
         if len(found) > 1:
             names = ", ".join(p.name for p in found[:5])
             raise InputError(f"{folder}: several sidecars ({names}); choose one with --sidecar")
+    for folder in (root, root.parent):  # the export's own sidecar, unreadable: say why
+        named = folder / f"{folder.name}.json"
+        if named.is_file():
+            return named
     raise InputError(
         "no niftislice sidecar (*.json) in this folder or its parent; give --sidecar FILE"
     )
@@ -48,62 +59,77 @@ def find_sidecar(root: Path, given: Path | None) -> Path:
 
 def _is_sidecar(path: Path) -> bool:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = _parse_json(path)
+    except InputError:
         return False
     return isinstance(data, dict) and "niftislice" in data and "views" in data
 
 
-def load_sidecar(path: Path) -> dict[str, Any]:
-    """Parse and check the fields ``stack`` relies on."""
+def load_sidecar(path: Path, limits: Limits = Limits()) -> Sidecar:
+    """Read, parse and check the sidecar (see :func:`.record.parse_sidecar`)."""
+    return parse_sidecar(_parse_json(path), path, limits)
+
+
+def _parse_json(path: Path) -> Any:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with _open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_SIDECAR_BYTES:
+                raise InputError(
+                    f"sidecar {path}: {size / _MIB:,.0f} MiB, over the limit of "
+                    f"{MAX_SIDECAR_BYTES / _MIB:.0f} MiB; refusing to read it"
+                )
+            text = f.read(MAX_SIDECAR_BYTES + 1).decode("utf-8")
     except OSError as e:
         raise InputError(f"sidecar {path}: cannot read it ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"sidecar {path}: not UTF-8 text") from None
+    try:
+        return json.loads(text)
     except ValueError as e:
         raise InputError(f"sidecar {path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict) or "niftislice" not in data:
-        raise InputError(f"sidecar {path}: not a niftislice sidecar")
-    for section, keys in _REQUIRED.items():
-        part = data.get(section)
-        if not isinstance(part, dict):
-            raise InputError(f"sidecar {path.name}: missing section {section!r}")
-        missing = [k for k in keys if k not in part]
-        if missing:
-            raise InputError(f"sidecar {path.name}: {section} lacks {', '.join(missing)}")
-    if not data["views"]:
-        raise InputError(f"sidecar {path.name}: no views were exported")
-    for name, view in data["views"].items():
-        missing = [k for k in _VIEW_REQUIRED if k not in view]
-        if missing:
-            raise InputError(f"sidecar {path.name}: view {name} lacks {', '.join(missing)}")
-    if data["intensity"]["kind"] != "rgb" and "pixel_to_data" not in data["intensity"]:
-        raise InputError(f"sidecar {path.name}: intensity lacks pixel_to_data")
-    return data
+    except RecursionError:
+        raise InputError(f"sidecar {path}: nested too deeply to be a sidecar") from None
+
+
+def _open_regular(path: Path) -> Any:
+    """Open for reading without blocking on a fifo or device; refuse anything but a file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{path}: not a regular file; refusing to read it")
+    return os.fdopen(fd, "rb")
 
 
 class ImageFinder:
-    """Looks up image files by their exported name, first in a view folder, then in ``root``."""
+    """Looks up image files by their exported name, first in a view folder, then in ``root``.
+
+    Every path it returns lies inside ``root`` once links are resolved; a name that resolves
+    elsewhere is refused.
+    """
 
     def __init__(self, root: Path) -> None:
+        self._root = root
+        self._real_root = root.resolve()
         self._dirs: list[Path] = [root]
         self._stems: dict[Path, dict[str, Path]] = {}
 
     def add(self, folder: Path) -> None:
-        """Search ``folder`` before the others."""
+        """Search ``folder`` (a plain name inside ``root``) before the others."""
         if folder.is_dir() and folder not in self._dirs:
+            self._inside(folder)
             self._dirs.insert(0, folder)
 
     def find(self, name: str) -> Path | None:
         for d in self._dirs:
             p = d / name
             if p.is_file():
-                return p
+                return self._inside(p)
         stem = Path(name).stem.lower()
         for d in self._dirs:
             hit = self._index(d).get(stem)
             if hit is not None:
-                return hit
+                return self._inside(hit)
         return None
 
     def has_any(self, folder: Path, names: Iterable[str]) -> bool:
@@ -111,6 +137,15 @@ class ImageFinder:
         stems = {Path(n).stem.lower() for n in names}
         dirs = [d for d in (folder, self._dirs[-1]) if d.is_dir()]
         return any(stems & set(self._index(d)) for d in dirs)
+
+    def _inside(self, path: Path) -> Path:
+        real = path.resolve()
+        if real != self._real_root and self._real_root not in real.parents:
+            raise InputError(
+                f"{relative(path, self._root)} leads outside {self._root} (to {real}); "
+                "refusing to read it"
+            )
+        return path
 
     def _index(self, folder: Path) -> dict[str, Path]:
         if folder not in self._stems:
@@ -122,38 +157,72 @@ class ImageFinder:
         return self._stems[folder]
 
 
+def max_file_bytes(width: int, height: int) -> int:
+    """The most an image file of ``width`` x ``height`` pixels can reasonably take: uncompressed
+    16-bit RGBA (8 bytes a pixel), PNG/TIFF framing, and 1 MiB of metadata."""
+    return 9 * width * height + 8 * height + (1 << 20)
+
+
 def read_image(path: Path, root: Path, size: tuple[int, int], channel: int | None) -> np.ndarray:
-    rel = _rel(path, root)
+    """One image as a 2D array of ``size`` (width, height): checked, bounded, then decoded."""
+    rel = relative(path, root)
+    data = _read_bounded(path, rel, size)
+    declared = declared_size(data)
+    if declared is None:
+        raise InputError(f"{rel}: not a readable image (not PNG, JPEG, TIFF or WebP)")
+    _check_size(rel, declared, size)
     try:
-        img = decode(path.read_bytes())
-    except (OSError, ValueError) as e:
-        raise InputError(
-            f"{rel}: not a readable image ({getattr(e, 'strerror', None) or e})"
-        ) from None
+        img = decode(data)
+    except (ValueError, cv2.error):
+        raise InputError(f"{rel}: not a readable image") from None
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     if img.ndim == 3:
-        n = img.shape[2]
-        if channel is None:
-            names = "r, g, b, a" if n == 4 else "r, g, b"
-            raise InputError(
-                f"{rel} is a colour image ({n} channels); "
-                f"choose one with --channel (0-{n - 1} or {names})"
-            )
-        if channel >= n:
-            raise OptionError(f"channel: {channel} is out of range, {rel} has {n} channels")
-        img = img[:, :, channel]
-    h, w = img.shape
-    if (w, h) != size:
-        raise InputError(
-            f"{rel} is {w} x {h} pixels; the sidecar expects {size[0]} x {size[1]} (width x height)"
-        )
+        img = _channel(img, rel, channel)
+    _check_size(rel, (img.shape[1], img.shape[0]), size)
     if img.dtype == np.bool_ or img.dtype.kind not in "uif":
         img = img.astype(np.uint8)
     return img
 
 
-def _rel(path: Path, root: Path) -> str:
+def _read_bounded(path: Path, rel: str, size: tuple[int, int]) -> bytes:
+    limit = max_file_bytes(*size)
+    try:
+        with _open_regular(path) as f:
+            n = os.fstat(f.fileno()).st_size
+            if n > limit:
+                raise InputError(
+                    f"{rel} is {n / _MIB:,.1f} MiB, more than a {size[0]} x {size[1]} image can "
+                    f"need ({limit / _MIB:.1f} MiB); refusing to read it"
+                )
+            return f.read(limit + 1)  # type: ignore[no-any-return]
+    except OSError as e:
+        raise InputError(f"{rel}: not a readable image ({e.strerror or e})") from None
+
+
+def _check_size(rel: str, found: tuple[int, int], size: tuple[int, int]) -> None:
+    if found != size:
+        raise InputError(
+            f"{rel} is {found[0]} x {found[1]} pixels; the sidecar expects {size[0]} x {size[1]} "
+            "(width x height)"
+        )
+
+
+def _channel(img: np.ndarray, rel: str, channel: int | None) -> np.ndarray:
+    n = img.shape[2]
+    if channel is None:
+        names = "r, g, b, a" if n == 4 else "r, g, b"
+        raise InputError(
+            f"{rel} is a colour image ({n} channels); "
+            f"choose one with --channel (0-{n - 1} or {names})"
+        )
+    if channel >= n:
+        raise OptionError(f"channel: {channel} is out of range, {rel} has {n} channels")
+    return img[:, :, channel]
+
+
+def relative(path: Path, root: Path) -> str:
+    """``path`` as the user would name it: relative to ``root`` when inside it."""
     try:
         return path.relative_to(root).as_posix()
     except ValueError:

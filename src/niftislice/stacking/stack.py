@@ -12,8 +12,9 @@ Conventions:
   ``values="pixel"`` keeps pixel values in the images' dtype.
 - Label exports (and ``interp="nearest"``) are sampled by nearest neighbour, others linearly;
   native-spacing exports land on whole pixels and come back bit for bit either way.
-- 4D exports give a 4D result holding the exported volumes in order; ``volume=T`` gives the 3D
-  volume ``T`` (the source's volume index, as in ``_t0003`` file names).
+- 4D exports give a 4D result holding the exported volumes in order (a 4D file of one volume
+  comes back 4D, X x Y x Z x 1); ``volume=T`` gives the 3D volume ``T`` (the source's volume
+  index, as in ``_t0003`` file names).
 - Slices without an image are filled with ``fill`` (output units) and reported as a warning,
   except slices left out by ``--skip-empty``, which were blank (pixel 0) and come back as such.
 """
@@ -26,15 +27,15 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .._nib import nib
-from ..errors import InputError, OptionError
-from ..options import View
-from .geometry import check_coverage, plane_map, sample, slice_matrices
+from ..errors import InputError, OptionError, ResourceLimitError
+from ..types import Limits, View
+from .geometry import PlaneMap, check_coverage, plane_map, sample, slice_matrices
 from .output import check_output_path, nifti_image, output_values, save_atomically
+from .record import Sidecar, ViewInfo
 from .sources import ImageFinder, find_sidecar, load_sidecar, read_image
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class StackOptions:
     volume: int | None = None  # 4D: one source volume index; None: every exported volume
     interp: str = "auto"  # auto (nearest for labels), nearest or linear
     overwrite: bool = False
+    limits: Limits = Limits()  # the sidecar's declared sizes are checked against these
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -78,6 +80,8 @@ class StackOptions:
         s(self, "fill", fill)
         if self.volume is not None and (not isinstance(self.volume, int) or self.volume < 0):
             raise OptionError(f"volume: expected a volume index >= 0, got {self.volume!r}")
+        if not isinstance(self.limits, Limits) or self.limits.max_voxels < 1:
+            raise OptionError(f"max-voxels: expected a positive number, got {self.limits!r}")
 
 
 def _parse_channel(value: int | str) -> int:
@@ -112,93 +116,111 @@ def stack_folder(
     if not root.is_dir():
         raise InputError("not a folder" if root.exists() else "folder not found")
     out = check_output_path(out_path, options.overwrite) if out_path is not None else None
-    sc_path = find_sidecar(root, Path(sidecar) if sidecar is not None else None)
-    sc = load_sidecar(sc_path)
-    source, intensity, output = sc["source"], sc["intensity"], sc["output"]
-    if options.values == "data" and intensity.get("kind") == "rgb":
+    sc = load_sidecar(find_sidecar(root, Path(sidecar) if sidecar else None), options.limits)
+    if options.values == "data" and sc.intensity.kind == "rgb":
         raise InputError(
-            f"{sc_path.name}: a colour (RGB) source cannot be stacked as data; use --values pixel"
+            f"{sc.path.name}: a colour (RGB) source cannot be stacked as data; use --values pixel"
         )
     finder = ImageFinder(root)
     view = _choose_view(sc, root, options.view, finder)
-    ventry = sc["views"][view.value]
     warnings: list[str] = []
-
-    shape = _spatial(source["shape"])
-    n_slices = int(ventry["n_slices_in_volume"])
-    entries = {int(e["index"]): e for e in ventry["slices"]}
-    mats = slice_matrices(
-        {k: np.array(e["pixel_to_world"], dtype=np.float64) for k, e in entries.items()}, n_slices
-    )
-    affine = np.array(source["affine"], dtype=np.float64)
-    maps = [plane_map(mats[k], affine, shape, f"{view.value} slice {k}") for k in range(n_slices)]
-    axis = check_coverage(maps, shape, view.value)
-
-    exported = output.get("volumes")
-    volumes = _choose_volumes(exported, options.volume, warnings, source["shape"])
-    nearest = options.interp == "nearest" or (
-        options.interp == "auto"
-        and (bool(output.get("label")) or output.get("interpolation") == "nearest")
-    )
-    blank = _blank_slices(ventry, output)
-    width, height = (int(v) for v in ventry["image_size"])
-    finder.add(root / _folder_of(sc, view.value))
-
-    n_out = len(volumes) if volumes is not None and options.volume is None else 0
-    acc = np.zeros(shape + ((n_out,) if n_out else ()), dtype=np.float32)
-    holes: list[tuple[int, int]] = []  # (volume position, slice k) without an image
-    img_dtype: np.dtype | None = None
-    read = 0
-    for pos, t in enumerate(volumes if volumes is not None else [None]):
-        planes = np.moveaxis(acc[..., pos] if n_out else acc, axis, 0)  # a view: writes land in acc
-        for k, pm in enumerate(maps):
-            name = _file_of(entries.get(k), t)
-            path = finder.find(name) if name is not None else None
-            if path is None:
-                if name is not None or k not in blank:  # blank: skipped as empty, stays pixel 0
-                    holes.append((pos, k))
-                continue
-            img = read_image(path, root, (width, height), options.channel)
-            img_dtype = img.dtype if img_dtype is None else np.promote_types(img_dtype, img.dtype)
-            planes[pm.index] = sample(img, pm, nearest)
-            read += 1
-    if read == 0:
-        example = _file_of(next(iter(entries.values()), None), volumes[0] if volumes else None)
-        raise InputError(
-            f"no {view.value} images in this folder or its {_folder_of(sc, view.value)}/ "
-            f"sub-folder (looked for the sidecar's names, e.g. {example})"
-        )
+    job = _plan(sc, sc.views[view], options, warnings)
+    finder.add(root / job.view.folder)
+    acc, holes, img_dtype, read = _read_planes(job, finder, root, options)
     if holes:
-        warnings.append(_holes_message(holes, volumes, n_out, view, options.fill, n_slices))
-    bits = int(output.get("bit_depth") or 0)
-    img_bits = img_dtype.itemsize * 8 if img_dtype is not None and img_dtype.kind == "u" else bits
-    if options.values == "data" and img_bits != bits:
+        warnings.append(_holes_message(holes, job, options.fill))
+    bits = sc.output.bit_depth
+    img_bits = img_dtype.itemsize * 8 if img_dtype.kind == "u" else bits
+    if options.values == "data" and bits and img_bits != bits:
         warnings.append(
             f"the images are {img_bits}-bit but the export was {bits}-bit; "
             "--values data reads them on the export's pixel scale (--values pixel keeps them)"
         )
-
     fill = options.fill if holes else None
     data, slope, inter = output_values(
-        acc, options.values, fill, intensity, source, img_dtype or np.dtype(np.uint8), warnings
+        acc, options.values, fill, sc.intensity, sc.source, img_dtype, warnings
     )
     for pos, k in holes:
-        target = data[..., pos] if n_out else data
-        np.moveaxis(target, axis, 0)[maps[k].index] = (options.fill - inter) / slope
-    if len(source["shape"]) < 3:
-        data = data.reshape(tuple(source["shape"]))
-    image = nifti_image(data, source, view, options.values, (slope, inter))
+        target = data[..., pos] if job.n_out else data
+        np.moveaxis(target, job.axis, 0)[job.maps[k].index] = (options.fill - inter) / slope
+    if job.volumes is None and options.volume is None:  # 2D, 3D, or 4D+ of one volume
+        data = data.reshape(sc.source.shape)
+    image = nifti_image(data, sc.source, view, options.values, (slope, inter))
     if out is not None:
         save_atomically(image, out)
-    return StackResult(
-        image,
-        out,
-        view,
-        tuple(volumes) if volumes is not None else None,
-        read,
-        len(holes),
-        tuple(warnings),
+    volumes = tuple(job.volumes) if job.volumes is not None else None
+    return StackResult(image, out, view, volumes, read, len(holes), tuple(warnings))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What to read for one view: where each slice's image lands, for which volumes."""
+
+    view: ViewInfo
+    shape: tuple[int, int, int]  # the source's spatial shape
+    maps: list[PlaneMap]  # per slice index k
+    axis: int  # the stored source axis the slices run along
+    volumes: list[int] | None  # source volume indices to read (None: a 3D source)
+    n_out: int  # volumes in the result (0: a 3D result)
+    nearest: bool
+    blank: frozenset[int]  # slices skipped as empty: no image, pixel 0
+
+
+def _plan(sc: Sidecar, v: ViewInfo, options: StackOptions, warnings: list[str]) -> _Job:
+    shape = sc.source.spatial
+    mats = slice_matrices({k: e.pixel_to_world for k, e in v.slices.items()}, v.n_slices)
+    where = v.view.value
+    maps = [plane_map(mats[k], sc.source.affine, shape, f"{where} slice {k}") for k in mats]
+    axis = check_coverage(maps, shape, where)
+    volumes = _choose_volumes(sc.output.volumes, options.volume, warnings, sc.source.shape)
+    nearest = options.interp == "nearest" or (
+        options.interp == "auto" and (sc.output.label or sc.output.nearest)
     )
+    n_out = len(volumes) if volumes is not None and options.volume is None else 0
+    total = math.prod(shape) * max(n_out, 1)
+    if total > options.limits.max_voxels:
+        raise ResourceLimitError(
+            f"the stacked volume would hold {total:,} voxels, over the limit of "
+            f"{options.limits.max_voxels:,} (raise it with --max-voxels, or stack one --volume)"
+        )
+    blank = v.selected if sc.output.skip_empty else frozenset()
+    return _Job(v, shape, maps, axis, volumes, n_out, nearest, blank)
+
+
+def _read_planes(
+    job: _Job, finder: ImageFinder, root: Path, options: StackOptions
+) -> tuple[np.ndarray, list[tuple[int, int]], np.dtype, int]:
+    """Sample every image onto its source plane: (float32 volume, holes, images' dtype, count).
+
+    Holes are ``(volume position, slice k)`` without an image.
+    """
+    v = job.view
+    acc = np.zeros(job.shape + ((job.n_out,) if job.n_out else ()), dtype=np.float32)
+    holes: list[tuple[int, int]] = []
+    img_dtype: np.dtype | None = None
+    read = 0
+    for pos, t in enumerate(job.volumes if job.volumes is not None else [None]):
+        planes = np.moveaxis(acc[..., pos] if job.n_out else acc, job.axis, 0)  # writes land in acc
+        for k, pm in enumerate(job.maps):
+            entry = v.slices.get(k)
+            name = entry.file_of(t) if entry is not None else None
+            path = finder.find(name) if name is not None else None
+            if path is None:
+                if name is not None or k not in job.blank:  # blank: skipped as empty, stays 0
+                    holes.append((pos, k))
+                continue
+            img = read_image(path, root, (v.width, v.height), options.channel)
+            img_dtype = img.dtype if img_dtype is None else np.promote_types(img_dtype, img.dtype)
+            planes[pm.index] = sample(img, pm, job.nearest)
+            read += 1
+    if read == 0 or img_dtype is None:
+        first = next(iter(v.slices.values()))
+        example = first.file_of(job.volumes[0] if job.volumes else None)
+        raise InputError(
+            f"no {v.view.value} images in this folder or its {v.folder}/ "
+            f"sub-folder (looked for the sidecar's names, e.g. {example})"
+        )
+    return acc, holes, img_dtype, read
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,45 +228,35 @@ def stack_folder(
 
 
 def _choose_view(
-    sc: dict[str, Any], root: Path, requested: View | str | None, finder: ImageFinder
+    sc: Sidecar, root: Path, requested: View | str | None, finder: ImageFinder
 ) -> View:
-    names = list(sc["views"])
+    names = [v.value for v in sc.views]
     if requested is not None:
         v = View(requested)
-        if v.value not in names:
+        if v not in sc.views:
             raise OptionError(
                 f"view: {v.value} was not exported (the sidecar has {', '.join(names)})"
             )
         return v
-    if len(names) == 1:
-        return View(names[0])
-    folders = {_folder_of(sc, n): n for n in names}
+    if len(sc.views) == 1:
+        return next(iter(sc.views))
+    folders = {info.folder: view for view, info in sc.views.items()}
     if root.name in folders:
-        return View(folders[root.name])
+        return folders[root.name]
     present = [
-        n for n in names if finder.has_any(root / _folder_of(sc, n), _names_of(sc["views"][n]))
+        view for view, info in sc.views.items() if finder.has_any(root / info.folder, info.names())
     ]
     if len(present) == 1:
-        return View(present[0])
-    raise OptionError(
-        f"view: {root} holds several views ({', '.join(present or names)}); choose one with --view"
-    )
-
-
-def _folder_of(sc: dict[str, Any], view: str) -> str:
-    return str(sc["views"][view].get("folder", view))
-
-
-def _names_of(ventry: dict[str, Any]) -> Iterable[str]:
-    for e in ventry["slices"]:
-        if "file" in e:
-            yield e["file"]
-        else:
-            yield from e.get("files", {}).values()
+        return present[0]
+    listed = ", ".join(v.value for v in present) if present else ", ".join(names)
+    raise OptionError(f"view: {root} holds several views ({listed}); choose one with --view")
 
 
 def _choose_volumes(
-    exported: list[int] | None, wanted: int | None, warnings: list[str], shape: list[int]
+    exported: tuple[int, ...] | None,
+    wanted: int | None,
+    warnings: list[str],
+    shape: tuple[int, ...],
 ) -> list[int] | None:
     if exported is None:
         if wanted not in (None, 0):
@@ -254,7 +266,7 @@ def _choose_volumes(
         if wanted not in exported:
             raise OptionError(f"volume: {wanted} was not exported (exported: {_ranges(exported)})")
         return [wanted]
-    n_source = int(np.prod(shape[3:]))
+    n_source = math.prod(shape[3:])
     if len(exported) != n_source:
         warnings.append(
             f"the export holds volumes {_ranges(exported)} of {n_source}; the result has these only"
@@ -266,50 +278,23 @@ def _choose_volumes(
     return list(exported)
 
 
-def _blank_slices(ventry: dict[str, Any], output: dict[str, Any]) -> set[int]:
-    """Slices selected but not written because they were empty (pixel 0 everywhere)."""
-    sel = ventry.get("selected_slices")
-    if not output.get("skip_empty") or not sel:
-        return set()
-    return set(range(int(sel["start"]), int(sel["stop"]), int(sel["step"])))
-
-
-def _file_of(entry: dict[str, Any] | None, t: int | None) -> str | None:
-    if entry is None:
-        return None
-    if t is None:
-        return entry.get("file")
-    return entry.get("files", {}).get(str(t))
-
-
-def _spatial(shape: list[int]) -> tuple[int, int, int]:
-    s = [int(v) for v in shape[:3]] + [1, 1]
-    return (s[0], s[1], s[2])
-
-
 # --------------------------------------------------------------------------------------------
 # messages
 
 
-def _holes_message(
-    holes: list[tuple[int, int]],
-    volumes: list[int] | None,
-    n_out: int,
-    view: View,
-    fill: float,
-    n_slices: int,
-) -> str:
+def _holes_message(holes: list[tuple[int, int]], job: _Job, fill: float) -> str:
     by_pos: dict[int, list[int]] = {}
     for pos, k in holes:
         by_pos.setdefault(pos, []).append(k)
-    if not n_out:
+    view = job.view.view.value
+    if not job.n_out:
         ks = by_pos[next(iter(by_pos))]
-        where = f"{len(ks)} of {n_slices} {view.value} slices have no image ({_ranges(ks)})"
+        where = f"{len(ks)} of {job.view.n_slices} {view} slices have no image ({_ranges(ks)})"
     else:
-        assert volumes is not None
-        parts = [f"volume {volumes[pos]}: {_ranges(ks)}" for pos, ks in sorted(by_pos.items())]
+        assert job.volumes is not None
+        parts = [f"volume {job.volumes[pos]}: {_ranges(ks)}" for pos, ks in sorted(by_pos.items())]
         more = "; ..." if len(parts) > 8 else ""
-        where = f"{len(holes)} {view.value} slice images are missing ({'; '.join(parts[:8])}{more})"
+        where = f"{len(holes)} {view} slice images are missing ({'; '.join(parts[:8])}{more})"
     return f"{where}; filled with {fill:g}"
 
 
