@@ -107,16 +107,11 @@ def test_frame_duration_and_format_checks():
 
 
 def test_missing_pillow_says_what_to_install(monkeypatch):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "PIL" else real(name, *a)
-    )
-    with pytest.raises(OptionError, match=r"gif: .*pip install 'niftislice\[anim\]'"):
+    """Pillow is a dependency; a broken install still gets one line saying what to do."""
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)  # import PIL.Image now fails
+    with pytest.raises(OptionError, match=r"gif: an animation needs Pillow \(pip install"):
         ConvertOptions(gif=True)
-    with pytest.raises(OptionError, match=r"webp-anim: .*pip install 'niftislice\[anim\]'"):
+    with pytest.raises(OptionError, match=r"webp-anim: an animation needs Pillow"):
         ConvertOptions(webp_anim=True)
-    monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now fails
-    with pytest.raises(OptionError, match=r"pip install 'niftislice\[anim\]'"):
+    with pytest.raises(OptionError, match=r"needs Pillow"):
         require_pillow()

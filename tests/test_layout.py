@@ -14,7 +14,18 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "niftislice"
 #: Steps from the lowest (0) up; a module may import from its own step and lower ones only.
 #: Subpackages not listed module by module take their package's step.
 LAYERS: list[tuple[str, ...]] = [
-    ("_version", "errors", "types", "_nib", "buffers", "files", "naming", "png"),
+    (
+        "_version",
+        "errors",
+        "extras",
+        "sample",
+        "types",
+        "_nib",
+        "buffers",
+        "files",
+        "naming",
+        "png",
+    ),
     # pure training-set pieces that options (parsers) and export (the spool) use
     ("training.pairing", "training.splits", "training.shards", "training.spool"),
     ("read",),
@@ -40,12 +51,10 @@ LAYERS: list[tuple[str, ...]] = [
 MAX_MODULE_LINES = 420
 MAX_FUNCTION_LINES = 60
 #: argparse tables are long lists of declarations, not logic.
-FUNCTION_LENGTH_EXEMPT = {("cli.main", "_add_image_options"), ("cli.main", "build_parser")}
+FUNCTION_LENGTH_EXEMPT = {("cli.parser", "_add_image_options"), ("cli.parser", "build_parser")}
 #: Violations being removed while the layout is reshaped (issue 10); each entry must go, and a
 #: fixed one must be deleted here (the tests fail on an entry that no longer occurs).
-KNOWN = {
-    "cli.main is long",
-}
+KNOWN: set[str] = set()
 seen_known: set[str] = set()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from typing import Any
 
 from .batch.discover import check_jobs, discover
@@ -17,21 +16,12 @@ from .batch.results import BatchResult
 from .describe import info
 from .options import ConvertOptions
 from .pictures.preview import preview
+from .sample import sample_path
 from .stacking.stack import StackOptions, StackResult, stack_folder
 from .training.run import run_convert
 from .volume import Volume
 
-SAMPLE_NAME = "mni152_t1_1mm.nii.gz"
-
 PathLike = str | os.PathLike[str]
-
-
-def sample_path() -> Path:
-    """The built-in sample: the MNI152 2009a T1 template (1 mm, 197 x 233 x 189)."""
-    from importlib.resources import as_file, files  # 30-50 ms to import; only needed here
-
-    with as_file(files("niftislice") / "data" / SAMPLE_NAME) as p:
-        return Path(p)
 
 
 def convert(

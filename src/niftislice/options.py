@@ -236,11 +236,9 @@ def _check_pictures(o: ConvertOptions) -> None:
         fmt = o.format.value  # type: ignore[union-attr]
         raise OptionError(f"pair: masks need a lossless format; use --format png or tif, not {fmt}")
     if o.gif or o.webp_anim:
-        import importlib.util
+        from .extras import require
 
-        if importlib.util.find_spec("PIL") is None:
-            which = "gif" if o.gif else "webp-anim"
-            raise OptionError(f"{which}: animations need Pillow; pip install 'niftislice[anim]'")
+        require("PIL.Image", "gif" if o.gif else "webp-anim", "an animation")
 
 
 def _check_training(o: ConvertOptions) -> None:

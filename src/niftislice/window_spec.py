@@ -41,6 +41,23 @@ class WindowSpec:
         return f"explicit {self.a:g}:{self.b:g}"
 
 
+def _numbers(t: str) -> tuple[str, float, float] | None:
+    """``LEVEL/WIDTH``, ``pLOW:pHIGH`` or ``LOW:HIGH`` as (``/``, ``p:`` or ``:``, a, b)."""
+    for sep in ("/", ":"):
+        parts = t.split(sep)
+        if len(parts) != 2:
+            continue
+        lo, hi = parts
+        kind = sep
+        if sep == ":" and lo.startswith("p") and hi.startswith("p"):
+            lo, hi, kind = lo[1:], hi[1:], "p:"
+        try:
+            return kind, float(lo), float(hi)
+        except ValueError:
+            return None
+    return None
+
+
 def parse_window(text: str | WindowSpec, *, level_width: bool = False) -> WindowSpec:
     """Parse ``auto``, ``minmax``, ``LOW:HIGH``, ``pLOW:pHIGH``, ``LEVEL/WIDTH`` or a CT preset."""
     if isinstance(text, WindowSpec):
@@ -55,27 +72,25 @@ def parse_window(text: str | WindowSpec, *, level_width: bool = False) -> Window
     if t in CT_PRESETS:
         level, width = CT_PRESETS[t]
         return WindowSpec("preset", level - width / 2, level + width / 2, name=t)
-    try:
-        if "/" in t:
-            level, width = (float(v) for v in t.split("/"))
-            if not (math.isfinite(level) and math.isfinite(width) and width > 0):
+    numbers = _numbers(t)
+    if numbers is not None:
+        sep, a, b = numbers
+        if sep == "/":
+            if not (math.isfinite(a) and math.isfinite(b) and b > 0):
                 raise OptionError(f"level/width: width must be positive and finite, got {text!r}")
-            return WindowSpec("range", level - width / 2, level + width / 2)
-        if ":" in t:
-            lo, hi = t.split(":")
-            if lo.startswith("p") and hi.startswith("p"):
-                a, b = float(lo[1:]), float(hi[1:])
-                if not (0 <= a < b <= 100):
-                    raise OptionError(
-                        f"window: percentiles need 0 <= LOW < HIGH <= 100, got {text!r}"
-                    )
-                return WindowSpec("percentile", a, b)
-            a, b = float(lo), float(hi)
-            if not (math.isfinite(a) and math.isfinite(b) and a < b):
-                raise OptionError(f"window: need finite LOW < HIGH, got {text!r}")
-            return WindowSpec("range", a, b)
-    except ValueError:
-        pass
+            return WindowSpec("range", a - b / 2, a + b / 2)
+        if sep == "p:":
+            if not (0 <= a < b <= 100):
+                raise OptionError(
+                    f"window: percentiles need 0 <= LOW < HIGH <= 100 (low must be below high), "
+                    f"got {text!r}"
+                )
+            return WindowSpec("percentile", a, b)
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise OptionError(f"window: LOW and HIGH must be finite, got {text!r}")
+        if not a < b:
+            raise OptionError(f"window: low must be below high in LOW:HIGH, got {text!r}")
+        return WindowSpec("range", a, b)
     what = "level/width" if level_width else "window"
     presets = ", ".join(CT_PRESETS)
     raise OptionError(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import OptionError
 from ..export import ConvertResult
+from ..extras import require
 from ..options import ConvertOptions
 
 if TYPE_CHECKING:
@@ -27,17 +28,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for the scheduler before giving up with one line.
 CONNECT_TIMEOUT_S = 5.0
-INSTALL_HINT = "pip install 'niftislice[dask]'"
 
 
 def _distributed() -> Any:
-    try:
-        import distributed
-    except ImportError:
-        raise OptionError(
-            f"scheduler: running on a Dask cluster needs Dask ({INSTALL_HINT})"
-        ) from None
-    return distributed
+    return require("distributed", "scheduler", "running on a Dask cluster")
 
 
 def connect(address: str, timeout: float | None = None) -> Any:

@@ -7,6 +7,7 @@ Exit status: 0 when every input succeeded, 1 when some input failed (one line ea
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -16,344 +17,23 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._version import __version__
 from ..errors import NiftisliceError, OptionError
 from ..naming import display_name
-from ..types import CT_PRESETS
+from ..sample import sample_path
+from .parser import UsageError, build_parser
 
 log = logging.getLogger("niftislice")
 
 
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
-
-
-def _add_image_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("geometry")
-    g.add_argument(
-        "--views",
-        default="axial,coronal,sagittal",
-        help="comma-separated subset of axial,coronal,sagittal",
-    )
-    g.add_argument(
-        "--neurological",
-        action="store_true",
-        help="patient left on image left (default: radiological)",
-    )
-    g.add_argument(
-        "--spacing",
-        default="finest",
-        help="mm per pixel, 'finest' (default: finest in-plane spacing) or 'native'",
-    )
-    g.add_argument(
-        "--interp", default="linear", choices=["linear", "nearest", "cubic", "area", "lanczos"]
-    )
-    g.add_argument(
-        "--slices", default="all", help="all, middle, N or A:B[:STEP] (RAS+ indices, Python-style)"
-    )
-    g.add_argument("--volumes", default="all", help="4D: all, N or A:B[:STEP]")
-    i = p.add_argument_group("intensity")
-    i.add_argument(
-        "--window",
-        default="auto",
-        help="auto (0.5-99.5 percentiles without scanner padding; a CT gets the brain or "
-        "soft-tissue preset), minmax, dicom (the series' first WindowCenter/Width), LOW:HIGH, "
-        "pLOW:pHIGH or a CT preset: " + ", ".join(CT_PRESETS),
-    )
-    i.add_argument("--level", type=float, help="window level (with --width), data units")
-    i.add_argument("--width", type=float, help="window width (with --level), data units")
-    i.add_argument(
-        "--label",
-        dest="label",
-        action="store_true",
-        default=None,
-        help="label map: nearest neighbour, exact values",
-    )
-    i.add_argument(
-        "--no-label", dest="label", action="store_false", help="never treat as a label map"
-    )
-    i.add_argument("--bit-depth", type=int, default=8, choices=[8, 16])
-    i.add_argument(
-        "--lossless",
-        action="store_true",
-        help="integer data stored exactly as 16-bit (no windowing)",
-    )
-    d = p.add_argument_group("DICOM")
-    d.add_argument(
-        "--keep-phi",
-        action="store_true",
-        help="write the patient's name, ID, birth date... to the sidecar and info "
-        "(by default nothing that identifies the patient is written)",
-    )
-    o = p.add_argument_group("limits")
-    o.add_argument(
-        "--max-voxels",
-        type=int,
-        default=2**31,
-        help="refuse volumes with more voxels (default 2^31)",
-    )
-    o.add_argument(
-        "--allow-many-slices",
-        action="store_true",
-        help="accept more than 4096 slices along an axis",
-    )
-
-
-def _add_picture_options(p: argparse.ArgumentParser, convert: bool) -> None:
-    g = p.add_argument_group("pictures")
-    g.add_argument(
-        "--colormap",
-        help="colour map for non-anatomical data: gray, viridis, hot, ... or a diverging "
-        "map centred on 0 for statistics: bwr, coolwarm, cold-hot",
-    )
-    g.add_argument(
-        "--overlay",
-        metavar="MASK",
-        help="label map blended onto every image (resampled by its affine if needed)",
-    )
-    g.add_argument(
-        "--overlay-alpha", type=float, default=0.4, help="overlay opacity 0..1 (default 0.4)"
-    )
-    g.add_argument("--overlay-contour", action="store_true", help="draw label outlines only")
-    if not convert:
-        return
-    g.add_argument(
-        "--pair",
-        metavar="MASK",
-        help="also export MASK as label images: OUT/images/<stem>/... and "
-        "OUT/masks/<stem>/... with identical names and geometry",
-    )
-    g.add_argument(
-        "--montage",
-        action="store_true",
-        help="a contact sheet per view: OUT/<stem>/<stem>_<view>_montage.png",
-    )
-    g.add_argument(
-        "--montage-count", type=int, default=16, help="tiles per contact sheet (default 16)"
-    )
-    g.add_argument(
-        "--gif",
-        action="store_true",
-        help="an animated GIF per view through the slices (needs niftislice[anim])",
-    )
-    g.add_argument(
-        "--webp-anim",
-        action="store_true",
-        help="an animated WebP per view (needs niftislice[anim])",
-    )
-    g.add_argument(
-        "--fps", type=float, default=10.0, help="animation frames per second (default 10)"
-    )
-    g.add_argument(
-        "--html", action="store_true", help="a self-contained viewer page: OUT/<stem>/index.html"
-    )
-
-
-def _add_training_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("training sets")
-    g.add_argument(
-        "--masks",
-        metavar="FOLDER",
-        help="label maps paired with the inputs by name (same stem, or without an nnU-Net "
-        "_NNNN channel suffix), exported as exact labels into a masks/ tree or the shards",
-    )
-    g.add_argument(
-        "--allow-missing-masks",
-        action="store_true",
-        help="convert inputs without a mask (default: such an input fails)",
-    )
-    g.add_argument(
-        "--split",
-        metavar="NAME=FRACTION,...",
-        help="split by subject (BIDS sub-<label>, else the case), e.g. train=0.8,val=0.1,test=0.1:"
-        " output under OUT/<split>/, subjects listed in OUT/splits.json",
-    )
-    g.add_argument("--split-seed", type=int, default=0, help="seed of the subject hash (default 0)")
-    g.add_argument(
-        "--layout",
-        default="files",
-        choices=["files", "webdataset"],
-        help="files: one image per file (default); webdataset: POSIX tar shards",
-    )
-    g.add_argument(
-        "--shard-size",
-        help="start a new shard before this size or number of samples: 500MB, 2GiB, 2000, or "
-        "500MB,2000 (default 1GB,10000)",
-    )
-
-
-def _training_kwargs(a: argparse.Namespace) -> dict[str, object]:
-    names = ("masks", "allow_missing_masks", "split", "split_seed", "layout", "shard_size")
-    return {name: getattr(a, name) for name in names}
-
-
-def _picture_kwargs(a: argparse.Namespace) -> dict[str, object]:
-    kw: dict[str, object] = dict(
-        colormap=a.colormap,
-        overlay=a.overlay,
-        overlay_alpha=a.overlay_alpha,
-        overlay_contour=a.overlay_contour,
-    )
-    if hasattr(a, "montage"):
-        kw.update(
-            pair=a.pair,
-            montage=a.montage,
-            montage_count=a.montage_count,
-            gif=a.gif,
-            webp_anim=a.webp_anim,
-            fps=a.fps,
-            html=a.html,
-        )
-    return kw
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="niftislice", description="NIfTI volumes to anatomically correct image sequences."
-    )
-    parser.add_argument("--version", action="version", version=f"niftislice {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress bar")
-    # -q/-v are accepted after the subcommand too (SUPPRESS keeps the global value otherwise)
-    common = _Parser(add_help=False)
-    common.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="errors only, no progress bar",
-    )
-    common.add_argument(
-        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output"
-    )
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-
-    c = sub.add_parser(
-        "convert", parents=[common], help="write one image per slice per view, and a JSON sidecar"
-    )
-    c.add_argument("inputs", nargs="*", help="NIfTI files or folders (searched recursively)")
-    c.add_argument("-o", "--output", required=True, help="output folder")
-    c.add_argument(
-        "--sample", action="store_true", help="convert the built-in sample (MNI152 T1 template)"
-    )
-    c.add_argument("--format", default="png", help="png, jpg, tif or webp")
-    c.add_argument("--quality", type=int, help="jpg/webp quality 1..100")
-    c.add_argument(
-        "--skip-empty", action="store_true", help="leave out slices that are all background"
-    )
-    c.add_argument("-j", "--jobs", type=int, help="parallel workers (default: all cores)")
-    c.add_argument("--overwrite", action="store_true", help="replace existing output")
-    c.add_argument(
-        "--skip-existing", action="store_true", help="keep complete existing output (resume)"
-    )
-    c.add_argument("--report", help="write a JSON report with one record per input")
-    c.add_argument(
-        "--scheduler", help="run on a Dask cluster at this address (needs niftislice[dask])"
-    )
-    _add_image_options(c)
-    _add_picture_options(c, convert=True)
-    _add_training_options(c)
-
-    i = sub.add_parser(
-        "info", parents=[common], help="describe a file: geometry, scaling, range, images per view"
-    )
-    i.add_argument("input", nargs="?")
-    i.add_argument("--sample", action="store_true", help="describe the built-in sample")
-    i.add_argument("--json", action="store_true", help="machine-readable output")
-    i.add_argument("--header", action="store_true", help="include every raw header field")
-    _add_image_options(i)
-
-    pv = sub.add_parser(
-        "preview", parents=[common], help="the three middle slices side by side, labelled"
-    )
-    pv.add_argument("input", nargs="?")
-    pv.add_argument("-o", "--output", required=True, help="image file to write (.png, .jpg)")
-    pv.add_argument("--sample", action="store_true", help="preview the built-in sample")
-    _add_image_options(pv)
-    _add_picture_options(pv, convert=False)
-
-    st = sub.add_parser(
-        "stack",
-        parents=[common],
-        help="images of one view back into a NIfTI volume on the source grid",
-    )
-    st.add_argument(
-        "input",
-        metavar="FOLDER",
-        help="export folder, one view's folder, or edited images with the exported names",
-    )
-    st.add_argument("-o", "--output", required=True, help="NIfTI file to write (.nii or .nii.gz)")
-    st.add_argument(
-        "--view", help="axial, coronal or sagittal (required when the folder holds several)"
-    )
-    st.add_argument(
-        "--sidecar", help="the export's JSON sidecar, when it is not in FOLDER or its parent"
-    )
-    st.add_argument(
-        "--values",
-        default="data",
-        choices=["data", "pixel"],
-        help="data: invert the intensity mapping (default); pixel: keep pixel values",
-    )
-    st.add_argument("--channel", help="colour images: channel to use (0-3 or r, g, b, a)")
-    st.add_argument(
-        "--fill", default="0", help="value for slices without an image (output units, default 0)"
-    )
-    st.add_argument(
-        "--volume",
-        type=int,
-        help="4D: stack this source volume only (default: every exported volume)",
-    )
-    st.add_argument(
-        "--interp",
-        default="auto",
-        choices=["auto", "nearest", "linear"],
-        help="auto: nearest for label exports, linear otherwise",
-    )
-    st.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    st.add_argument(
-        "--max-voxels",
-        type=int,
-        default=2**31,
-        help="refuse sidecars declaring a result with more voxels (default 2^31)",
-    )
-    st.add_argument(
-        "--allow-many-slices",
-        action="store_true",
-        help="accept sidecars declaring more than 4096 slices along an axis",
-    )
-    return parser
-
-
 def _options(a: argparse.Namespace, **extra: object):
+    """ConvertOptions from every option the command has (the namespace holds each field the
+    parser declares) and ``extra``, which the command fixes (preview: the middle slices)."""
     from ..options import ConvertOptions
 
-    kw: dict[str, object] = dict(
-        views=a.views,
-        neurological=a.neurological,
-        spacing=a.spacing,
-        interp=a.interp,
-        slices=a.slices,
-        volumes=a.volumes,
-        window=a.window,
-        level=a.level,
-        width=a.width,
-        label=a.label,
-        bit_depth=a.bit_depth,
-        lossless=a.lossless,
-        max_voxels=a.max_voxels,
-        allow_many_slices=a.allow_many_slices,
-        keep_phi=a.keep_phi,
-    )
+    names = [f.name for f in dataclasses.fields(ConvertOptions)]
+    kw = {name: getattr(a, name) for name in names if hasattr(a, name)}
     kw.update(extra)
-    return ConvertOptions(**kw)  # type: ignore[arg-type]
+    return ConvertOptions(**kw)
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
@@ -439,28 +119,17 @@ class _Progress:
 
 
 def _cmd_convert(a: argparse.Namespace) -> int:
-    from ..api import sample_path
-    from ..batch.discover import check_jobs, discover
-    from ..batch.results import write_report
-    from ..export import ConvertResult
-    from ..training.run import check_convert_outputs, run_convert
-
     inputs = list(a.inputs)
     if a.sample:
         inputs.append(str(sample_path()))
     if not inputs:
         raise UsageError("niftislice convert: give input files or folders, or --sample")
-    opts = _options(
-        a,
-        format=a.format,
-        quality=a.quality,
-        skip_empty=a.skip_empty,
-        jobs=a.jobs,
-        overwrite=a.overwrite,
-        skip_existing=a.skip_existing,
-        **_training_kwargs(a),
-        **_picture_kwargs(a),
-    )
+    opts = _options(a)  # bad options are usage errors, before the heavy modules load
+    from ..batch.discover import check_jobs, discover
+    from ..batch.results import write_report
+    from ..export import ConvertResult
+    from ..training.run import check_convert_outputs, run_convert
+
     jobs = discover(inputs)
     check_jobs(jobs, inputs)
     check_convert_outputs(jobs, a.output, opts)  # refuse before a progress bar appears
@@ -501,13 +170,13 @@ def _cmd_convert(a: argparse.Namespace) -> int:
 
 
 def _cmd_info(a: argparse.Namespace) -> int:
-    from ..api import sample_path
-    from ..describe import format_info, info
-
     src = str(sample_path()) if a.sample else a.input
     if not src:
         raise UsageError("niftislice info: give an input file or --sample")
-    facts = info(src, _options(a), header=a.header)
+    opts = _options(a)
+    from ..describe import format_info, info
+
+    facts = info(src, opts, header=a.header)
     for w in facts["warnings"]:
         log.debug("%s: %s", a.input, w)
     text = json.dumps(facts, indent=1) if a.json else format_info(facts)
@@ -516,13 +185,14 @@ def _cmd_info(a: argparse.Namespace) -> int:
 
 
 def _cmd_preview(a: argparse.Namespace) -> int:
-    from ..api import sample_path
-    from ..pictures.preview import preview
-
     src = str(sample_path()) if a.sample else a.input
     if not src:
         raise UsageError("niftislice preview: give an input file or --sample")
-    out = preview(src, a.output, _options(a, slices="middle", **_picture_kwargs(a)))
+    opts = _options(a, slices="middle", overwrite=False)  # --overwrite is the file's, below
+    from ..pictures.preview import preview, preview_format
+
+    preview_format(a.output)  # a bad suffix is a usage error before anything is read
+    out = preview(src, a.output, opts, overwrite=a.overwrite)
     if not a.quiet:
         sys.stderr.write(f"niftislice: wrote {display_name(out)}\n")
     return 0

@@ -1,7 +1,7 @@
 """Animations through the slices of one view: animated GIF or WebP, one frame per slice.
 
-OpenCV cannot write either, so this uses Pillow, an optional dependency
-(``pip install 'niftislice[anim]'``) imported only when an animation is asked for. Frames are the
+OpenCV cannot write either, so this uses Pillow (a dependency, imported only when an animation
+is asked for). Frames are the
 exported images (one window for all of them), labelled with the slice index and the orientation
 letters; the label also keeps consecutive frames distinct, which matters because GIF and WebP
 encoders merge identical frames and a sequence must keep one frame per slice.
@@ -16,18 +16,14 @@ from types import ModuleType
 import numpy as np
 
 from ..errors import OptionError
+from ..extras import require
 
-INSTALL_HINT = "pip install 'niftislice[anim]'"
 FORMATS = ("gif", "webp")
 
 
 def require_pillow(option: str = "gif") -> ModuleType:
     """``PIL.Image``, or :class:`OptionError` telling how to install it."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise OptionError(f"{option}: animations need Pillow; {INSTALL_HINT}") from None
-    return Image
+    return require("PIL.Image", option, "an animation")
 
 
 def frame_duration_ms(fps: float) -> int:

@@ -1,12 +1,16 @@
 """The preview's histogram panel: the volume's voxel values with the chosen window marked.
 
 Counts are drawn on a log scale (background voxels would flatten everything else). The x axis is
-in data units (``scl_slope``/``scl_inter`` applied) and spans the window with a margin on each
-side, within the data's range, so what the window clips is visible. With a colour map, a strip
-under the axis shows the colour each value gets.
+in data units (``scl_slope``/``scl_inter`` applied) and spans the window with a margin of a
+quarter of its width on each side, within the data's range, so what the window clips is visible.
+The window's ends are marked and labelled; the caption gives the data's whole range and, when
+the axis shows less of it, the part shown. With a colour map, a strip under the axis shows the
+colour each value gets.
 """
 
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
@@ -14,19 +18,17 @@ import numpy as np
 from ..read.validate import integral_scaling
 from ..window import Window
 from .colormap import Colormap
+from .drawing import TextStyle, draw_text, fit_text, text_box_size
 
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
 _CHUNK = 1 << 22
 _GREY = (150, 150, 150)
 _MARK = (255, 200, 0)
 _TEXT = (225, 225, 225)
 
 
-def value_histogram(
-    raw: np.ndarray, slope: float, inter: float, window: Window, bins: int
-) -> tuple[np.ndarray, float, float]:
-    """Counts of finite voxel values (data units) in ``bins`` equal bins over the plotted range;
-    returns the counts and the range ``(x0, x1)``. Works chunk by chunk, no full float copy."""
+def data_range(raw: np.ndarray, slope: float, inter: float) -> tuple[float, float] | None:
+    """The smallest and largest finite value in data units (None when there is none), chunk by
+    chunk, without a full float copy."""
     flat = raw.reshape(-1, order="A")
     dmin, dmax = np.inf, -np.inf
     for start in range(0, flat.size, _CHUNK):
@@ -36,8 +38,26 @@ def value_histogram(
         if c.size:
             dmin, dmax = min(dmin, float(c.min())), max(dmax, float(c.max()))
     if not np.isfinite(dmin):
+        return None
+    lo, hi = sorted((dmin * slope + inter, dmax * slope + inter))
+    return lo, hi
+
+
+def value_histogram(
+    raw: np.ndarray,
+    slope: float,
+    inter: float,
+    window: Window,
+    bins: int,
+    extent: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, float, float]:
+    """Counts of finite voxel values (data units) in ``bins`` equal bins over the plotted range;
+    returns the counts and the range ``(x0, x1)``. ``extent`` is the data range when known
+    (:func:`data_range`). Works chunk by chunk, no full float copy."""
+    flat = raw.reshape(-1, order="A")
+    ends = extent if extent is not None else data_range(raw, slope, inter)
+    if ends is None:
         return np.zeros(bins, np.int64), window.low, window.high
-    ends = sorted((dmin * slope + inter, dmax * slope + inter))
     margin = 0.25 * (window.high - window.low)
     x0 = min(window.low, max(ends[0], window.low - margin))
     x1 = max(window.high, min(ends[1], window.high + margin))
@@ -70,7 +90,8 @@ def histogram_panel(
     pad = 12
     plot_w = max(40, width - 2 * pad)
     plot_h = height - 40 - (12 if cmap else 0)
-    counts, x0, x1 = value_histogram(raw, slope, inter, window, plot_w)
+    extent = data_range(raw, slope, inter)
+    counts, x0, x1 = value_histogram(raw, slope, inter, window, plot_w, extent)
     panel = np.zeros((height, width, 3), np.uint8)
     top = 8
 
@@ -96,15 +117,39 @@ def histogram_panel(
         )
         panel[base + 2 : base + 12, pad : pad + plot_w] = cmap.lut[idx][None, :, :]
         y = base + 12
-    labels = [(xl, f"{window.low:.4g}", _MARK), (xh, f"{window.high:.4g}", _MARK)]
-    for x, text, colour in labels:
-        (tw, th), _ = cv2.getTextSize(text, _FONT, 0.4, 1)
+    style = TextStyle.of(0.4)
+    for x, value in ((xl, window.low), (xh, window.high)):
+        text = number(value)
+        tw, above, _ = text_box_size(text, style)
         tx = int(min(max(x - tw // 2, 2), width - tw - 2))
-        cv2.putText(panel, text, (tx, y + 6 + th), _FONT, 0.4, colour, 1, cv2.LINE_AA)
+        draw_text(panel, text, (tx, y + 4 + above), style, _MARK)
     half = (x1 - x0) / (2 * len(counts))  # first and last bin centres
-    caption = f"values {x0 + half:.4g} .. {x1 - half:.4g} (log counts); window marked"
-    (tw, th), _ = cv2.getTextSize(caption, _FONT, 0.38, 1)
-    cv2.putText(
-        panel, caption, (max(2, width - tw - pad), height - 5), _FONT, 0.38, _TEXT, 1, cv2.LINE_AA
-    )
+    caption = fit_text(axis_caption(extent, x0, x1, half), width - 2 * pad, style)
+    tw, _, below = text_box_size(caption, style)
+    draw_text(panel, caption, (max(2, width - tw - pad), height - below - 1), style, _TEXT)
     return panel
+
+
+def number(value: float) -> str:
+    """A value for a label: whole numbers in full (30393, not 3.039e+04), others to 4
+    significant digits; scientific notation only below 0.001 or from 10^7 on."""
+    v = float(value)
+    if v == 0 or not math.isfinite(v):
+        return f"{v:g}" if v else "0"
+    if abs(v) >= 1e7 or abs(v) < 1e-3:
+        return f"{v:.3e}"
+    if v.is_integer() or abs(v) >= 1000:
+        return str(round(v))
+    digits = max(0, 3 - math.floor(math.log10(abs(v))))
+    return f"{v:.{digits}f}".rstrip("0").rstrip(".")
+
+
+def axis_caption(extent: tuple[float, float] | None, x0: float, x1: float, half: float) -> str:
+    """What the histogram shows: the data's range and, when the x axis (``x0`` .. ``x1``, bins
+    ``2 * half`` wide) covers less of it, the part on the axis (first and last bin centres)."""
+    if extent is None:
+        return "no finite values"
+    data = f"data {number(extent[0])} .. {number(extent[1])}"
+    if x0 <= extent[0] and x1 >= extent[1]:
+        return f"{data}, all on the axis (log counts; window marked)"
+    return f"{data}; axis {number(x0 + half)} .. {number(x1 - half)} (log counts; window marked)"

@@ -35,6 +35,7 @@ from ..slicing import view_block
 from ..window import Window
 from .animation import encode_animation
 from .colormap import Colormap, colour_bar, get_colormap
+from .histogram import number
 from .montage import build_montage, evenly_spaced, label_image
 from .overlay import Mask, load_mask, paint_labels
 
@@ -268,7 +269,7 @@ class Pictures:
         window = (
             "colour volume"
             if plan.window is None
-            else f"window {plan.window.low:.4g}..{plan.window.high:.4g}"
+            else f"window {number(plan.window.low)}..{number(plan.window.high)}"
         )
         cmap = f"  {self.cmap.name}" if self.cmap else ""
         name = display_name(plan.nf.path.name, ascii_only=True)  # OpenCV draws ASCII only

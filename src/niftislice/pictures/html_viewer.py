@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import html
 import json
-import os
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 from ..naming import display_name
 
 _TEMPLATE = "viewer.html"
+_PLACEHOLDER = re.compile(r"\{\{(TITLE|DATA)\}\}")
 
 
 def _round(values: np.ndarray, digits: int = 4) -> list[float]:
@@ -51,6 +53,14 @@ def _view_data(name: str, v: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _voxel_size_label(src: dict[str, Any]) -> str:
+    """The header's own unit; a header that names none has its sizes taken as mm (and says so)."""
+    units = str((src.get("units") or {}).get("space", "unknown"))
+    return (
+        "voxel size (unknown units, used as mm)" if units == "unknown" else f"voxel size ({units})"
+    )
+
+
 def _metadata(sidecar: dict[str, Any]) -> list[list[str]]:
     src, ori, inten, out = (
         sidecar["source"],
@@ -62,7 +72,7 @@ def _metadata(sidecar: dict[str, Any]) -> list[list[str]]:
         ["source", display_name(str(src.get("path", "")))],
         ["shape", " x ".join(str(n) for n in src["shape"])],
         ["data type", str(src["dtype"])],
-        ["voxel size (mm)", " x ".join(f"{float(z):g}" for z in src["voxel_sizes"][:3])],
+        [_voxel_size_label(src), " x ".join(f"{float(z):g}" for z in src["voxel_sizes"][:3])],
         [
             "stored orientation",
             f"{ori['source_axcodes']} (shown as RAS+, {ori['display']} display)",
@@ -111,7 +121,8 @@ def page_data(sidecar: dict[str, Any], stem: str) -> dict[str, Any]:
     volumes = sidecar["output"].get("volumes")
     return {
         "stem": stem,
-        "title": display_name(os.path.basename(str(sidecar["source"].get("path", stem)))),
+        # the file's name: a backslash is a character of POSIX names, not a separator
+        "title": display_name(Path(str(sidecar["source"].get("path", stem))).name or stem),
         "sidecar": f"{stem}.json",
         "views": [_view_data(name, v) for name, v in sidecar["views"].items()],
         "volumes": [str(t) for t in volumes] if volumes else ["0"],
@@ -145,6 +156,6 @@ def build_page(sidecar: dict[str, Any], stem: str) -> str:
 
     template = (files("niftislice") / "assets" / _TEMPLATE).read_text(encoding="utf-8")
     data = page_data(sidecar, stem)
-    return template.replace("{{TITLE}}", html.escape(data["title"])).replace(
-        "{{DATA}}", _script_json(data)
-    )
+    values = {"TITLE": html.escape(data["title"]), "DATA": _script_json(data)}
+    # one pass: text substituted for one placeholder is never searched for another
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)

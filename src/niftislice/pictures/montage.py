@@ -2,8 +2,9 @@
 
 Tiles are the exported images themselves (same window, same pixels, true aspect); only images
 smaller than :data:`MIN_TILE` pixels are enlarged, by a whole factor with nearest neighbour, so
-that their labels stay readable. The drawing helpers here (outlined text, orientation letters at
-the image edges) are shared with the animations.
+that their labels stay readable. Text is drawn by :mod:`.drawing` (shared with the animations and
+the preview): outlined, so slice numbers read on bright tissue too, and the caption is fitted to
+the sheet's width with an ellipsis.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ import cv2
 import numpy as np
 
 from ..errors import OptionError
+from .drawing import TextStyle, caption_strip, draw_letters, draw_text, text_scale
 
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
 MIN_TILE = 96  # px: the shorter side of a tile (or animation frame) is at least this
 _GAP = 4
-_LETTER_COLOUR = (255, 220, 0)
-_TEXT_COLOUR = (255, 255, 255)
 
 
 def to_8bit(image: np.ndarray) -> np.ndarray:
@@ -50,40 +49,14 @@ def enlarge(image: np.ndarray, min_side: int = MIN_TILE) -> tuple[np.ndarray, in
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1), factor
 
 
-def text_scale(height: int) -> float:
-    return float(min(max(height / 450.0, 0.35), 0.8))
-
-
-def draw_text(
-    img: np.ndarray,
-    text: str,
-    org: tuple[int, int],
-    scale: float,
-    colour: tuple[int, int, int] = _TEXT_COLOUR,
-) -> None:
-    """Text with a dark outline, readable on any background."""
-    cv2.putText(img, text, org, _FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(img, text, org, _FONT, scale, colour, 1, cv2.LINE_AA)
-
-
-def draw_letters(img: np.ndarray, letters: dict[str, str], scale: float) -> None:
-    """Orientation letters at the middle of each edge (``top``, ``bottom``, ``left``, ``right``)."""
-    h, w = img.shape[:2]
-    (tw, th), _ = cv2.getTextSize("M", _FONT, scale, 1)
-    draw_text(img, letters["top"], (w // 2 - tw // 2, th + 3), scale, _LETTER_COLOUR)
-    draw_text(img, letters["bottom"], (w // 2 - tw // 2, h - 4), scale, _LETTER_COLOUR)
-    draw_text(img, letters["left"], (3, h // 2 + th // 2), scale, _LETTER_COLOUR)
-    draw_text(img, letters["right"], (w - tw - 3, h // 2 + th // 2), scale, _LETTER_COLOUR)
-
-
 def label_image(image: np.ndarray, letters: dict[str, str], caption: str) -> np.ndarray:
     """A copy of an exported image (enlarged if tiny) with letters and a caption. Grey images
     stay grey (letters in white), so a GIF keeps every grey level exactly."""
     tile, _ = enlarge(to_8bit(image))
     tile = np.array(tile)
-    scale = text_scale(tile.shape[0])
-    draw_letters(tile, letters, scale)
-    draw_text(tile, caption, (4, tile.shape[0] - 6), scale)
+    style = TextStyle.of(text_scale(min(tile.shape[:2])))
+    draw_letters(tile, letters, style)
+    draw_text(tile, caption, (4, tile.shape[0] - 6), style)
     return tile
 
 
@@ -150,7 +123,7 @@ def build_montage(
     width = cols * tw + (cols + 1) * _GAP
     grid_h = rows * th + (rows + 1) * _GAP
     sheet = np.zeros((grid_h, width, 3), np.uint8)
-    scale = text_scale(th)
+    style = TextStyle.of(text_scale(min(th, tw)))
     placed = []
     for i, ((k, _), tile, f) in enumerate(zip(images, tiles_img, factors, strict=False)):
         r, c = divmod(i, cols)
@@ -158,13 +131,10 @@ def build_montage(
         h, w = tile.shape[:2]
         cell = sheet[y : y + h, x : x + w]
         cell[:] = tile
-        draw_letters(cell, letters, scale)
-        draw_text(cell, str(k), (4, h - 6), scale)
+        draw_letters(cell, letters, style)
+        draw_text(cell, str(k), (4, h - 6), style)
         placed.append(Tile(k, x, y, w, h, f))
-    strip = np.zeros((26, width, 3), np.uint8)
-    limit = max(10, width // 8)
-    draw_text(strip, caption[:limit], (6, 18), 0.45, (230, 230, 230))
-    parts = [sheet, strip]
+    parts = [sheet, caption_strip([caption], width)]
     if footer is not None:
         bar = np.zeros((footer.shape[0], width, 3), np.uint8)
         bw = min(width, footer.shape[1])

@@ -1,104 +1,166 @@
 """``niftislice preview``: the three middle slices side by side, labelled.
 
-Each tile keeps its true physical aspect (square pixels), carries orientation letters on its
-edges, and the caption states the window and the display convention.
+Layout (every size in pixels of the preview):
+
+- the panels share one physical scale: the largest extent of any view, in mm, is drawn
+  :data:`TARGET` pixels long, so a 256 x 10 mm coronal slab of a two-slice CT is as wide as its
+  256 x 256 mm axial slice and 1/25 as tall (never stretched to the axial's height);
+- each slice sits centred in a box at least :data:`MIN_PANEL` pixels each way, so thin and tiny
+  views still get a panel, and the picture stays within about 1300 x 700 whatever the volume;
+- the orientation letters are drawn just outside the image, in a margin, and the view name and
+  slice index in a title line above it: text never covers anatomy or other text;
+- below: the histogram of the volume with the window marked, and a caption (window, display
+  convention, file name) fitted to the width.
+
+Text size follows the panels (:func:`.drawing.text_scale`), drawn by :mod:`.drawing`.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..encoding import encode
-from ..errors import OutputError
-from ..files import lexists, replace_file
+from ..errors import OptionError, OutputError
+from ..files import lexists, make_dirs, remove_empty, replace_file
 from ..naming import display_name
 from ..options import ALL_VIEWS, ConvertOptions, ImageFormat
-from ..slicing import ViewGeometry
 from ..volume import Volume
-from .histogram import histogram_panel
+from .drawing import (
+    Box,
+    TextStyle,
+    caption_strip,
+    draw_letters,
+    draw_text,
+    fit_text,
+    letter_margin,
+    line_height,
+    text_box_size,
+    text_scale,
+)
+from .histogram import histogram_panel, number
+from .montage import to_rgb8
 
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
-_TILE_HEIGHT = 320
-_PAD = 8
-
-
-def _text(
-    img: np.ndarray, text: str, org: tuple[int, int], scale: float, color: tuple[int, int, int]
-) -> None:
-    cv2.putText(img, text, org, _FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(img, text, org, _FONT, scale, color, 1, cv2.LINE_AA)
-
-
-def _letters(tile: np.ndarray, g: ViewGeometry) -> None:
-    h, w = tile.shape[:2]
-    letters = g.edge_letters
-    scale, yellow = 0.6, (255, 220, 0)
-    (tw, th), _ = cv2.getTextSize("M", _FONT, scale, 1)
-    _text(tile, letters["top"], (w // 2 - tw // 2, th + 4), scale, yellow)
-    _text(tile, letters["bottom"], (w // 2 - tw // 2, h - 5), scale, yellow)
-    _text(tile, letters["left"], (4, h // 2 + th // 2), scale, yellow)
-    _text(tile, letters["right"], (w - tw - 4, h // 2 + th // 2), scale, yellow)
-
-
-def _caption_bar(lines: list[str], width: int, scale: float = 0.45) -> np.ndarray:
-    """Caption lines, each shortened with an ellipsis only if it cannot fit the width."""
-    line_h = 20
-    bar = np.zeros((line_h * len(lines) + 10, width, 3), np.uint8)
-    for i, text in enumerate(lines):
-        while len(text) > 4 and cv2.getTextSize(text, _FONT, scale, 1)[0][0] > width - 12:
-            text = text[:-5] + "..."
-        _text(bar, text, (6, line_h * (i + 1)), scale, (230, 230, 230))
-    return bar
+TARGET = 320  # px: the largest physical extent among the views
+MIN_PANEL = 120  # px: a panel's box is at least this wide and tall
+MAX_TEXT_SCALE = 0.6
+_GAP = 8  # px between panels
+#: Output suffixes ``preview`` writes, and the format of each.
+SUFFIXES = {
+    ".png": "png",
+    ".jpg": "jpg",
+    ".jpeg": "jpg",
+    ".tif": "tif",
+    ".tiff": "tif",
+    ".webp": "webp",
+}
 
 
-def render_preview(volume: Volume, height: int = _TILE_HEIGHT) -> np.ndarray:
-    """An RGB uint8 image: three labelled middle slices, a histogram with the window, a caption."""
-    tiles = []
-    pictures = volume.pictures  # colour map and overlay are already applied to the slices
-    for view in volume.plan.geometries:
-        s = next(volume.slices(view))
-        img = s.image
-        if img.dtype == np.uint16:
-            img = (img >> 8).astype(np.uint8)
-        if img.ndim == 2:
-            img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-        img = img[:, :, :3]
-        scale = height / img.shape[0]
-        w = max(1, round(img.shape[1] * scale))
-        tile = cv2.resize(img, (w, height), interpolation=cv2.INTER_LINEAR)
-        _letters(tile, volume.plan.geometries[view])
-        _text(tile, f"{view.value} {s.index}", (4, height - 24), 0.45, (255, 255, 255))
-        tiles.append(tile)
-    gap = np.zeros((height, _PAD, 3), np.uint8)
-    row = tiles[0]
-    for t in tiles[1:]:
-        row = np.hstack([row, gap, t])
-    plan = volume.plan
-    if plan.window is None:
-        caption = "colour volume"
+@dataclass(frozen=True)
+class Panel:
+    """Where one view's slice is drawn: its image's box in the preview and its scale."""
+
+    view: str
+    index: int  # slice index along the view's RAS+ axis
+    image_box: Box  # (x0, y0, x1, y1), exclusive ends
+    mm_per_px: tuple[float, float]  # (horizontal, vertical) mm per preview pixel
+
+
+@dataclass(frozen=True)
+class Preview:
+    image: np.ndarray  # RGB uint8
+    panels: tuple[Panel, ...]
+    text_boxes: tuple[Box, ...]  # every label drawn over the panels (letters, titles)
+
+
+def _scaled(img: np.ndarray, width: int, height: int, label: bool) -> np.ndarray:
+    if (width, height) == img.shape[1::-1]:
+        return img
+    if label:
+        interp = cv2.INTER_NEAREST
+    elif width < img.shape[1] and height < img.shape[0]:
+        interp = cv2.INTER_AREA
     else:
-        caption = (
-            f"window {plan.window.low:.4g} .. {plan.window.high:.4g} ({plan.window.description})"
+        interp = cv2.INTER_LINEAR
+    return cv2.resize(img, (width, height), interpolation=interp)
+
+
+def build_preview(volume: Volume, target: int = TARGET) -> Preview:
+    """The preview of ``volume``: panels on one physical scale, histogram, caption."""
+    plan = volume.plan
+    shots = []  # (view, index, rgb image, width mm, height mm)
+    for view in plan.geometries:
+        s = next(volume.slices(view))
+        img = to_rgb8(s.image)
+        h, w = img.shape[:2]
+        shots.append((view, s.index, img, w * s.spacing_mm[0], h * s.spacing_mm[1]))
+    extent = max(max(wmm, hmm) for *_, wmm, hmm in shots)
+    px_per_mm = target / extent if extent > 0 else 1.0
+    sizes = [
+        (max(1, round(wmm * px_per_mm)), max(1, round(hmm * px_per_mm))) for *_, wmm, hmm in shots
+    ]
+    boxes = [(max(w, MIN_PANEL), max(h, MIN_PANEL)) for w, h in sizes]
+    # one text size for the picture, from its largest panel (every panel can hold it)
+    style = TextStyle.of(min(text_scale(max(min(b) for b in boxes)), MAX_TEXT_SCALE))
+    margin = letter_margin(style)
+    title_h = line_height(style)
+    _, title_above, _ = text_box_size("Ag", style)
+    row_box_h = max(bh for _, bh in boxes)
+    height = title_h + row_box_h + 2 * margin
+    width = sum(bw + 2 * margin for bw, _ in boxes) + _GAP * (len(boxes) - 1)
+    row = np.zeros((height, width, 3), np.uint8)
+    panels, text_boxes = [], []
+    x = 0
+    for (view, index, img, wmm, hmm), (w, h), (bw, _) in zip(shots, sizes, boxes, strict=True):
+        ix = x + margin + (bw - w) // 2
+        iy = title_h + margin + (row_box_h - h) // 2
+        row[iy : iy + h, ix : ix + w] = _scaled(img, w, h, bool(plan.label))
+        rect = (ix, iy, ix + w, iy + h)
+        text_boxes += draw_letters(
+            row, plan.geometries[view].edge_letters, style, rect, outside=True
         )
-    bar = _caption_bar(
-        [
-            caption,
-            ("neurological" if plan.options.neurological else "radiological")
-            + f"   {display_name(volume.path.name, ascii_only=True)}",
-        ],
-        row.shape[1],
-    )
+        title = fit_text(f"{view.value} {index}", bw + 2 * margin - 4, style)
+        text_boxes.append(draw_text(row, title, (x + 2, title_above), style))
+        panels.append(Panel(view.value, index, rect, (wmm / w, hmm / h)))
+        x += bw + 2 * margin + _GAP
     parts = [row]
     if plan.window is not None:
         f = volume.file
         parts.append(
-            histogram_panel(volume.raw, f.slope, f.inter, plan.window, row.shape[1], pictures.cmap)
+            histogram_panel(volume.raw, f.slope, f.inter, plan.window, width, volume.pictures.cmap)
         )
-    return np.vstack([*parts, bar])
+    parts.append(caption_strip(_caption(volume), width))
+    return Preview(np.vstack(parts), tuple(panels), tuple(text_boxes))
+
+
+def _caption(volume: Volume) -> list[str]:
+    plan = volume.plan
+    if plan.window is None:
+        window = "colour volume"
+    else:
+        w = plan.window
+        window = f"window {number(w.low)} .. {number(w.high)} ({w.description})"
+    display = "neurological" if plan.options.neurological else "radiological"
+    return [window, f"{display}   {display_name(volume.path.name, ascii_only=True)}"]
+
+
+def render_preview(volume: Volume, height: int = TARGET) -> np.ndarray:
+    """An RGB uint8 image: three labelled middle slices, a histogram with the window, a caption
+    (see the module docstring for the layout)."""
+    return build_preview(volume, height).image
+
+
+def preview_format(out_path: str | os.PathLike[str]) -> ImageFormat:
+    """The image format for ``out_path``'s suffix; :class:`OptionError` for any other suffix."""
+    suffix = Path(out_path).suffix.lower()
+    if suffix not in SUFFIXES:
+        known = ", ".join(SUFFIXES)
+        raise OptionError(f"output: a preview is an image ({known}), not {suffix or 'no suffix'}")
+    return ImageFormat(SUFFIXES[suffix])
 
 
 def preview(
@@ -106,17 +168,23 @@ def preview(
     out_path: str | os.PathLike[str],
     options: ConvertOptions | None = None,
     *,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> Path:
-    """Write a preview PNG of ``path`` to ``out_path``."""
-    opts = options or ConvertOptions(views=ALL_VIEWS, slices="middle")
-    vol = Volume(path, opts)
-    img = render_preview(vol)
+    """Write a preview image of ``path`` to ``out_path`` (its suffix chooses the format).
+
+    Like ``convert``: an existing file is kept (:class:`OutputError`) unless ``overwrite``, and
+    a missing folder is created. The file is written under a temporary name and renamed.
+    """
     out = Path(out_path)
+    fmt = preview_format(out)
     if lexists(out) and not overwrite:
-        raise OutputError(f"{out} exists")
-    fmt = ImageFormat(
-        out.suffix.lower().lstrip(".").replace("jpeg", "jpg").replace("tiff", "tif") or "png"
-    )
-    replace_file(out, encode(img, fmt))
+        raise OutputError(f"{out} exists; use --overwrite to replace it")
+    opts = options or ConvertOptions(views=ALL_VIEWS, slices="middle")
+    data = encode(render_preview(Volume(path, opts)), fmt)
+    created = make_dirs(out.parent)
+    try:
+        replace_file(out, data)
+    except OutputError:
+        remove_empty(created)  # a failed preview leaves no folder behind
+        raise
     return out

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._nib import nib
 from ..errors import InputError
+from ..extras import install_hint
 from ..types import Limits
 from .foreign import (
     ForeignImage,
@@ -110,7 +111,7 @@ def _load(path: Path) -> Any:
         return nib.load(str(path))
     except ModuleNotFoundError as e:
         if e.name == "h5py":
-            raise InputError("MINC2 files need h5py: pip install h5py") from None
+            raise InputError(f"MINC2 files need h5py: {install_hint('h5py')}") from None
         raise InputError(f"reading it needs the Python module {e.name}") from None
     except FileNotFoundError as e:
         raise InputError(f"its data file is missing: {Path(str(e.filename)).name}") from None
