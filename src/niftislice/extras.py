@@ -19,6 +19,8 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "PIL.Image": ("Pillow", "pip install niftislice (Pillow is one of its dependencies)"),
     "distributed": ("Dask", "pip install 'niftislice[dask]'"),
     "h5py": ("h5py", "pip install h5py"),  # nibabel's MINC 2 reader
+    # decoders of compressed DICOM pixel data (JPEG, JPEG-LS, JPEG 2000)
+    "pylibjpeg": ("the DICOM decoders", "pip install 'niftislice[dicom-codecs]'"),
 }
 
 

@@ -27,6 +27,7 @@ import pydicom
 from pydicom.uid import UID
 
 from ..errors import InputError
+from ..extras import install_hint
 from .dicom_files import BadDicom, NotDicom, lenient, read_file
 from .dicom_series import DicomScan, DicomSeries, Problem, find_dicom_files, scan
 from .dicom_sniff import has_dicm_marker, looks_like_dicom
@@ -67,7 +68,7 @@ def missing_decoder(syntax: str) -> str | None:
         return None
     return (
         f"pixel data is {uid.name} compressed and no decoder for it is installed: "
-        f"pip install 'niftislice[{CODECS_EXTRA}]'"
+        f"{install_hint('pylibjpeg')}"
     )
 
 
