@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -103,3 +105,14 @@ def test_without_minimum_leaves_the_padding_out(dtype):
 def test_without_minimum_of_a_constant_is_unchanged():
     st = raw_stats(lambda: [np.full(10, 7, np.int16)])
     assert st.without_minimum() == (st, 0)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.float32])
+def test_count_between_takes_infinite_and_nan_bounds(dtype):
+    """A CT band in HU divided by a denormal scl_slope is infinite in raw units (found by the
+    header fuzzer): the count clamps to the data instead of failing."""
+    st = raw_stats(lambda: [np.array([1, 2, 3, 250], dtype=dtype)])
+    assert st.count_between(-math.inf, math.inf) == 4
+    assert st.count_between(2, math.inf) == 3
+    assert st.count_between(-math.inf, 1) == 1
+    assert st.count_between(math.nan, 3) == 0

@@ -82,7 +82,9 @@ class RawStats:
 
     def count_between(self, lo: float, hi: float) -> int:
         """How many finite values lie in ``[lo, hi]`` (raw units); exact for small integer
-        types, otherwise to the width of a bin (0.05 % of the value)."""
+        types, otherwise to the width of a bin (0.05 % of the value). Bounds beyond the data,
+        infinite ones included (a band in data units divided by a tiny slope), are clamped."""
+        lo, hi = max(lo, self.vmin), min(hi, self.vmax)  # NaN stays NaN and fails below
         if self.count == 0 or not hi >= lo:
             return 0
         if self.exact:
