@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ except ImportError:  # pragma: no cover - isal is a regular dependency
 from ..buffers import allocate
 from ..errors import InputError
 from ..types import Limits
-from . import nifti
+from . import nifti, stream
 from .nifti import NiftiFile
 from .source import array_source
 from .validate import affine_problem
@@ -152,22 +151,8 @@ def third_axis(columns: np.ndarray, step: float = 1.0) -> np.ndarray:
 
 
 def open_regular(path: Path) -> BinaryIO:
-    """Open a regular file for reading; fifos, devices and directories are refused unopened."""
-    try:
-        st = os.stat(path)
-        if stat.S_ISDIR(st.st_mode):
-            raise InputError(f"{path.name} is a directory, not a file")
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"{path.name} is not a regular file; refusing to read it")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise InputError(f"{path.name} does not exist") from None
-    except OSError as e:
-        raise InputError(f"cannot open {path.name}: {e.strerror or e}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise InputError(f"{path.name} is not a regular file; refusing to read it")
-    return os.fdopen(fd, "rb")
+    """Open a regular file, naming it in any error (a detached data file is not the input)."""
+    return stream.open_regular(path, path.name)
 
 
 def check_stored_size(

@@ -35,22 +35,30 @@ GZIP_MAGIC = b"\x1f\x8b"
 READ_BLOCK = 1 << 24  # bytes read at a time (a multiple of every itemsize)
 
 
-def _open_raw(path: Path) -> BinaryIO:
-    """Open a regular file for reading; never opens (or blocks on) fifos, devices or sockets."""
+def open_regular(path: Path, name: str | None = None) -> BinaryIO:
+    """Open a regular file for reading; fifos, devices, sockets and directories are refused
+    without being opened for reading (and an open never blocks). Messages call the file
+    ``name`` (a detached data file's own name, say), else "the file"."""
+    subject = name or "the file"
     try:
         st = os.stat(path)  # follows symlinks: broken or looping links fail here
         if stat.S_ISDIR(st.st_mode):
-            raise InputError("is a directory, not a file")
+            raise InputError(f"{subject} is a directory, not a file")
         if not stat.S_ISREG(st.st_mode):
-            raise InputError("not a regular file (device, fifo or socket); refusing to read it")
+            raise InputError(f"{subject} is {_NOT_REGULAR}")
         # O_NONBLOCK: should the path become a fifo after the check, opening it cannot block
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise InputError(f"{subject} does not exist") from None
     except OSError as e:
-        raise InputError(f"cannot open: {e.strerror or e}") from None
+        raise InputError(f"cannot open {subject}: {e.strerror or e}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise InputError("not a regular file (device, fifo or socket); refusing to read it")
+        raise InputError(f"{subject} is {_NOT_REGULAR}")
     return os.fdopen(fd, "rb")
+
+
+_NOT_REGULAR = "not a regular file (a device, fifo or socket); refusing to read it"
 
 
 class _HashingReader(io.RawIOBase):
@@ -78,7 +86,7 @@ class Stream:
     """A sequential reader over the (decompressed) file content."""
 
     def __init__(self, path: Path) -> None:
-        raw = _open_raw(path)
+        raw = open_regular(path)
         self.file_size = os.fstat(raw.fileno()).st_size
         head = raw.read(2)
         raw.seek(0)

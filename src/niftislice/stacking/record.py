@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ResourceLimitError
+from ..read.nifti import check_limits
 from ..resample import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
 from ..types import Limits, View
 
@@ -177,21 +178,12 @@ def _source(r: _Reader, s: dict[str, Any], limits: Limits) -> SourceInfo:
     )
 
 
-def _check_sizes(shape: tuple[int, ...], spatial: tuple[int, ...], limits: Limits) -> None:
-    voxels, volumes = math.prod(spatial), math.prod(shape[3:])
-    dims = " x ".join(map(str, shape))
-    if voxels > limits.max_voxels:
-        raise ResourceLimitError(
-            f"the sidecar's source is {dims}: {voxels:,} voxels a volume, over the limit of "
-            f"{limits.max_voxels:,} (raise it with --max-voxels)"
-        )
-    if max(spatial) > limits.max_slices and not limits.allow_many_slices:
-        raise ResourceLimitError(
-            f"the sidecar's source is {dims}: {max(spatial):,} slices along an axis, over "
-            f"{limits.max_slices:,} (pass --allow-many-slices to accept it)"
-        )
-    if volumes > limits.max_voxels:
-        raise ResourceLimitError(f"the sidecar's source declares {volumes:,} volumes")
+def _check_sizes(shape: tuple[int, ...], spatial: tuple[int, int, int], limits: Limits) -> None:
+    """The limits ``convert`` checks, before anything is allocated for the stacked volume."""
+    try:
+        check_limits(spatial, math.prod(shape[3:]), limits)
+    except ResourceLimitError as e:
+        raise ResourceLimitError(f"the sidecar's source: {e}") from None
 
 
 def _dtype(r: _Reader, value: object) -> np.dtype | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 
 from ..encoding import decode
 from ..errors import InputError, OptionError
+from ..read.stream import open_regular
 from ..types import Limits
 from .imagesize import declared_size
 from .record import Sidecar, parse_sidecar
@@ -72,7 +72,7 @@ def load_sidecar(path: Path, limits: Limits = Limits()) -> Sidecar:
 
 def _parse_json(path: Path) -> Any:
     try:
-        with _open_regular(path) as f:
+        with open_regular(path, str(path)) as f:
             size = os.fstat(f.fileno()).st_size
             if size > MAX_SIDECAR_BYTES:
                 raise InputError(
@@ -90,15 +90,6 @@ def _parse_json(path: Path) -> Any:
         raise InputError(f"sidecar {path}: not valid JSON ({e})") from None
     except RecursionError:
         raise InputError(f"sidecar {path}: nested too deeply to be a sidecar") from None
-
-
-def _open_regular(path: Path) -> Any:
-    """Open for reading without blocking on a fifo or device; refuse anything but a file."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise InputError(f"{path}: not a regular file; refusing to read it")
-    return os.fdopen(fd, "rb")
 
 
 class ImageFinder:
@@ -188,7 +179,7 @@ def read_image(path: Path, root: Path, size: tuple[int, int], channel: int | Non
 def _read_bounded(path: Path, rel: str, size: tuple[int, int]) -> bytes:
     limit = max_file_bytes(*size)
     try:
-        with _open_regular(path) as f:
+        with open_regular(path, str(path)) as f:
             n = os.fstat(f.fileno()).st_size
             if n > limit:
                 raise InputError(
