@@ -22,7 +22,7 @@ from pydicom.uid import ImplicitVRLittleEndian
 
 from niftislice.read.dicom import read_series_volume, scan_dicom
 from niftislice.read.dicom_files import BadDicom, NotDicom, read_file
-from niftislice.read.dicom_header import read_plain_header
+from niftislice.read.dicom_header import SYNTAX_NAMES, WANTED, read_plain_header, syntax_name
 
 
 def small(**kw: object) -> SeriesSpec:
@@ -209,3 +209,16 @@ def test_a_plain_series_converts_without_importing_pydicom(tmp_path: Path) -> No
     )
     assert run.stdout.strip().splitlines()[-1] == "False", run.stdout + run.stderr
     assert len(list(out.rglob("*.png"))) == 18 + 20 + 5  # sagittal, coronal, axial slices
+
+
+def test_the_attribute_table_is_pydicoms_dictionary() -> None:
+    """Each tag the plain parser reads has the keyword and VR of pydicom's data dictionary, and
+    the syntax names in sidecars are pydicom's."""
+    from pydicom.datadict import dictionary_VR, keyword_for_tag
+    from pydicom.uid import UID
+
+    for tag, (keyword, vr) in WANTED.items():
+        assert (keyword_for_tag(tag), dictionary_VR(tag)) == (keyword, vr), hex(tag)
+    for uid, name in SYNTAX_NAMES.items():
+        assert UID(uid).name == name == syntax_name(uid)
+    assert syntax_name("1.2.840.10008.1.2.4.50") == UID("1.2.840.10008.1.2.4.50").name

@@ -1,11 +1,13 @@
 """Plain DICOM headers read without pydicom: the common case of a series scan, made cheap.
 
-Why hand-written (measured on the 512 x 512 x 300 CT of ``benchmarks/dicom.py``, 300 files):
-reading the header of every file with pydicom (``dcmread(stop_before_pixels=True)`` plus the
-attribute look-ups) took 0.33 s, and importing pydicom 0.27 s (``python -X importtime``: its
-pixel decoders pull in ``requests``), both on the direct path's critical path; dcm2niix, the
-path it races, pays neither. This parser reads the same attributes in 0.03 s and lets a series
-of plain files be converted without importing pydicom at all.
+Why hand-written (measured on the 512 x 512 x 300 CT of ``benchmarks/dicom.py``, 300 files, on
+2 cores shared with other work; medians of 7 interleaved passes): reading every file's header
+with pydicom (``dcmread(stop_before_pixels=True)`` and the attribute look-ups) took 0.70-0.98 s,
+this parser 0.15 s, the same attributes; and importing pydicom, which its pixel decoders make
+pull in ``requests``, took 0.27 s on a quiet machine and up to 1.2 s under load
+(``python -X importtime -c "import pydicom"``). Both were on the direct path's critical path,
+which dcm2niix, the path it races, does not pay; with this parser a series of plain files is
+converted without importing pydicom at all.
 
 It only says yes to what it fully understands, and answers ``None`` for anything else, which
 pydicom then reads as before: files without the ``DICM`` preamble, transfer syntaxes other than
