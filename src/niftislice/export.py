@@ -280,7 +280,7 @@ class _Render:
     def _start(self) -> Iterator[tuple[int, np.ndarray]]:
         """Make the plan (window statistics included); the volumes to render, in order."""
         nf, options = self.nf, self.options
-        selected = options.volumes.indices(nf.n_volumes)  # type: ignore[union-attr]
+        selected = options.volumes.indices(nf.n_volumes)
         if nf.n_volumes == 1:
             # one 3D volume: read it once and use it for both statistics and images
             volume, stats = _read_single_volume(self.pool, nf, options, self.read)
@@ -291,7 +291,7 @@ class _Render:
         else:
             self.plan = make_plan(nf, options, series_volumes(nf, options))
             volumes = iter_volumes(nf, selected, self.read)
-        self.ext = EXTENSIONS[options.format]  # type: ignore[index]
+        self.ext = EXTENSIONS[options.format]
         self.files: dict[View, dict[int, dict[int, str]]] = {v: {} for v in self.plan.geometries}
         return volumes
 
@@ -330,7 +330,7 @@ class _Render:
         def job(group: tuple[int, ...]) -> None:
             for k in group:
                 image = paint(output_image(plan, view, slab.native(k)), k)
-                data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
+                data = encode(image, options.format, options.quality)
                 write(f"{view.value}/{names[k]}", data)
                 for rel, extra in paint.extra_files(k, names[k]):
                     write(rel.as_posix(), extra)

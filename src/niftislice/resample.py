@@ -48,7 +48,7 @@ def sampling(g: ViewGeometry, spacing: float | str) -> Sampling:
     """Square pixels at ``spacing`` mm (``finest``: the finer in-plane spacing), or ``native``."""
     if spacing == "native":
         return Sampling(g.n_cols, g.n_rows, g.col_spacing, g.row_spacing)
-    target = min(g.col_spacing, g.row_spacing) if spacing == "finest" else float(spacing)  # type: ignore[arg-type]
+    target = min(g.col_spacing, g.row_spacing) if spacing == "finest" else float(spacing)
     w = max(1, round(g.n_cols * g.col_spacing / target))
     h = max(1, round(g.n_rows * g.row_spacing / target))
     if max(w, h) > MAX_IMAGE_SIDE or w * h > MAX_IMAGE_PIXELS:
