@@ -32,7 +32,7 @@ from .files import (
     write_file,
 )
 from .naming import display_name, image_name, stem_of
-from .options import ConvertOptions, Layout, View
+from .options import ConvertOptions
 from .pictures.hooks import PAIR_TMP, Pictures, pair_roots
 from .plan import (
     Plan,
@@ -48,6 +48,7 @@ from .read import NiftiFile, ReadResult, iter_volumes, open_source
 from .sidecar import build_sidecar
 from .sidecar import dumps as sidecar_dumps
 from .stats import RawStats, StatsBuilder
+from .types import Layout, View
 
 log = logging.getLogger(__name__)
 

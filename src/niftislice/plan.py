@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import InputError, OptionError
 from .mapping import apply_window
-from .options import ConvertOptions, Interp, View
+from .options import ConvertOptions
 from .orientation import Reorientation, reorientation
 from .read.nifti import NiftiFile, ReadResult, iter_volumes
 from .resample import Sampling, interpolation, resize, sampling
@@ -28,6 +28,7 @@ from .slicing import (
     view_geometry,
 )
 from .stats import RawStats, StatsBuilder, raw_stats
+from .types import Interp, View
 from .window import ValueFacts, Window, WindowChoice, check_integral, choose_window
 from .window_spec import WindowSpec, parse_window
 

@@ -73,6 +73,11 @@ def resize(image: np.ndarray, width: int, height: int, interp: Interp) -> np.nda
     return cv2.resize(image, (width, height), interpolation=_CV_INTERP[interp])
 
 
+def resize_labels(labels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resample a label image: nearest neighbour, so every pixel keeps an exact label value."""
+    return resize(labels, width, height, interpolation(True, Interp.NEAREST))
+
+
 def resample_labels(
     labels: np.ndarray, labels_affine: np.ndarray, shape: tuple[int, int, int], affine: np.ndarray
 ) -> tuple[np.ndarray, bool]:

@@ -12,9 +12,9 @@ import numpy as np
 
 from ._version import __version__
 from .naming import display_name
-from .options import View
 from .plan import Plan
 from .read.nifti import NiftiFile
+from .types import View
 
 SCHEMA_VERSION = 1
 NIFTI_UNITS = {

@@ -27,11 +27,12 @@ from ..encoding import decode, encode
 from ..errors import InputError
 from ..files import write_file
 from ..naming import display_name, index_width
-from ..options import ConvertOptions, ImageFormat, Interp, View
+from ..options import ConvertOptions
 from ..plan import Plan
-from ..resample import resize
+from ..resample import resize_labels
 from ..sidecar import dumps as sidecar_dumps
 from ..slicing import view_block
+from ..types import ImageFormat, View
 from ..window import Window
 from .animation import encode_animation
 from .colormap import Colormap, colour_bar, get_colormap
@@ -76,7 +77,7 @@ class Painter:
         self._pair = _labels_block(plan, pictures.pair, view) if pictures.pair else None
 
     def labels(self, block: np.ndarray, k: int) -> np.ndarray:
-        return resize(block[k], self.size[0], self.size[1], Interp.NEAREST)
+        return resize_labels(block[k], self.size[0], self.size[1])
 
     def __call__(self, image: np.ndarray, k: int) -> np.ndarray:
         if self.cmap is not None:

@@ -27,11 +27,12 @@ import numpy as np
 
 from ..batch.discover import discover
 from ..errors import InputError, OptionError
-from ..options import ConvertOptions, View
+from ..options import ConvertOptions
 from ..orientation import reorientation
 from ..plan import Plan, make_plan, series_volumes
 from ..read import NiftiFile, iter_volumes, open_source
 from ..slicing import view_geometry
+from ..types import View
 from ..volume import Volume
 from .pairing import MaskIndex
 

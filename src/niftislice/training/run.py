@@ -27,7 +27,8 @@ from ..batch.run import ImagesFn, ResultFn, check_outputs, run_batch
 from ..errors import OutputError
 from ..export import CASES_DIR, ConvertResult
 from ..files import make_dirs, replace_file
-from ..options import ConvertOptions, Layout
+from ..options import ConvertOptions
+from ..types import Layout
 from .metadata import CaseFiles, metadata_lines, write_metadata
 from .pack import SplitPacker, check_no_shards, shard_prefix
 from .pairing import MaskIndex
