@@ -28,7 +28,8 @@ from ..encoding import encode
 from ..errors import OptionError, OutputError
 from ..files import lexists, make_dirs, remove_empty, replace_file
 from ..naming import display_name
-from ..options import ALL_VIEWS, ConvertOptions, ImageFormat
+from ..options import ConvertOptions
+from ..types import ALL_VIEWS, ImageFormat
 from ..volume import Volume
 from .drawing import (
     Box,

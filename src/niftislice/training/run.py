@@ -27,7 +27,8 @@ from ..batch.run import ImagesFn, ResultFn, check_outputs, run_batch
 from ..errors import OutputError
 from ..export import CASES_DIR, ConvertResult
 from ..files import make_dirs, replace_file
-from ..options import ConvertOptions, Layout
+from ..options import ConvertOptions
+from ..types import Layout
 from .metadata import CaseFiles, metadata_lines, write_metadata
 from .pack import SplitPacker, check_no_shards, shard_prefix
 from .pairing import MaskIndex
@@ -60,7 +61,7 @@ def prepare_jobs(
                 error = f"{found.reason} (use --allow-missing-masks to convert it without)"
                 failed[i] = ConvertResult(str(job.path), "failed", error=error)
     if options.split is not None:
-        spec: SplitSpec = options.split  # type: ignore[assignment]
+        spec: SplitSpec = options.split
         out = [replace(j, split=spec.assign(subject_of(j.path), options.split_seed)) for j in out]
     return out, failed
 
@@ -157,8 +158,8 @@ def _write_metadata(
 def _write_splits(jobs: list[Job], out: Path, options: ConvertOptions) -> None:
     if options.split is None:
         return
-    spec: SplitSpec = options.split  # type: ignore[assignment]
-    text = splits_json(spec, options.split_seed, [(subject_of(j.path), j.split) for j in jobs])  # type: ignore[misc]
+    spec: SplitSpec = options.split
+    text = splits_json(spec, options.split_seed, [(subject_of(j.path), j.split) for j in jobs])
     make_dirs(out)
     replace_file(out / SPLITS_NAME, text.encode())
 
@@ -170,7 +171,7 @@ def _packers(jobs: list[Job], out: Path, options: ConvertOptions) -> dict[Path, 
         shutil.rmtree(root / CASES_DIR, ignore_errors=True)
         split = root.name if options.split is not None and root != out else None
         cases = [case_key(j) for j in jobs if j.root(out) == root]
-        size: ShardSize = options.shard_size  # type: ignore[assignment]
+        size = options.shard_size or ShardSize()  # set whenever the layout is webdataset
         resume = options.skip_existing
         packers[root] = SplitPacker(root, shard_prefix(split), size, split, cases, resume=resume)
     return packers
