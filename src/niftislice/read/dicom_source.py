@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydicom.uid import UID
 
 from ..errors import InputError
 from ..types import Limits
 from .dicom import read_series_volume, scan_dicom
+from .dicom_header import syntax_name
 from .dicom_series import DicomScan, DicomSeries, Problem
 from .dicomdir import is_dicomdir, missing_reason, scan_dicomdir
 from .digest import SourceDigests
@@ -152,7 +152,7 @@ def dicom_facts(series: DicomSeries, root: Path) -> dict[str, Any]:
             "per_slice": series.per_slice_rescale,
         },
         "photometric": series.photometric,
-        "transfer_syntaxes": [UID(t).name or t for t in series.transfer_syntaxes],
+        "transfer_syntaxes": [syntax_name(t) for t in series.transfer_syntaxes],
     }
 
 
