@@ -27,6 +27,7 @@ from .dicom import read_series_volume, scan_dicom
 from .dicom_header import syntax_name
 from .dicom_series import DicomScan, DicomSeries, Problem
 from .dicomdir import is_dicomdir, missing_reason, scan_dicomdir
+from .digest import SourceDigests
 from .nifti import NiftiFile
 from .source import array_source
 
@@ -107,6 +108,9 @@ def series_source(series: DicomSeries, root: Path, limits: Limits = Limits()) ->
         warnings=series.warnings,
         identity=series.phi,
         file_size=sum(_size(p) for p in series.files),
+        # pixels are read from the middle of each file: the files are hashed by a read of
+        # their own, in slice order (see .digest)
+        digests=SourceDigests(series.files, root),
     )
     # the modality tells the automatic window a CT (a preset in HU) from anything else
     return replace(nf, modality=series.modality or None)
