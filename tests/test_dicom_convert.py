@@ -203,7 +203,7 @@ def test_dicomdir_alone_is_one_line(tmp_path: Path, capsys) -> None:
     rc, _, err = run(capsys, "convert", tmp_path / "cd", "-o", tmp_path / "out")
     assert rc == 1
     [line] = err.strip().splitlines()[:-1]
-    assert "DICOMDIR" in line and "index of a DICOM disc" in line
+    assert "DICOMDIR" in line and "all 31 files this DICOMDIR lists are missing" in line
 
 
 def test_info_preview_and_load_on_a_series_folder(tmp_path: Path, capsys) -> None:

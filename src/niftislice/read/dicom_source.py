@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..types import Limits
 from .dicom import read_series_volume, scan_dicom
 from .dicom_series import DicomScan, DicomSeries, Problem
+from .dicomdir import is_dicomdir, missing_reason, scan_dicomdir
 from .nifti import NiftiFile
 from .source import array_source
 
@@ -64,13 +65,24 @@ class DicomProblem:
 
 def parts_of(found: DicomScan, root: Path) -> list[DicomPart | DicomProblem]:
     """Every series and every problem of a scan, in a stable order. A DICOMDIR beside the images
-    it indexes is not a problem; a DICOMDIR alone is."""
+    it indexes is not a problem; a DICOMDIR alone is (its line says which files it misses)."""
     parts: list[DicomPart | DicomProblem] = [DicomPart(s, root) for s in found.series]
     for p in found.problems:
-        if p.kind == "dicomdir" and found.series:
-            continue
-        parts.append(DicomProblem(p.source, p.reason, skip=p.kind == "not-image"))
+        reason = _dicomdir_reason(p, found) if p.kind == "dicomdir" else p.reason
+        if reason:
+            parts.append(DicomProblem(p.source, reason, skip=p.kind == "not-image"))
     return parts
+
+
+def _dicomdir_reason(problem: Problem, found: DicomScan) -> str | None:
+    """A DICOMDIR met in a folder: no line when the folder gave series or the files it lists
+    are all there (they speak for themselves); else which of them are missing."""
+    if found.series:
+        return None
+    path = Path(problem.source)
+    if not path.is_file():  # several DICOMDIRs in one line ('... and 2 more files there')
+        return problem.reason
+    return missing_reason(path)
 
 
 def series_source(series: DicomSeries, root: Path, limits: Limits = Limits()) -> NiftiFile:
@@ -141,16 +153,18 @@ def dicom_facts(series: DicomSeries, root: Path) -> dict[str, Any]:
 
 
 def open_dicom(path: Path, limits: Limits = Limits()) -> NiftiFile:
-    """A DICOM file, or a folder holding exactly one series."""
+    """A DICOM file, a folder holding exactly one series, or a DICOMDIR listing exactly one."""
     root = path if path.is_dir() else path.parent
-    found = scan_dicom([path])
+    found = scan_dicomdir(path) if is_dicomdir(path) else scan_dicom([path])
     if len(found.series) == 1:
-        return series_source(found.series[0], root, limits)
+        nf = series_source(found.series[0], root, limits)
+        missing = [str(p) for p in found.problems if p.source == str(path)]  # a DICOMDIR's
+        return replace(nf, warnings=(*nf.warnings, *missing)) if missing else nf
     if found.series:
         names = ", ".join(s.name for s in found.series[:6])
         more = ", ..." if len(found.series) > 6 else ""
         raise InputError(
-            f"holds {len(found.series)} DICOM series ({names}{more}); convert the folder "
+            f"holds {len(found.series)} DICOM series ({names}{more}); convert it "
             "(one output per series) or give one series' files"
         )
     problem = _first_problem(found.problems)
