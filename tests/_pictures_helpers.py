@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
 
 def convert(src: Path, out: Path, **options: Any) -> Path:
     """Convert one file on one thread; returns its output folder (``OUT/<stem>``)."""
-    opts = ConvertOptions(jobs=1, **options)
+    opts = ConvertOptions.parse(jobs=1, **options)
     result = convert_file(src, out, opts, threads=1)
     assert result.output_dir is not None
     return Path(result.output_dir)

@@ -36,7 +36,7 @@ def label_map() -> tuple[np.ndarray, np.ndarray]:
 
 def export(path: Path, out: Path, **options: Any) -> Path:
     """Convert one file; returns its output folder (sidecar inside)."""
-    res = niftislice.convert(path, out, ConvertOptions(jobs=2, **options))
+    res = niftislice.convert(path, out, ConvertOptions.parse(jobs=2, **options))
     assert res.ok, [r.error for r in res.results]
     folder = out / stem_of(path)
     assert (folder / f"{folder.name}.json").is_file()

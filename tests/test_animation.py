@@ -101,7 +101,7 @@ def test_frame_duration_and_format_checks():
         frame_duration_ms(10) == 100 and frame_duration_ms(3) == 330 and frame_duration_ms(50) == 20
     )
     with pytest.raises(OptionError, match="fps"):
-        ConvertOptions(gif=True, fps=0)
+        ConvertOptions.parse(gif=True, fps=0)
     with pytest.raises(OptionError, match="gif or webp"):
         encode_animation([np.zeros((4, 4), np.uint8)], "apng", 10)
 
@@ -110,8 +110,8 @@ def test_missing_pillow_says_what_to_install(monkeypatch):
     """Pillow is a dependency; a broken install still gets one line saying what to do."""
     monkeypatch.setitem(sys.modules, "PIL.Image", None)  # import PIL.Image now fails
     with pytest.raises(OptionError, match=r"gif: an animation needs Pillow \(pip install"):
-        ConvertOptions(gif=True)
+        ConvertOptions.parse(gif=True)
     with pytest.raises(OptionError, match=r"webp-anim: an animation needs Pillow"):
-        ConvertOptions(webp_anim=True)
+        ConvertOptions.parse(webp_anim=True)
     with pytest.raises(OptionError, match=r"needs Pillow"):
         require_pillow()

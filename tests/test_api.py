@@ -61,6 +61,6 @@ def test_options_reject_bad_values_by_name():
         ({"overwrite": True, "skip_existing": True}, "overwrite"),
     ]:
         with pytest.raises(OptionError, match=word):
-            ConvertOptions(**kwargs)
+            ConvertOptions.parse(**kwargs)
     assert ConvertOptions(format="JPEG").format.value == "jpg"
     assert ConvertOptions(views=["sagittal", "axial"]).views[0].value == "sagittal"

@@ -35,11 +35,11 @@ def test_end_colours(name):
 def test_every_named_map_is_usable_and_names_are_checked():
     for name in COLORMAPS:
         assert get_colormap(name).apply(np.array([[0, 255]], np.uint8)).shape == (1, 2, 3)
-    assert ConvertOptions(colormap="Grey").colormap == "gray"
+    assert ConvertOptions.parse(colormap="Grey").pictures.colormap == "gray"
     with pytest.raises(OptionError, match="colormap: unknown colour map 'rainbowz'"):
-        ConvertOptions(colormap="rainbowz")
+        ConvertOptions.parse(colormap="rainbowz")
     with pytest.raises(OptionError, match="colormap: colours need 8-bit"):
-        ConvertOptions(colormap="hot", bit_depth=16)
+        ConvertOptions.parse(colormap="hot", bit_depth=16)
 
 
 def test_diverging_map_centres_zero(tmp_path):
@@ -106,7 +106,7 @@ def test_colour_bar_runs_from_low_to_high():
 
 @pytest.mark.slow
 def test_preview_shows_a_colour_bar_and_the_histogram(tmp_path):
-    vol = niftislice.load(GM_MAP, ConvertOptions(slices="middle", colormap="viridis"))
+    vol = niftislice.load(GM_MAP, ConvertOptions.parse(slices="middle", colormap="viridis"))
     img = render_preview(vol)
     lut = get_colormap("viridis").lut
     tiles_h = 320

@@ -49,9 +49,9 @@ def test_one_helper_checks_optional_imports():
 def test_missing_module_is_one_option_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL.Image", None)  # import PIL.Image now fails
     with pytest.raises(OptionError, match=r"^gif: an animation needs Pillow \(pip install"):
-        ConvertOptions(gif=True)
+        ConvertOptions.parse(gif=True)
     with pytest.raises(OptionError, match=r"^webp-anim: an animation needs Pillow"):
-        ConvertOptions(webp_anim=True)
+        ConvertOptions.parse(webp_anim=True)
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(OptionError, match=r"^scheduler: .* needs Dask \(pip install 'niftislice"):
         require("distributed", "scheduler", "running on a Dask cluster")

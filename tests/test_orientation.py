@@ -13,7 +13,7 @@ VIEWS = [View.AXIAL, View.CORONAL, View.SAGITTAL]
 
 
 def images(path, **opts) -> dict[View, list[np.ndarray]]:
-    vol = niftislice.load(path, ConvertOptions(**opts))
+    vol = niftislice.load(path, ConvertOptions.parse(**opts))
     return {v: [s.image for s in vol.slices(v)] for v in VIEWS}
 
 

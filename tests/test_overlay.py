@@ -172,15 +172,15 @@ def test_mask_errors_name_the_file(tmp_path, volumes):
 def test_overlay_options_are_checked(tmp_path, volumes):
     _, mask = volumes
     with pytest.raises(OptionError, match="overlay: no such file"):
-        ConvertOptions(overlay=str(tmp_path / "missing.nii.gz"))
+        ConvertOptions.parse(overlay=str(tmp_path / "missing.nii.gz"))
     with pytest.raises(OptionError, match="overlay-alpha"):
-        ConvertOptions(overlay=str(mask), overlay_alpha=1.5)
+        ConvertOptions.parse(overlay=str(mask), overlay_alpha=1.5)
     with pytest.raises(OptionError, match="overlay-contour"):
-        ConvertOptions(overlay_contour=True)
+        ConvertOptions.parse(overlay_contour=True)
     with pytest.raises(OptionError, match="overlay: colours need 8-bit"):
-        ConvertOptions(overlay=str(mask), bit_depth=16)
+        ConvertOptions.parse(overlay=str(mask), bit_depth=16)
     with pytest.raises(OptionError, match="pair: masks need a lossless format"):
-        ConvertOptions(pair=str(mask), format="jpg")
+        ConvertOptions.parse(pair=str(mask), format="jpg")
 
 
 def test_pair_exports_parallel_trees(tmp_path, volumes, capsys):

@@ -45,7 +45,7 @@ def test_images_and_sidecar_do_not_depend_on_slab_size(
         path = write_nifti(tmp_path / "rgb.nii.gz", rgb[::2, ::2, ::2], aff)
     else:
         path = NIBABEL_DATA / source
-    options = ConvertOptions(jobs=1, **opts)
+    options = ConvertOptions.parse(jobs=1, **opts)
     one = niftislice.convert(path, tmp_path / "whole", options)
     monkeypatch.setattr(pipeline, "SLAB_BYTES", slab_bytes)  # 1: a slab per slice
     many = niftislice.convert(path, tmp_path / "slabs", options)

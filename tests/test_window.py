@@ -98,14 +98,14 @@ def test_ct_presets_and_level_width():
     }
     lung = parse_window("lung")
     assert (lung.a, lung.b) == (-1350.0, 150.0)
-    opts = ConvertOptions(level=40, width=80)
+    opts = ConvertOptions.parse(level=40, width=80)
     assert (opts.window.a, opts.window.b) == (0.0, 80.0)
     assert ConvertOptions(window="p2:p98").window.kind == "percentile"
     for bad in ("5:1", "p50:p10", "nonsense", "1:nan"):
         with pytest.raises(OptionError, match="window"):
             ConvertOptions(window=bad)
     with pytest.raises(OptionError, match="level"):
-        ConvertOptions(level=40)
+        ConvertOptions.parse(level=40)
 
 
 def test_ct_window_in_hounsfield_units(tmp_path):

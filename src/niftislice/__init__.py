@@ -27,11 +27,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
     from .api import convert, info, load, preview, sample_path, stack
     from .batch.results import BatchResult
     from .export import ConvertResult
-    from .options import ConvertOptions
+    from .options import ConvertOptions, PictureOptions
     from .stacking.stack import StackOptions, StackResult
     from .training.dataset import SliceDataset
     from .types import ImageFormat, IndexRange, Interp, Layout, View
     from .volume import Slice, Volume
+    from .window_spec import WindowSpec
 
 #: public name -> the module that defines it
 _LAZY = {
@@ -44,6 +45,7 @@ _LAZY = {
     "BatchResult": "batch.results",
     "ConvertResult": "export",
     "ConvertOptions": "options",
+    "PictureOptions": "options",
     "StackOptions": "stacking.stack",
     "StackResult": "stacking.stack",
     "SliceDataset": "training.dataset",
@@ -52,6 +54,7 @@ _LAZY = {
     "Interp": "types",
     "Layout": "types",
     "View": "types",
+    "WindowSpec": "window_spec",
     "Slice": "volume",
     "Volume": "volume",
 }
@@ -68,12 +71,14 @@ __all__ = [
     "NiftisliceError",
     "OptionError",
     "OutputError",
+    "PictureOptions",
     "Slice",
     "SliceDataset",
     "StackOptions",
     "StackResult",
     "View",
     "Volume",
+    "WindowSpec",
     "__version__",
     "convert",
     "info",

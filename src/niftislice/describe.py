@@ -47,12 +47,12 @@ def info(
         )
         facts["data_range"] = ends
         facts["nonfinite_voxels"] = st.nonfinite
-    n_vol = len(options.volumes.indices(nf.n_volumes))  # type: ignore[union-attr]
+    n_vol = len(options.volumes.indices(nf.n_volumes))
     views = {}
-    for v in options.views:  # type: ignore[union-attr]
+    for v in options.views:
         g = view_geometry(v, reo.canonical_shape, reo.spacing_mm, options.neurological)
-        s = sampling(g, options.spacing)  # type: ignore[arg-type]
-        n = len(options.slices.indices(g.n_slices))  # type: ignore[union-attr]
+        s = sampling(g, options.spacing)
+        n = len(options.slices.indices(g.n_slices))
         views[v.value] = {
             "images": n * n_vol,
             "image_size": [s.width, s.height],

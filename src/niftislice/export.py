@@ -32,7 +32,7 @@ from .files import (
     write_file,
 )
 from .naming import display_name, image_name, stem_of
-from .options import ConvertOptions, Layout, View
+from .options import ConvertOptions
 from .pictures.hooks import PAIR_TMP, Pictures, pair_roots
 from .plan import (
     Plan,
@@ -48,6 +48,7 @@ from .read import NiftiFile, ReadResult, iter_volumes, open_source
 from .sidecar import build_sidecar
 from .sidecar import dumps as sidecar_dumps
 from .stats import RawStats, StatsBuilder
+from .types import Layout, View
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +281,7 @@ class _Render:
     def _start(self) -> Iterator[tuple[int, np.ndarray]]:
         """Make the plan (window statistics included); the volumes to render, in order."""
         nf, options = self.nf, self.options
-        selected = options.volumes.indices(nf.n_volumes)  # type: ignore[union-attr]
+        selected = options.volumes.indices(nf.n_volumes)
         if nf.n_volumes == 1:
             # one 3D volume: read it once and use it for both statistics and images
             volume, stats = _read_single_volume(self.pool, nf, options, self.read)
@@ -291,7 +292,7 @@ class _Render:
         else:
             self.plan = make_plan(nf, options, series_volumes(nf, options))
             volumes = iter_volumes(nf, selected, self.read)
-        self.ext = EXTENSIONS[options.format]  # type: ignore[index]
+        self.ext = EXTENSIONS[options.format]
         self.files: dict[View, dict[int, dict[int, str]]] = {v: {} for v in self.plan.geometries}
         return volumes
 
@@ -330,7 +331,7 @@ class _Render:
         def job(group: tuple[int, ...]) -> None:
             for k in group:
                 image = paint(output_image(plan, view, slab.native(k)), k)
-                data = encode(image, options.format, options.quality)  # type: ignore[arg-type]
+                data = encode(image, options.format, options.quality)
                 write(f"{view.value}/{names[k]}", data)
                 for rel, extra in paint.extra_files(k, names[k]):
                     write(rel.as_posix(), extra)

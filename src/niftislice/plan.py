@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import InputError, OptionError
 from .mapping import apply_window
-from .options import ConvertOptions, Interp, View
+from .options import ConvertOptions
 from .orientation import Reorientation, reorientation
 from .read.nifti import NiftiFile, ReadResult, iter_volumes
 from .resample import Sampling, interpolation, resize, sampling
@@ -28,6 +28,7 @@ from .slicing import (
     view_geometry,
 )
 from .stats import RawStats, StatsBuilder, raw_stats
+from .types import Interp, View
 from .window import ValueFacts, Window, WindowChoice, check_integral, choose_window
 from .window_spec import WindowSpec, parse_window
 
@@ -53,7 +54,7 @@ class Plan:
         return self.nf.n_volumes > 1
 
     def slice_indices(self, view: View) -> range:
-        return self.options.slices.indices(self.geometries[view].n_slices)  # type: ignore[union-attr]
+        return self.options.slices.indices(self.geometries[view].n_slices)
 
     def pixel_to_world(self, view: View, k: int) -> np.ndarray:
         return pixel_to_world(
@@ -73,7 +74,7 @@ def series_volumes(
 ) -> VolumeSource:
     """The selected volumes of the series, in file order: what its one window is computed over,
     whichever volume is shown. Volumes already in memory (``held``) are not read again."""
-    selected = list(options.volumes.indices(nf.n_volumes))  # type: ignore[union-attr]
+    selected = list(options.volumes.indices(nf.n_volumes))
     have = dict(held or {})
 
     def volumes() -> Iterator[np.ndarray]:
@@ -91,7 +92,7 @@ def read_shown_volume(
     """Volume ``t`` of a 4D series and, gathered on the same pass over the file, the statistics
     of its selected volumes (what the series' window needs); None when the plan needs none, the
     file is 3D or ``t`` is not selected (the plan then reads what it needs itself)."""
-    selected = list(options.volumes.indices(nf.n_volumes))  # type: ignore[union-attr]
+    selected = list(options.volumes.indices(nf.n_volumes))
     if nf.n_volumes == 1 or t not in selected or not needs_stats(nf, options):
         return next(a for i, a in iter_volumes(nf, [t], read) if i == t), None
     builder = StatsBuilder(nf.dtype)
@@ -118,7 +119,7 @@ def source_window(nf: NiftiFile, options: ConvertOptions) -> tuple[WindowSpec, s
     """The window asked for; ``--window dicom`` becomes the series' first WindowCenter/Width
     (in data units, as DICOM defines them) or, for a source without one, ``auto`` and a
     warning (the second item)."""
-    spec: WindowSpec = options.window  # type: ignore[assignment]
+    spec: WindowSpec = options.window
     if spec.kind != "source":
         return spec, None
     window = (nf.facts.get("dicom") or {}).get("window")
@@ -138,7 +139,7 @@ def make_plan(
     them; otherwise they are computed from ``volumes()`` if :func:`needs_stats`.
     """
     warnings = list(nf.warnings)
-    selected = tuple(options.volumes.indices(nf.n_volumes))  # type: ignore[union-attr]
+    selected = tuple(options.volumes.indices(nf.n_volumes))
     if not selected:
         raise OptionError(f"volumes: {nf.n_volumes} volume(s) in the file, the selection is empty")
     label = is_label(nf, options)
@@ -154,9 +155,9 @@ def make_plan(
     geometries = {
         v: view_geometry(v, reo.canonical_shape, spacing, options.neurological)
         for v in options.views
-    }  # type: ignore[union-attr]
-    samplings = {v: sampling(g, options.spacing) for v, g in geometries.items()}  # type: ignore[arg-type]
-    interp = interpolation(label, options.interp)  # type: ignore[arg-type]
+    }
+    samplings = {v: sampling(g, options.spacing) for v, g in geometries.items()}
+    interp = interpolation(label, options.interp)
     resampled = [
         v.value
         for v, g in geometries.items()
@@ -171,7 +172,7 @@ def make_plan(
     choice = _window(nf, options, label, volumes, stats)
     if choice is not None:
         warnings.extend(choice.warnings)
-    if not any(len(options.slices.indices(g.n_slices)) for g in geometries.values()):  # type: ignore[union-attr]
+    if not any(len(options.slices.indices(g.n_slices)) for g in geometries.values()):
         raise OptionError("slices: the selection is empty in every view")
     return Plan(
         nf,
@@ -185,7 +186,7 @@ def make_plan(
         interp,
         tuple(warnings),
         None if choice is None else choice.reason,
-    )  # type: ignore[arg-type]
+    )
 
 
 def _window(
@@ -215,7 +216,7 @@ def _window(
         value_facts(nf),
         mode=mode,
         out_max=65535 if options.lossless or options.bit_depth == 16 else 255,
-        colormap=options.colormap,
+        colormap=options.pictures.colormap,
         check_values=check_values,
     )
     return replace(choice, warnings=(*choice.warnings, note)) if note else choice

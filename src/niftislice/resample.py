@@ -49,7 +49,7 @@ def sampling(g: ViewGeometry, spacing: float | str) -> Sampling:
     """Square pixels at ``spacing`` mm (``finest``: the finer in-plane spacing), or ``native``."""
     if spacing == "native":
         return Sampling(g.n_cols, g.n_rows, g.col_spacing, g.row_spacing)
-    target = min(g.col_spacing, g.row_spacing) if spacing == "finest" else float(spacing)  # type: ignore[arg-type]
+    target = min(g.col_spacing, g.row_spacing) if spacing == "finest" else float(spacing)
     w = max(1, round(g.n_cols * g.col_spacing / target))
     h = max(1, round(g.n_rows * g.row_spacing / target))
     if max(w, h) > MAX_IMAGE_SIDE or w * h > MAX_IMAGE_PIXELS:
@@ -72,6 +72,11 @@ def resize(image: np.ndarray, width: int, height: int, interp: Interp) -> np.nda
     if image.shape[1] == width and image.shape[0] == height:
         return image
     return cv2.resize(image, (width, height), interpolation=getattr(cv2, _CV_INTERP[interp]))
+
+
+def resize_labels(labels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resample a label image: nearest neighbour, so every pixel keeps an exact label value."""
+    return resize(labels, width, height, interpolation(True, Interp.NEAREST))
 
 
 def resample_labels(

@@ -12,9 +12,9 @@ import numpy as np
 
 from ._version import __version__
 from .naming import display_name
-from .options import View
 from .plan import Plan
 from .read.nifti import NiftiFile
+from .types import View
 
 SCHEMA_VERSION = 1
 NIFTI_UNITS = {
@@ -193,7 +193,7 @@ def _intensity(plan: Plan) -> dict[str, Any]:
 def _output(plan: Plan) -> dict[str, Any]:
     opts, nf = plan.options, plan.nf
     return {
-        "format": opts.format.value,  # type: ignore[union-attr]
+        "format": opts.format.value,
         "bit_depth": 8 if plan.window is None or plan.window.out_max == 255 else 16,
         "interpolation": plan.interp.value,
         "spacing": opts.spacing,

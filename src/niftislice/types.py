@@ -105,6 +105,16 @@ class IndexRange:
             pass
         raise OptionError(f"{option}: expected 'all', 'middle', N or A:B[:STEP], got {text!r}")
 
+    @property
+    def text(self) -> str:
+        """The range as ``--slices`` takes it (:meth:`parse` of it gives it back)."""
+        if self.middle:
+            return "middle"
+        if self.start is None and self.stop is None and self.step == 1:
+            return "all"
+        ends = ["" if v is None else str(v) for v in (self.start, self.stop)]
+        return ":".join(ends) if self.step == 1 else ":".join([*ends, str(self.step)])
+
     def indices(self, n: int) -> range:
         """The selected indices among ``n`` (empty when the range selects nothing)."""
         if self.middle:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import OptionError
-from .options import ConvertOptions, View
+from .options import ConvertOptions
 from .pictures.hooks import Pictures
 from .plan import (
     Plan,
@@ -27,6 +27,7 @@ from .plan import (
 )
 from .read import NiftiFile, ReadResult, iter_volumes, open_source
 from .slicing import view_block
+from .types import View
 
 
 @dataclass(frozen=True)

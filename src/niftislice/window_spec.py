@@ -25,6 +25,16 @@ class WindowSpec:
     def needs_stats(self) -> bool:
         return self.kind in ("auto", "minmax", "percentile")
 
+    @property
+    def text(self) -> str:
+        """The spec as ``--window`` takes it (:func:`parse_window` of it gives it back)."""
+        if self.kind in ("auto", "minmax"):
+            return self.kind
+        if self.kind in ("source", "preset"):
+            return self.name
+        p = "p" if self.kind == "percentile" else ""
+        return f"{p}{self.a!r}:{p}{self.b!r}"
+
     def describe(self) -> str:
         if self.kind == "auto":
             return "auto (percentiles 0.5-99.5 of finite voxels)"

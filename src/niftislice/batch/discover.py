@@ -65,7 +65,8 @@ class Job:
         """The batch's options with this job's own mask as ``pair``."""
         if self.mask is None:
             return options
-        return replace(options, pair=str(self.mask), masks=None, allow_missing_masks=False)
+        pictures = replace(options.pictures, pair=str(self.mask))
+        return replace(options, pictures=pictures, masks=None, allow_missing_masks=False)
 
     def output_dirs(self, out_root: Path, options: ConvertOptions) -> list[Path]:
         """The image folder (holding the sidecar) and, with a mask, the mask folder."""

@@ -29,12 +29,13 @@ log = logging.getLogger("niftislice")
 def _options(a: argparse.Namespace, **extra: object):
     """ConvertOptions from every option the command has (the namespace holds each field the
     parser declares) and ``extra``, which the command fixes (preview: the middle slices)."""
-    from ..options import ConvertOptions
+    from ..options import PICTURE_FIELDS, ConvertOptions
 
     names = [f.name for f in dataclasses.fields(ConvertOptions)]
+    names += [*PICTURE_FIELDS, "level", "width"]
     kw = {name: getattr(a, name) for name in names if hasattr(a, name)}
     kw.update(extra)
-    return ConvertOptions(**kw)
+    return ConvertOptions.parse(**kw)
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:

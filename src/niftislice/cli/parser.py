@@ -12,21 +12,31 @@ import re
 from enum import Enum
 
 from .._version import __version__
-from ..options import ConvertOptions
+from ..options import ConvertOptions, PictureOptions
 from ..types import CT_PRESETS
 
 
 def _cli_value(value: object) -> object:
-    """A dataclass default as the command line writes it (``axial,coronal,sagittal``, ``png``)."""
+    """An option's value as the command line writes it (``axial,coronal,sagittal``, ``png``,
+    ``all``, ``auto``)."""
     if isinstance(value, tuple) and value and isinstance(value[0], Enum):
         return ",".join(v.value for v in value)
-    return value.value if isinstance(value, Enum) else value
+    if isinstance(value, Enum):
+        return value.value
+    return getattr(value, "text", value)  # IndexRange, WindowSpec
 
 
-#: ConvertOptions' defaults, as command-line values
-DEFAULTS: dict[str, object] = {
-    f.name: _cli_value(f.default) for f in dataclasses.fields(ConvertOptions)
-}
+def _defaults(*instances: object) -> dict[str, object]:
+    return {
+        f.name: _cli_value(getattr(obj, f.name))
+        for obj in instances
+        for f in dataclasses.fields(obj)  # type: ignore[arg-type]
+        if f.name != "pictures"  # nested: its own fields are listed flat
+    }
+
+
+#: The defaults of ConvertOptions and of its PictureOptions, as command-line values
+DEFAULTS: dict[str, object] = _defaults(ConvertOptions(), PictureOptions())
 
 
 class UsageError(Exception):

@@ -27,11 +27,12 @@ from ..encoding import decode, encode
 from ..errors import InputError
 from ..files import write_file
 from ..naming import display_name, index_width
-from ..options import ImageFormat, Interp, View
+from ..options import ConvertOptions
 from ..plan import Plan
-from ..resample import resize
+from ..resample import resize_labels
 from ..sidecar import dumps as sidecar_dumps
 from ..slicing import view_block
+from ..types import ImageFormat, View
 from ..window import Window
 
 if TYPE_CHECKING:
@@ -46,14 +47,14 @@ PAIR_TMP = ".niftislice-pair-masks"  # the mask tree inside the temporary output
 IMAGES_DIR, MASKS_DIR = "images", "masks"
 
 
-def pair_roots(out_root: Path, options: Any) -> tuple[Path, Path | None]:
+def pair_roots(out_root: Path, options: ConvertOptions) -> tuple[Path, Path | None]:
     """Where images (and, with ``pair``, masks) go: ``OUT`` or ``OUT/images`` + ``OUT/masks``.
 
     With ``masks`` (a folder of masks paired by name) images go to ``OUT/images`` even for an
     input whose mask is missing (``allow_missing_masks``)."""
-    if getattr(options, "pair", None):
+    if options.pictures.pair:
         return out_root / IMAGES_DIR, out_root / MASKS_DIR
-    if getattr(options, "masks", None):
+    if options.masks:
         return out_root / IMAGES_DIR, None
     return out_root, None
 
@@ -70,8 +71,8 @@ class Painter:
         plan = pictures.plan
         self.view = view
         self.cmap = pictures.cmap
-        self.alpha = float(plan.options.overlay_alpha)  # type: ignore[attr-defined]
-        self.contour = bool(plan.options.overlay_contour)  # type: ignore[attr-defined]
+        self.alpha = plan.options.pictures.overlay_alpha
+        self.contour = plan.options.pictures.overlay_contour
         self.fmt = plan.options.format
         smp = plan.samplings[view]
         self.size = (smp.width, smp.height)
@@ -79,7 +80,7 @@ class Painter:
         self._pair = _labels_block(plan, pictures.pair, view) if pictures.pair else None
 
     def labels(self, block: np.ndarray, k: int) -> np.ndarray:
-        return resize(block[k], self.size[0], self.size[1], Interp.NEAREST)
+        return resize_labels(block[k], self.size[0], self.size[1])
 
     def __call__(self, image: np.ndarray, k: int) -> np.ndarray:
         if self.cmap is not None:
@@ -98,7 +99,7 @@ class Painter:
         labels = self.pair_labels(k)
         if labels is None:
             return []
-        data = encode(labels, self.fmt)  # type: ignore[arg-type]
+        data = encode(labels, self.fmt)
         return [(Path(PAIR_TMP) / self.view.value / name, data)]
 
 
@@ -119,7 +120,7 @@ class Pictures:
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        opts: Any = plan.options
+        opts = plan.options.pictures
         self.cmap: Colormap | None = _colormap(opts.colormap) if opts.colormap else None
         where = plan.nf.path.name
         if self.cmap is not None and plan.window is None:
@@ -152,7 +153,7 @@ class Pictures:
 
     @property
     def active(self) -> bool:
-        o: Any = self.plan.options
+        o = self.plan.options.pictures
         return bool(
             self.cmap or self.overlay or self.pair or o.montage or o.gif or o.webp_anim or o.html
         )
@@ -168,7 +169,7 @@ class Pictures:
     @property
     def needs_content(self) -> bool:
         """Whether :meth:`finish_view` needs to know which slices are blank (for a montage)."""
-        return bool(self.plan.options.montage)
+        return self.plan.options.pictures.montage
 
     def painter(self, view: View) -> Painter:
         if view not in self._painters:
@@ -186,7 +187,7 @@ class Pictures:
     ) -> None:
         """Montage and animations of one view (of volume ``t`` in 4D) from the images written;
         ``content`` lists the written slices that are not blank (see :attr:`needs_content`)."""
-        opts: Any = self.plan.options
+        opts = self.plan.options.pictures
         if not self.plan.is_4d:
             self._painters.pop(view, None)  # this view's label blocks are no longer needed
         if not names or not (opts.montage or opts.gif or opts.webp_anim):
@@ -204,7 +205,7 @@ class Pictures:
             return decode((folder / view.value / names[k]).read_bytes())
 
         if opts.montage:
-            picks = evenly_spaced(order, int(opts.montage_count), content)
+            picks = evenly_spaced(order, opts.montage_count, content)
             m = build_montage([(k, image(k)) for k in picks], letters, self._caption(view))
             sheet = self._with_colour_bar(m.image)
             name = f"{prefix}_montage.png"
@@ -221,7 +222,9 @@ class Pictures:
         frames = [label_image(image(k), letters, str(k)) for k in order] if formats else []
         for fmt in formats:
             name = f"{prefix}_animation.{fmt}"
-            write_file(folder / name, encode_animation(frames, fmt, float(opts.fps), opts.quality))
+            write_file(
+                folder / name, encode_animation(frames, fmt, opts.fps, self.plan.options.quality)
+            )
             self.animations.append(
                 {
                     "view": view.value,
@@ -229,7 +232,7 @@ class Pictures:
                     "file": name,
                     "format": fmt,
                     "frames": len(frames),
-                    "fps": float(opts.fps),
+                    "fps": opts.fps,
                     "slices": order,
                 }
             )
@@ -238,12 +241,12 @@ class Pictures:
         """Fields to add to the sidecar (nothing when no picture option is set)."""
         if not self.active:
             return {}
-        opts: Any = self.plan.options
+        opts = self.plan.options.pictures
         overlay = None
         if self.overlay is not None:
             overlay = {
                 **self.overlay.to_json(),
-                "alpha": float(opts.overlay_alpha),
+                "alpha": opts.overlay_alpha,
                 "mode": "contour" if opts.overlay_contour else "filled",
             }
         pair = None
@@ -274,7 +277,7 @@ class Pictures:
                 folder / PAIR_TMP / f"{stem}.json",
                 sidecar_dumps(self._mask_sidecar(sidecar)).encode(),
             )
-        if getattr(self.plan.options, "html", False):
+        if self.plan.options.pictures.html:
             from .html_viewer import build_page
 
             write_file(folder / "index.html", build_page(sidecar, stem).encode("utf-8"))

@@ -28,8 +28,8 @@ from ..encoding import encode
 from ..errors import OutputError
 from ..files import lexists, make_dirs, remove_empty, replace_file
 from ..naming import display_name
-from ..options import ALL_VIEWS, ConvertOptions
-from ..types import preview_format
+from ..options import ConvertOptions
+from ..types import ALL_VIEWS, preview_format
 from ..volume import Volume
 from .drawing import (
     Box,

@@ -27,11 +27,12 @@ import numpy as np
 
 from ..batch.discover import discover
 from ..errors import InputError, OptionError
-from ..options import ConvertOptions, View
+from ..options import ConvertOptions
 from ..orientation import reorientation
 from ..plan import Plan, make_plan, series_volumes
 from ..read import NiftiFile, iter_volumes, open_source
 from ..slicing import view_geometry
+from ..types import View
 from ..volume import Volume
 from .pairing import MaskIndex
 
@@ -68,10 +69,10 @@ class SliceDataset:
     ) -> None:
         opts = options or ConvertOptions()
         if views is not None:
-            opts = dataclasses.replace(opts, views=views)  # type: ignore[arg-type]
+            opts = dataclasses.replace(opts, views=views)
         if opts.skip_empty:
             raise OptionError("skip-empty: a SliceDataset has a fixed length; filter items instead")
-        if opts.pair:
+        if opts.pictures.pair:
             raise OptionError("pair: give SliceDataset masks=... instead")
         if int(cache_size) < 1:
             raise OptionError(f"cache_size: expected a positive number, got {cache_size!r}")
@@ -97,7 +98,7 @@ class SliceDataset:
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} slices")
         f, t, v, k = (int(x) for x in self._index[i])
-        view = self.options.views[v]  # type: ignore[index]
+        view = self.options.views[v]
         vol = self._volume(f, t)
         s = vol.slice(view, k)
         src = self.sources[f]
@@ -124,7 +125,7 @@ class SliceDataset:
         return state
 
     def __repr__(self) -> str:
-        views = ",".join(v.value for v in self.options.views)  # type: ignore[union-attr]
+        views = ",".join(v.value for v in self.options.views)
         return f"SliceDataset({len(self.sources)} volumes, {len(self)} slices, views {views})"
 
     # -- helpers -------------------------------------------------------------------------------
@@ -136,10 +137,10 @@ class SliceDataset:
         for f, src in enumerate(self.sources):
             nf = open_source(src.path, opts.limits)
             reo = reorientation(nf.affine, nf.spatial_shape)
-            for t in opts.volumes.indices(nf.n_volumes):  # type: ignore[union-attr]
-                for v, view in enumerate(opts.views):  # type: ignore[arg-type]
+            for t in opts.volumes.indices(nf.n_volumes):
+                for v, view in enumerate(opts.views):
                     g = view_geometry(view, reo.canonical_shape, reo.spacing_mm, opts.neurological)
-                    ks = np.asarray(opts.slices.indices(g.n_slices), dtype=np.int64)  # type: ignore[union-attr]
+                    ks = np.asarray(opts.slices.indices(g.n_slices), dtype=np.int64)
                     block = np.empty((len(ks), 4), dtype=np.int64)
                     block[:] = (f, t, v, 0)
                     block[:, 3] = ks
@@ -148,7 +149,10 @@ class SliceDataset:
 
     def _options_for(self, f: int) -> ConvertOptions:
         mask = self.sources[f].mask
-        return dataclasses.replace(self.options, pair=str(mask)) if mask else self.options
+        if not mask:
+            return self.options
+        pictures = dataclasses.replace(self.options.pictures, pair=str(mask))
+        return dataclasses.replace(self.options, pictures=pictures)
 
     def _volume(self, f: int, t: int) -> Volume:
         key = (f, t)
@@ -174,7 +178,7 @@ class SliceDataset:
         every time); a volume behind the read starts a new one."""
         cursor = self._cursors.get(f)
         if cursor is None or cursor[0] >= t:
-            later = [u for u in opts.volumes.indices(nf.n_volumes) if u >= t]  # type: ignore[union-attr]
+            later = [u for u in opts.volumes.indices(nf.n_volumes) if u >= t]
             cursor = (-1, iter_volumes(nf, later))
         self._cursors = {f: cursor}  # one series read at a time per process
         last, reader = cursor

@@ -28,7 +28,8 @@ from ..batch.run import ImagesFn, ResultFn, check_outputs, run_batch
 from ..errors import OutputError
 from ..export import CASES_DIR, ConvertResult
 from ..files import make_dirs, replace_file
-from ..options import ConvertOptions, Layout
+from ..options import ConvertOptions
+from ..types import Layout
 
 if TYPE_CHECKING:
     from .pack import SplitPacker
@@ -68,7 +69,7 @@ def prepare_jobs(
     if options.split is not None:
         from .splits import subject_of
 
-        spec: SplitSpec = options.split  # type: ignore[assignment]
+        spec: SplitSpec = options.split
         out = [replace(j, split=spec.assign(subject_of(j.path), options.split_seed)) for j in out]
     return out, failed
 
@@ -171,8 +172,8 @@ def _write_splits(jobs: list[Job], out: Path, options: ConvertOptions) -> None:
         return
     from .splits import splits_json, subject_of
 
-    spec: SplitSpec = options.split  # type: ignore[assignment]
-    text = splits_json(spec, options.split_seed, [(subject_of(j.path), j.split) for j in jobs])  # type: ignore[misc]
+    spec: SplitSpec = options.split
+    text = splits_json(spec, options.split_seed, [(subject_of(j.path), j.split) for j in jobs])
     make_dirs(out)
     replace_file(out / SPLITS_NAME, text.encode())
 
@@ -186,7 +187,7 @@ def _packers(jobs: list[Job], out: Path, options: ConvertOptions) -> dict[Path, 
         shutil.rmtree(root / CASES_DIR, ignore_errors=True)
         split = root.name if options.split is not None and root != out else None
         cases = [case_key(j) for j in jobs if j.root(out) == root]
-        size: ShardSize = options.shard_size  # type: ignore[assignment]
+        size = options.shard_size or ShardSize()  # set whenever the layout is webdataset
         resume = options.skip_existing
         packers[root] = SplitPacker(root, shard_prefix(split), size, split, cases, resume=resume)
     return packers
