@@ -1,6 +1,6 @@
 """Benchmark: a DICOM CT series converted directly vs through dcm2niix first, in the same run.
 
-    python benchmarks/dicom.py [--runs 3] [--keep DIR] [--quick]
+    python benchmarks/dicom.py [--runs 5] [--keep DIR] [--quick] [--before SRC]
 
 The input is a 512 x 512 x 300 axial CT series (300 files, int16, RescaleIntercept -1024),
 derived deterministically from the MNI152 T1 template shipped in the package (linear resampling
@@ -10,13 +10,18 @@ onto a 0.5 x 0.5 x 0.7 mm grid over the head). Two contenders, interleaved, ``--
 - via dcm2niix: ``dcm2niix -z n`` (uncompressed NIfTI, its fastest) into a folder, then
   ``niftislice convert THAT.nii -o OUT``; the time is the sum of both steps.
 
-Both write the same images (checked after the runs). Prints the median wall time of each and
-their ratio; ``--quick`` uses 256 x 256 x 120 and one run.
+Both write the same images (checked byte for byte after the runs). Prints the median wall time
+of each and their ratio (dcm2niix + niftislice time / direct time: above 1 means the direct path
+is faster); ``--quick`` uses 256 x 256 x 120 and one run. ``--before SRC`` adds a third
+contender, interleaved with the others: the direct path with niftislice from another source tree
+(``git archive COMMIT src | tar -x -C /tmp/before``, then ``--before /tmp/before/src``), to
+measure a change of the DICOM reader in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -85,14 +90,29 @@ def niftislice_cmd(src: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "niftislice", "convert", str(src), "-o", str(out), "--overwrite"]
 
 
-def timed(*commands: list[str]) -> float:
+def timed(*commands: list[str], src: Path | None = None) -> float:
+    env = dict(os.environ, PYTHONPATH=str(src)) if src else None
     start = time.perf_counter()
     for cmd in commands:
-        subprocess.run(cmd, check=True, capture_output=True)
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
     return time.perf_counter() - start
 
 
-def run(work: Path, runs: int, size: int, slices: int) -> None:
+def same_images(a: Path, b: Path) -> int:
+    """The PNGs under ``a`` and ``b`` (one series each), compared byte for byte by view and
+    slice number (the file names start with each output's own stem)."""
+
+    def by_slice(root: Path) -> dict[tuple[str, str], Path]:
+        return {(p.parent.name, p.name.rsplit("_", 1)[1]): p for p in root.rglob("*.png")}
+
+    ours, theirs = by_slice(a), by_slice(b)
+    assert ours.keys() == theirs.keys() and ours, (len(ours), len(theirs))
+    differ = [k for k in ours if ours[k].read_bytes() != theirs[k].read_bytes()]
+    assert not differ, f"{len(differ)} images differ, e.g. {differ[:3]}"
+    return len(ours)
+
+
+def run(work: Path, runs: int, size: int, slices: int, before: Path | None = None) -> None:
     src = work / "dicom"
     if not src.is_dir():
         t = time.perf_counter()
@@ -100,44 +120,66 @@ def run(work: Path, runs: int, size: int, slices: int) -> None:
         print(f"wrote {slices} files in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     dcm2niix = shutil.which("dcm2niix")
     assert dcm2niix, "dcm2niix is needed (pip install dcm2niix)"
-    direct, via = [], []
-    for r in range(runs):
-        direct.append(timed(niftislice_cmd(src, work / "out_direct")))
+    direct: list[float] = []
+    via: list[float] = []
+    old: list[float] = []
+
+    def through_dcm2niix() -> float:
         nii_dir = work / "nii"
         shutil.rmtree(nii_dir, ignore_errors=True)
         nii_dir.mkdir()
         first = [dcm2niix, "-z", "n", "-b", "n", "-f", "ct", "-o", str(nii_dir), str(src)]
-        via.append(timed(first, niftislice_cmd(nii_dir / "ct.nii", work / "out_via")))
-        print(
-            f"run {r + 1}: direct {direct[-1]:.2f} s, via dcm2niix {via[-1]:.2f} s", file=sys.stderr
+        return timed(first, niftislice_cmd(nii_dir / "ct.nii", work / "out_via"))
+
+    contenders = [
+        (direct, lambda: timed(niftislice_cmd(src, work / "out_direct"))),
+        (via, through_dcm2niix),
+    ]
+    if before:
+        contenders.append(
+            (old, lambda: timed(niftislice_cmd(src, work / "out_before"), src=before))
         )
-    a = sorted((work / "out_direct").rglob("*.png"))
-    b = sorted((work / "out_via").rglob("*.png"))
-    assert len(a) == len(b), (len(a), len(b))
+    for r in range(runs):
+        for k in range(len(contenders)):  # each goes first in turn
+            times, measure = contenders[(r + k) % len(contenders)]
+            times.append(measure())
+        also = f", direct (before) {old[-1]:.2f} s" if before else ""
+        print(
+            f"run {r + 1}: direct {direct[-1]:.2f} s, via dcm2niix {via[-1]:.2f} s{also}",
+            file=sys.stderr,
+        )
+    n = same_images(work / "out_direct", work / "out_via")
+    if before:
+        same_images(work / "out_direct", work / "out_before")
     md, mv = statistics.median(direct), statistics.median(via)
     print("| input | runs | direct (median) | dcm2niix + niftislice (median) | ratio |")
     print("|---|---|---|---|---|")
-    print(
-        f"| CT {size} x {size} x {slices} ({slices} files) | {runs} | {md:.2f} s "
-        f"({min(direct):.2f}-{max(direct):.2f}) | {mv:.2f} s ({min(via):.2f}-{max(via):.2f}) "
-        f"| {mv / md:.2f}x |"
-    )
-    print(f"images per run: {len(a)}")
+    row = f"| CT {size} x {size} x {slices} ({slices} files) | {runs} |"
+    print(f"{row} {_span(direct)} | {_span(via)} | {mv / md:.2f}x |")
+    if before:
+        mb = statistics.median(old)
+        print(f"{row.replace('|', '| before:', 1)} {_span(old)} | {_span(via)} | {mv / mb:.2f}x |")
+    print(f"images per run: {n}, identical on both paths")
+
+
+def _span(times: list[float]) -> str:
+    return f"{statistics.median(times):.2f} s ({min(times):.2f}-{max(times):.2f})"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--runs", type=int, default=5)
     p.add_argument("--keep", type=Path, help="work folder to keep (the series is reused)")
     p.add_argument("--quick", action="store_true", help="256 x 256 x 120, one run")
+    p.add_argument("--before", type=Path, help="src folder of another tree: its direct path too")
     a = p.parse_args()
     size, slices, runs = (256, 120, 1) if a.quick else (512, 300, a.runs)
     if a.keep:
         a.keep.mkdir(parents=True, exist_ok=True)
-        run(a.keep, runs, size, slices)
+        run(a.keep, runs, size, slices, a.before)
     else:
         with tempfile.TemporaryDirectory(prefix="niftislice-dicom-bench-") as d:
-            run(Path(d), runs, size, slices)
+            run(Path(d), runs, size, slices, a.before)
 
 
 if __name__ == "__main__":

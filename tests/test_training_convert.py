@@ -39,6 +39,33 @@ def shards_of(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.tar"))
 
 
+def differences(mine: list[tuple[str, bytes]], theirs: list[tuple[str, bytes]]) -> list[str]:
+    """What differs between two member lists, one short line per member (at most 5): names
+    missing on either side, or members whose bytes differ (PNGs: and whether the pixels do)."""
+    a, b = dict(mine), dict(theirs)
+    out = [f"only in the first: {n}" for n in a if n not in b]
+    out += [f"only in the second: {n}" for n in b if n not in a]
+    if not out and [n for n, _ in mine] != [n for n, _ in theirs]:
+        out.append("same members in another order")
+    for name in (n for n in a if n in b and a[n] != b[n]):
+        what = f"{name}: {len(a[name])} vs {len(b[name])} bytes"
+        if name.endswith(".png"):
+            same = np.array_equal(decode(a[name]), decode(b[name]))
+            what += ", same pixels" if same else ", pixels differ"
+        out.append(what)
+    return out[:5]
+
+
+def assert_same_shards(mine: list[Path], theirs: list[Path]) -> None:
+    """Byte-identical shards; on failure, which members differ and how (not a full dump)."""
+    names = [p.name for p in mine], [p.name for p in theirs]
+    assert names[0] == names[1]
+    if [p.read_bytes() for p in mine] != [p.read_bytes() for p in theirs]:
+        pytest.fail(
+            "shards differ: " + "; ".join(differences(shard_members(mine), shard_members(theirs)))
+        )
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return bids_tree(tmp_path_factory.mktemp("study"))
@@ -136,11 +163,12 @@ def test_shards_hold_the_files_layout_bytes(files_out: Path, shards_out: Path) -
         images = files_out / split / "images"
         pngs = sorted(images.glob("**/*.png"))
         assert sum(n.endswith(".mask.png") for n in names) == len(pngs)
+        pairs: list[tuple[str, bytes]] = []  # (member, the files layout's bytes)
         for name, data in members:
             if name.endswith("/sidecar.json"):
                 case = name[: -len("/sidecar.json")]
                 stem = case.rsplit("/", 1)[-1]
-                assert data == (images / case / f"{stem}.json").read_bytes()
+                pairs.append((name, (images / case / f"{stem}.json").read_bytes()))
                 continue
             head, _, last = name.rpartition("/")
             index, ext = last.split(".", 1)
@@ -148,15 +176,17 @@ def test_shards_hold_the_files_layout_bytes(files_out: Path, shards_out: Path) -
             stem = case.rsplit("/", 1)[-1]
             file = f"{case}/{view}/{stem}_{view}_{index}.png"
             if ext == "png":
-                assert data == (images / file).read_bytes()
+                pairs.append((name, (images / file).read_bytes()))
             elif ext == "mask.png":
-                assert data == (files_out / split / "masks" / file).read_bytes()
+                pairs.append((name, (files_out / split / "masks" / file).read_bytes()))
             else:
                 meta = json.loads(data)
                 assert ext == "json" and meta["split"] == split and meta["view"] == view
                 assert meta["index"] == int(index) and "volume" not in meta
                 assert set(meta) == {"source", "view", "index", "split", "spacing_mm",
                                      "pixel_to_world"}  # fmt: skip
+                pairs.append((name, data))
+        assert not differences(members, pairs)
 
 
 @pytest.mark.slow
@@ -186,8 +216,7 @@ def test_shards_are_identical_whatever_jobs(
     assert run(study[0], "-o", out, *args) == 0
     mine = [p.relative_to(out) for p in shards_of(out)]
     assert mine == [p.relative_to(shards_out) for p in shards_of(shards_out)]
-    for rel in mine:
-        assert (out / rel).read_bytes() == (shards_out / rel).read_bytes()
+    assert_same_shards([out / rel for rel in mine], [shards_out / rel for rel in mine])
     assert not [p for p in out.rglob(".*")]  # no spools or temporary shards left
 
 
@@ -219,7 +248,8 @@ def test_shard_size_rolls_over_and_keeps_the_sample_order(
     for p in shards:
         with tarfile.open(p) as tf:
             assert sum(n.endswith(".png") and ".mask." not in n for n in tf.getnames()) <= 100
-    assert shard_members(shards) == shard_members(shards_of(shards_out / "train"))
+    theirs = shards_of(shards_out / "train")
+    assert not differences(shard_members(shards), shard_members(theirs))
 
 
 @pytest.mark.slow  # five conversions of the study
@@ -247,8 +277,7 @@ def test_skip_existing_resumes_at_the_case_level(study: tuple[Path, Path], tmp_p
         assert [p.relative_to(fresh) for p in shards] == [
             p.relative_to(out) for p in shards_of(out)
         ]
-        for p in shards:
-            assert (out / p.relative_to(fresh)).read_bytes() == p.read_bytes()
+        assert_same_shards([out / p.relative_to(fresh) for p in shards], shards)
 
     same()
     last = shards_of(out / "train")[-1]

@@ -272,7 +272,7 @@ class _Render:
             self._finish(self.pending.pop(0))
         if self.read.warnings:  # found only by reading the data (e.g. bytes after gzip)
             plan = dataclasses.replace(plan, warnings=(*plan.warnings, *self.read.warnings))
-        sidecar = build_sidecar(plan, self.nf.path, self.read.sha256, self.files)
+        sidecar = build_sidecar(plan, self.nf.path, self.read.sha256, self.files, self.read.files)
         sidecar.update(self.pictures.sidecar_fields())
         self.pictures.finish(self.tmp, self.stem, sidecar)
         self.write(f"{self.stem}.json", sidecar_dumps(sidecar).encode())

@@ -13,6 +13,7 @@ import numpy as np
 from ._version import __version__
 from .naming import display_name
 from .plan import Plan
+from .read.digest import COMBINED_NOTE
 from .read.nifti import NiftiFile
 from .types import View
 
@@ -128,13 +129,19 @@ def build_sidecar(
     source_path: Path,
     sha256: str | None,
     files: dict[View, dict[int, dict[int, str]]],
+    sha256_files: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """``files[view][k][t]`` is the file name of slice ``k`` of volume ``t``."""
+    """``files[view][k][t]`` is the file name of slice ``k`` of volume ``t``; ``sha256_files``,
+    for a source of several files, each one's path and sha256 (``sha256`` combines them, see
+    :mod:`niftislice.read.digest`)."""
     nf, reo, opts = plan.nf, plan.reo, plan.options
     source = header_facts(nf)
     source["axcodes"] = "".join(reo.source_axcodes)
     source["path"] = display_name(os.path.abspath(source_path))  # valid, printable JSON text
     source["sha256"] = sha256
+    if sha256_files:
+        source["sha256_files"] = sha256_files
+        source["sha256_combined"] = COMBINED_NOTE
     if opts.keep_phi and nf.identity:  # DICOM patient attributes: only when asked
         source["patient"] = dict(nf.identity)
     views = {view.value: _view_entry(plan, view, files.get(view, {})) for view in plan.geometries}

@@ -18,17 +18,19 @@ consumes. Values:
 from __future__ import annotations
 
 import logging
+import math
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-import pydicom
-from pydicom.uid import UID
 
+from ..buffers import allocate
 from ..errors import InputError
 from ..extras import install_hint
-from .dicom_files import BadDicom, NotDicom, lenient, read_file
+from .dicom_files import BadDicom, Frame, NotDicom, lenient, read_file
+from .dicom_header import SYNTAX_NAMES
 from .dicom_series import DicomScan, DicomSeries, Problem, find_dicom_files, scan
 from .dicom_sniff import has_dicm_marker, looks_like_dicom
 
@@ -55,6 +57,10 @@ __all__ = [
 
 def missing_decoder(syntax: str) -> str | None:
     """A one-line reason when pixel data in ``syntax`` cannot be decoded here, else None."""
+    if syntax in SYNTAX_NAMES:  # uncompressed: known without importing pydicom
+        return None
+    from pydicom.uid import UID
+
     uid = UID(syntax)
     if not uid.is_compressed:
         return None
@@ -99,11 +105,16 @@ def read_series_volume(series: DicomSeries) -> np.ndarray:
     data cannot be decoded.
     """
     shape = series.shape + ((series.rgb_channels,) if series.rgb_channels else ())
-    out = np.empty(shape, dtype=series.dtype, order="F")
+    nbytes = math.prod(shape) * series.dtype.itemsize
+    # an allocate() map, as for NIfTI: windowing gives its pages back as it goes
+    out = allocate(nbytes).view(series.dtype).reshape(shape, order="F")
     by_file: dict[Path, list[tuple[int, int | None]]] = {}
     for k, f in enumerate(series.slices):
         if f.pixel_offset >= 0 and not series.rgb_channels:
-            _place(out, k, _raw_frame(series, k), series)
+            if _direct(series, f):
+                _read_into(out.T[k], f, series)
+            else:
+                _place(out, k, _raw_frame(series, k), series)
             continue
         by_file.setdefault(f.path, []).append((k, f.index))
     for path, items in by_file.items():
@@ -118,6 +129,52 @@ def read_series_volume(series: DicomSeries) -> np.ndarray:
     if series.photometric == "MONOCHROME1":
         _invert(out, series)
     return out
+
+
+def _direct(series: DicomSeries, f: Frame) -> bool:
+    """Can slice ``f``'s stored bytes go straight into the volume (little-endian integers of the
+    volume's own dtype on a little-endian machine, no rescale to apply)?"""
+    return not (f.big_endian or series.per_slice_rescale or sys.byteorder != "little")
+
+
+def _read_into(target: np.ndarray, f: Frame, series: DicomSeries) -> None:
+    """Read one uncompressed slice straight into ``target``, the volume's (rows, columns)
+    C-ordered slice (the volume is Fortran-ordered (columns, rows, slices), so slice k's memory
+    is the stored image as it lies in the file).
+
+    Measured on the 512 x 512 x 300 CT of benchmarks/dicom.py, volume memory already touched:
+    ``readinto`` here takes 0.05 s for the 300 slices, against 0.46 s for ``read`` +
+    ``np.frombuffer`` + ``astype`` + a copy into the volume (medians of 9, interleaved): each
+    512 KiB temporary is a fresh memory map whose pages fault in, twice per slice.
+    """
+    want = target.nbytes
+    try:
+        with open(f.path, "rb", buffering=0) as fh:
+            fh.seek(f.pixel_offset)
+            view = memoryview(target).cast("B")
+            got = 0
+            while got < want:
+                n = fh.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+    except OSError as e:
+        raise InputError(f"{f.path.name}: cannot read ({e.strerror or e})") from None
+    if got < want:
+        raise InputError(f"{f.path.name}: truncated pixel data (the file changed since the scan)")
+    _mask_unused(target, series)
+
+
+def _mask_unused(image: np.ndarray, series: DicomSeries) -> np.ndarray:
+    """12 bits in 16: drop what lies above the high bit (sign-extending signed values)."""
+    unused = series.bits_allocated - series.bits_stored
+    if 0 < unused < series.bits_allocated:
+        if series.signed:
+            image <<= unused
+            image >>= unused
+        else:
+            image &= (1 << series.bits_stored) - 1
+    return image
 
 
 def _raw_frame(series: DicomSeries, k: int) -> np.ndarray:
@@ -137,16 +194,12 @@ def _raw_frame(series: DicomSeries, k: int) -> np.ndarray:
     if len(data) < count * dtype.itemsize:
         raise InputError(f"{f.path.name}: truncated pixel data (the file changed since the scan)")
     image = np.frombuffer(data, dtype).reshape(rows, cols).astype(dtype.newbyteorder("="))
-    unused = series.bits_allocated - series.bits_stored
-    if 0 < unused < series.bits_allocated:  # 12 bits in 16: drop what lies above the high bit
-        if series.signed:
-            image = (image << unused) >> unused
-        else:
-            image &= (1 << series.bits_stored) - 1
-    return image
+    return _mask_unused(image, series)
 
 
 def _decode(path: Path, series: DicomSeries) -> np.ndarray:
+    import pydicom
+
     try:
         with lenient():
             ds = pydicom.dcmread(path)

@@ -21,13 +21,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
-
+from .dicom_header import Header, read_plain_header
 from .dicom_sniff import has_dicm_marker, looks_like_dicom
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,8 @@ class DicomFile:
 def lenient() -> Iterator[None]:
     """Read values as they are, without pydicom's per-value validation (and its warnings): we
     check what we use ourselves, and validation is 40 % of a header's read time."""
+    import pydicom
+
     settings = pydicom.config.settings
     before = settings.reading_validation_mode
     settings.reading_validation_mode = pydicom.config.IGNORE
@@ -127,14 +129,35 @@ def lenient() -> Iterator[None]:
         settings.reading_validation_mode = before
 
 
-def read_file(path: Path) -> DicomFile:
+def read_file(path: Path, *, plain: bool = True) -> DicomFile:
     """Read one file's header. Raises :class:`NotDicom` for other files and :class:`BadDicom`
-    (with a one-line reason) for DICOM files that hold no usable image."""
+    (with a one-line reason) for DICOM files that hold no usable image. ``plain=False`` always
+    reads with pydicom (the tests compare both ways)."""
+    found = _read_plain(path) if plain else None
+    if found is not None:
+        return found
     with lenient():
         return _read_file(path)
 
 
+def _read_plain(path: Path) -> DicomFile | None:
+    """The file as :mod:`.dicom_header` reads it, without pydicom; None when pydicom must read
+    it: anything unusual, and every file that gives an error (so errors read the same)."""
+    head = read_plain_header(path)
+    if head is None:
+        return None
+    try:
+        _refuse_non_images(head)
+        value_at = head.pixel_at + (8 if head.implicit else 12)
+        return _describe(head, path, _raw_start(head, value_at, os.path.getsize(path), True))
+    except (BadDicom, OSError, ValueError, TypeError, AttributeError, KeyError, IndexError):
+        return None
+
+
 def _read_file(path: Path) -> DicomFile:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
     marker = has_dicm_marker(path)
     if not marker and not looks_like_dicom(path):
         raise NotDicom(str(path))
@@ -162,16 +185,14 @@ def _short(e: BaseException) -> str:
     return text[:160]
 
 
-def _sop_name(ds: Dataset) -> str:
-    uid = ds.get("SOPClassUID") or getattr(ds, "file_meta", Dataset()).get(
-        "MediaStorageSOPClassUID"
-    )
+def _sop_name(ds: Dataset | Header) -> str:
+    uid = ds.get("SOPClassUID") or getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID")
     name = getattr(uid, "name", "") if uid else ""
     return str(name or uid or "unknown SOP class")
 
 
-def _refuse_non_images(ds: Dataset) -> None:
-    meta = getattr(ds, "file_meta", Dataset())
+def _refuse_non_images(ds: Dataset | Header) -> None:
+    meta = getattr(ds, "file_meta", {})
     if meta.get("MediaStorageSOPClassUID") == DICOMDIR_SOP or "DirectoryRecordSequence" in ds:
         raise BadDicom(
             "a DICOMDIR (the index of a DICOM disc, not an image); "
@@ -184,7 +205,7 @@ def _refuse_non_images(ds: Dataset) -> None:
         raise BadDicom(f"1-bit pixel data ({_sop_name(ds)}) is not supported", "not-image")
 
 
-def _check_pixel_data(ds: Dataset, path: Path, pixel_at: int, size: int) -> int:
+def _check_pixel_data(ds: Dataset | Header, path: Path, pixel_at: int, size: int) -> int:
     """The file must hold a pixel data element and, if uncompressed, all of its bytes.
     Returns where raw integer pixels start (-1 when they need pydicom to be decoded)."""
     with open(path, "rb") as f:
@@ -192,9 +213,19 @@ def _check_pixel_data(ds: Dataset, path: Path, pixel_at: int, size: int) -> int:
         tag = f.read(4)
     if tag not in _PIXEL_TAGS_LE + _PIXEL_TAGS_BE:
         raise BadDicom("no pixel data (the file ends before the image)")
-    ts = pydicom.uid.UID(str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
+    from pydicom.uid import UID
+
+    ts = UID(str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
     if ts.is_compressed:
         return -1
+    raw = tag in _PIXEL_TAGS_LE[:1] + _PIXEL_TAGS_BE[:1] and not ts.is_deflated
+    return _raw_start(ds, pixel_at + (8 if ts.is_implicit_VR else 12), size, raw)
+
+
+def _raw_start(ds: Dataset | Header, value_at: int, size: int, raw: bool) -> int:
+    """The uncompressed pixel data starting at ``value_at`` must all be in the file (of
+    ``size`` bytes). Returns ``value_at`` when they are raw integers (``raw``: native pixel
+    data, not float, not deflated) of one sample per pixel, else -1."""
     expected = (
         int(ds.Rows)
         * int(ds.Columns)
@@ -203,15 +234,13 @@ def _check_pixel_data(ds: Dataset, path: Path, pixel_at: int, size: int) -> int:
         * int(ds.get("BitsAllocated", 16))
         // 8
     )
-    header = 8 if ts.is_implicit_VR else 12
-    held = size - pixel_at - header
+    held = size - value_at
     if held < expected:
         raise BadDicom(
             f"truncated pixel data: {expected:,} bytes expected, the file holds {max(held, 0):,}"
         )
-    raw = tag in _PIXEL_TAGS_LE[:1] + _PIXEL_TAGS_BE[:1] and not ts.is_deflated
     raw = raw and int(ds.get("SamplesPerPixel", 1)) == 1
-    return pixel_at + header if raw and int(ds.get("BitsAllocated", 16)) in (8, 16, 32) else -1
+    return value_at if raw and int(ds.get("BitsAllocated", 16)) in (8, 16, 32) else -1
 
 
 def _floats(value: Any, n: int) -> tuple[float, ...] | None:
@@ -243,15 +272,16 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _frame_values(
-    sources: Sequence[Dataset], path: Path, index: int | None, instance: int | None
+    sources: Sequence[Dataset | Header], path: Path, index: int | None, instance: int | None
 ) -> Frame:
     """A frame from the first of ``sources`` (per-frame group, shared group, top level) that
     holds each attribute."""
 
     def find(keyword: str) -> Any:
         for src in sources:
-            if keyword in src and src[keyword].value not in (None, ""):
-                return src[keyword].value
+            value = src.get(keyword)
+            if value not in (None, ""):
+                return value
         return None
 
     center, width = _first_float(find("WindowCenter")), _first_float(find("WindowWidth"))
@@ -286,7 +316,7 @@ def _group_items(fg: Dataset | None) -> list[Dataset]:
     return [fg[k][0] for k in _GROUPS if k in fg and len(fg[k].value)]
 
 
-def _frames(ds: Dataset, path: Path) -> tuple[Frame, ...]:
+def _frames(ds: Dataset | Header, path: Path) -> tuple[Frame, ...]:
     instance = _int_or_none(ds.get("InstanceNumber"))
     n = _int_or_none(ds.get("NumberOfFrames")) or 1
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
@@ -316,7 +346,9 @@ def _frames(ds: Dataset, path: Path) -> tuple[Frame, ...]:
     return tuple(frames)
 
 
-def _located(frames: tuple[Frame, ...], ds: Dataset, raw_at: int, syntax: str) -> list[Frame]:
+def _located(
+    frames: tuple[Frame, ...], ds: Dataset | Header, raw_at: int, syntax: str
+) -> list[Frame]:
     """Frames with their transfer syntax and, for raw pixels, where each one starts."""
     frame_bytes = int(ds.Rows) * int(ds.Columns) * int(ds.get("BitsAllocated", 16)) // 8
     big = syntax == "1.2.840.10008.1.2.2"
@@ -331,8 +363,8 @@ def _located(frames: tuple[Frame, ...], ds: Dataset, raw_at: int, syntax: str) -
     ]
 
 
-def _describe(ds: Dataset, path: Path, raw_at: int = -1) -> DicomFile:
-    meta = getattr(ds, "file_meta", Dataset())
+def _describe(ds: Dataset | Header, path: Path, raw_at: int = -1) -> DicomFile:
+    meta = getattr(ds, "file_meta", {})
     echo = ds.get("EchoNumbers")
     syntax = str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
     return DicomFile(

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydicom.uid import UID
 
 from ..errors import InputError
 from ..types import Limits
 from .dicom import read_series_volume, scan_dicom
+from .dicom_header import syntax_name
 from .dicom_series import DicomScan, DicomSeries, Problem
 from .dicomdir import is_dicomdir, missing_reason, scan_dicomdir
+from .digest import SourceDigests
 from .nifti import NiftiFile
 from .source import array_source
 
@@ -107,6 +108,9 @@ def series_source(series: DicomSeries, root: Path, limits: Limits = Limits()) ->
         warnings=series.warnings,
         identity=series.phi,
         file_size=sum(_size(p) for p in series.files),
+        # pixels are read from the middle of each file: the files are hashed by a read of
+        # their own, in slice order (see .digest)
+        digests=SourceDigests(series.files, root),
     )
     # the modality tells the automatic window a CT (a preset in HU) from anything else
     return replace(nf, modality=series.modality or None)
@@ -148,7 +152,7 @@ def dicom_facts(series: DicomSeries, root: Path) -> dict[str, Any]:
             "per_slice": series.per_slice_rescale,
         },
         "photometric": series.photometric,
-        "transfer_syntaxes": [UID(t).name or t for t in series.transfer_syntaxes],
+        "transfer_syntaxes": [syntax_name(t) for t in series.transfer_syntaxes],
     }
 
 

@@ -30,15 +30,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from typing import TYPE_CHECKING, Any
 
 from .dicom import scan_dicom
 from .dicom_files import DICOMDIR_SOP, lenient
 from .dicom_series import DicomScan, Problem
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +102,9 @@ def is_dicomdir(path: Path) -> bool:
     group is read), whatever the file's name."""
     if not path.is_file():
         return False
+    import pydicom  # here, not at the top: a plain series is read without pydicom
+    from pydicom.errors import InvalidDicomError
+
     try:
         with lenient():
             meta = pydicom.filereader.read_file_meta_info(path)
@@ -114,6 +116,9 @@ def is_dicomdir(path: Path) -> bool:
 def read_dicomdir(path: Path) -> DicomdirIndex:
     """The files ``path`` lists, each found (or not) under its folder. Raises ``ValueError``
     with a one-line reason when the DICOMDIR cannot be read."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
     try:
         with lenient():
             ds = pydicom.dcmread(path)

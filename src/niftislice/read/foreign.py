@@ -36,6 +36,7 @@ from ..buffers import allocate
 from ..errors import InputError
 from ..types import Limits
 from . import nifti, stream
+from .digest import SourceDigests
 from .nifti import NiftiFile
 from .source import array_source
 from .validate import affine_problem
@@ -54,7 +55,8 @@ class ForeignImage:
     ``shape`` is ``(x, y, z)`` or ``(x, y, z, t...)`` in NIfTI axis order; ``affine`` maps
     ``(x, y, z, 1)`` voxel indices to RAS+ mm; values in data units are
     ``stored * slope + inter``. ``load()`` returns the whole array with ``shape``, native-endian,
-    in ``dtype``. ``facts`` are format-specific header facts for the sidecar (JSON-ready).
+    in ``dtype``. ``facts`` are format-specific header facts for the sidecar (JSON-ready);
+    ``digests`` the files ``load()`` reads, for the sidecar's sha256 (see :mod:`.digest`).
     Colour images (``rgb_channels`` 3 or 4, uint8) have a 3D ``shape`` and ``load()`` returns
     ``(x, y, z, channels)``, as NIfTI's RGB24/RGBA32 volumes are handed on.
     """
@@ -71,6 +73,7 @@ class ForeignImage:
     facts: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     rgb_channels: int = 0
+    digests: SourceDigests | None = None
 
     @property
     def spatial_shape(self) -> tuple[int, int, int]:
@@ -129,6 +132,7 @@ def to_source(image: ForeignImage, limits: Limits) -> NiftiFile:
         warnings=image.warnings,
         rgb_channels=image.rgb_channels,
         file_size=size,
+        digests=image.digests,
     )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..types import Limits
+from .digest import SourceDigests, distinct
 from .foreign import (
     LPS_TO_RAS,
     ForeignImage,
@@ -106,9 +107,10 @@ def read_metaimage(path: Path, limits: Limits = Limits()) -> ForeignImage:
         offset = size - nbytes
     check_stored_size(size, offset, nbytes, compressed, f"MetaImage data in {data_path.name}")
     file_shape = ([channels] if channels > 1 else []) + dims  # fastest axis first
+    digests = SourceDigests(distinct([path, data_path]), path.parent)
 
     def load() -> np.ndarray:
-        with open_regular(data_path) as f:
+        with digests.open(data_path) as f:  # hashed on the way
             f.seek(offset)
             flat = read_values(
                 f, dtype, count, compressed=compressed, what=f"MetaImage data in {data_path.name}"
@@ -129,6 +131,7 @@ def read_metaimage(path: Path, limits: Limits = Limits()) -> ForeignImage:
         load=load,
         facts=_facts(fields, data_path, path),
         warnings=tuple(warnings),
+        digests=digests,
     )
 
 

@@ -24,6 +24,7 @@ from .._nib import nib
 from ..errors import InputError
 from ..extras import install_hint
 from ..types import Limits
+from .digest import SourceDigests, distinct
 from .foreign import (
     ForeignImage,
     check_limits,
@@ -103,6 +104,7 @@ def read_nibabel(path: Path, limits: Limits = Limits()) -> ForeignImage:
         inter=inter,
         facts=_facts(img, kind, stored),
         warnings=tuple(warnings),
+        digests=_digests(img, path),
     )
 
 
@@ -170,6 +172,14 @@ def _uniform_scaling(img: Any) -> tuple[float, float] | None:
     slope = 1.0 if slope is None or not math.isfinite(float(slope)) or slope == 0 else slope
     inter = 0.0 if inter is None or not math.isfinite(float(inter)) else inter
     return float(slope), float(inter)
+
+
+def _digests(img: Any, path: Path) -> SourceDigests:
+    """Header, then image file (one entry when one file holds both). nibabel reads them itself,
+    so they are hashed by a read of their own (see :mod:`.digest`)."""
+    held = [img.file_map[k].filename for k in ("header", "image") if k in img.file_map]
+    files = distinct([Path(f) for f in held if f] or [path])
+    return SourceDigests(files, path.parent)
 
 
 def _check_data_file(img: Any, kind: str, stored: tuple[int, ...]) -> None:

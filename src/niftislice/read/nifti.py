@@ -26,6 +26,7 @@ from ..buffers import allocate
 from ..errors import InputError, ResourceLimitError
 from ..types import Limits
 from . import validate
+from .digest import SourceDigests
 from .stream import READ_BLOCK, Stream
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class NiftiFile:
     #: attributes that identify the patient (DICOM PatientName, PatientID, ...): never written
     #: anywhere unless the user asks (``keep_phi``)
     identity: dict[str, str] = field(default_factory=dict, repr=False)
+    #: the files another format's loader reads, hashed as it reads them (see :mod:`.digest`)
+    digests: SourceDigests | None = field(default=None, repr=False, compare=False)
 
     @property
     def volume_bytes(self) -> int:
@@ -222,6 +225,9 @@ class ReadResult:
     """Filled in when a full read of the file finishes (the whole file was hashed)."""
 
     sha256: str | None = None
+    #: for a source of several files: each one's ``{"path", "sha256"}`` (``sha256`` then
+    #: combines them; see :mod:`.digest`)
+    files: list[dict[str, str]] | None = None
     warnings: list[str] = field(default_factory=list)  # found only by reading (gzip files)
 
 
@@ -244,7 +250,7 @@ def iter_volumes(
     has not been checked yet when they arrive.
     """
     if nf.loader is not None:
-        yield from _iter_loaded(nf, indices, on_values)
+        yield from _iter_loaded(nf, indices, on_values, result)
         return
     wanted = set(range(nf.n_volumes) if indices is None else indices)
     stream = Stream(nf.path)
@@ -284,16 +290,25 @@ def _iter_loaded(
     nf: NiftiFile,
     indices: Sequence[int] | None,
     on_values: Callable[[np.ndarray], object] | None,
+    result: ReadResult | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Volumes from another format's reader, with the same contract as a NIfTI file's."""
+    """Volumes from another format's reader, with the same contract as a NIfTI file's: the
+    last one is handed out once the reader is done and its files' digests are known."""
     assert nf.loader is not None
     wanted = sorted(set(range(nf.n_volumes) if indices is None else indices))
+    held: tuple[int, np.ndarray] | None = None
     for t, arr in nf.loader(wanted):
         if on_values is not None and not nf.rgb_channels:
             values = arr.reshape(-1, order="A").view()
             values.flags.writeable = False
             on_values(values)
-        yield t, arr
+        if held is not None:
+            yield held
+        held = (t, arr)
+    if result is not None and nf.digests is not None:
+        result.sha256, result.files = nf.digests.summary()
+    if held is not None:
+        yield held
 
 
 def _note(result: ReadResult | None, warning: str) -> None:

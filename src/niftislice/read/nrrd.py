@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..types import Limits
+from .digest import SourceDigests, distinct
 from .foreign import (
     ForeignImage,
     check_limits,
@@ -97,9 +98,10 @@ def read_nrrd(path: Path, limits: Limits = Limits()) -> ForeignImage:
     count = int(np.prod(sizes, dtype=object))
     _check_data_size(data_path, offset, header, encoding, count * dtype.itemsize)
     order = [*spatial, *others]
+    digests = SourceDigests(distinct([path, data_path]), path.parent)
 
     def load() -> np.ndarray:
-        flat = _read_data(path, header, data_path, offset, encoding, dtype, count)
+        flat = _read_data(path, header, (data_path, digests), offset, encoding, dtype, count)
         arr = flat.reshape(sizes, order="F")
         return arr.transpose(order).reshape(shape, order="F")  # a view unless axes move
 
@@ -115,6 +117,7 @@ def read_nrrd(path: Path, limits: Limits = Limits()) -> ForeignImage:
         load=load,
         facts=facts,
         warnings=tuple(warnings),
+        digests=digests,
     )
 
 
@@ -298,16 +301,17 @@ def _check_data_size(
 def _read_data(
     path: Path,
     header: dict[str, Any],
-    data_path: Path,
+    data: tuple[Path, SourceDigests],
     offset: int,
     encoding: str,
     dtype: np.dtype,
     count: int,
 ) -> np.ndarray:
-    """The flat voxel values, native-endian, in file order."""
+    """The flat voxel values, native-endian, in file order (the data file hashed on the way)."""
     line_skip, byte_skip = _skips(header)
+    data_path, digests = data
     what = f"NRRD data in {data_path.name}"
-    with open_regular(data_path) as f:
+    with digests.open(data_path) as f:
         f.seek(offset)
         for _ in range(line_skip):
             f.readline(MAX_HEADER_BYTES)

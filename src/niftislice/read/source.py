@@ -19,6 +19,7 @@ import numpy as np
 from .._nib import nib
 from ..errors import InputError
 from ..types import Limits
+from .digest import SourceDigests
 from .nifti import NiftiFile, VolumeLoader, check_limits
 
 _SCANNER = 1  # NIfTI xform code: scanner-based anatomical coordinates
@@ -42,14 +43,13 @@ def array_source(
     warnings: Sequence[str] = (),
     file_size: int = 0,
     identity: dict[str, str] | None = None,
+    digests: SourceDigests | None = None,
 ) -> NiftiFile:
-    """Describe a volume read by another format's reader.
-
-    ``shape``: ``(x, y, z[, t])`` voxels; ``affine``: voxel -> RAS+ mm (LPS: first
-    ``diag(-1, -1, 1, 1) @``); data = stored * ``slope`` + ``inter``; ``loader``: see
-    :data:`~.nifti.VolumeLoader`; ``facts``: the sidecar's ``source`` section as they are;
-    ``identity`` (patient name, ID...): written only when the user asks (``keep_phi``).
-    """
+    """Describe a volume read by another format's reader. ``shape``: ``(x, y, z[, t])`` voxels;
+    ``affine``: voxel -> RAS+ mm (LPS: first ``diag(-1, -1, 1, 1) @``); data = stored * ``slope``
+    + ``inter``; ``loader``: see :data:`~.nifti.VolumeLoader`; ``facts``: the sidecar's ``source``
+    section; ``identity`` (patient name, ID...): written only when the user asks (``keep_phi``);
+    ``digests``: the files the loader reads (:mod:`.digest`)."""
     dims = tuple(int(d) for d in shape)
     if len(dims) not in (3, 4) or min(dims) < 1:
         raise InputError(f"unsupported image shape {dims}")
@@ -83,6 +83,7 @@ def array_source(
         facts=dict(facts or {}),
         loader=loader,
         identity=dict(identity or {}),
+        digests=digests,
     )
 
 
