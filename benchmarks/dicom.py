@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -90,12 +91,19 @@ def niftislice_cmd(src: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "niftislice", "convert", str(src), "-o", str(out), "--overwrite"]
 
 
-def timed(*commands: list[str], src: Path | None = None) -> float:
+def timed(*commands: list[str], src: Path | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds of running ``commands`` one after the other."""
     env = dict(os.environ, PYTHONPATH=str(src)) if src else None
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     for cmd in commands:
         subprocess.run(cmd, check=True, capture_output=True, env=env)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _children_cpu() - cpu
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def same_images(a: Path, b: Path) -> int:
@@ -120,11 +128,11 @@ def run(work: Path, runs: int, size: int, slices: int, before: Path | None = Non
         print(f"wrote {slices} files in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     dcm2niix = shutil.which("dcm2niix")
     assert dcm2niix, "dcm2niix is needed (pip install dcm2niix)"
-    direct: list[float] = []
-    via: list[float] = []
-    old: list[float] = []
+    direct: list[tuple[float, float]] = []  # (wall, CPU) seconds of each run
+    via: list[tuple[float, float]] = []
+    old: list[tuple[float, float]] = []
 
-    def through_dcm2niix() -> float:
+    def through_dcm2niix() -> tuple[float, float]:
         nii_dir = work / "nii"
         shutil.rmtree(nii_dir, ignore_errors=True)
         nii_dir.mkdir()
@@ -143,27 +151,37 @@ def run(work: Path, runs: int, size: int, slices: int, before: Path | None = Non
         for k in range(len(contenders)):  # each goes first in turn
             times, measure = contenders[(r + k) % len(contenders)]
             times.append(measure())
-        also = f", direct (before) {old[-1]:.2f} s" if before else ""
+        also = f", direct (before) {old[-1][0]:.2f} s" if before else ""
         print(
-            f"run {r + 1}: direct {direct[-1]:.2f} s, via dcm2niix {via[-1]:.2f} s{also}",
+            f"run {r + 1}: direct {direct[-1][0]:.2f} s, via dcm2niix {via[-1][0]:.2f} s{also}",
             file=sys.stderr,
         )
     n = same_images(work / "out_direct", work / "out_via")
     if before:
         same_images(work / "out_direct", work / "out_before")
-    md, mv = statistics.median(direct), statistics.median(via)
-    print("| input | runs | direct (median) | dcm2niix + niftislice (median) | ratio |")
-    print("|---|---|---|---|---|")
-    row = f"| CT {size} x {size} x {slices} ({slices} files) | {runs} |"
-    print(f"{row} {_span(direct)} | {_span(via)} | {mv / md:.2f}x |")
+    print(
+        "| input | runs | direct (median wall) | dcm2niix + niftislice (median wall) | ratio "
+        "| CPU: direct | CPU: dcm2niix + niftislice | CPU ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    name = f"CT {size} x {size} x {slices} ({slices} files)"
+    print(_row(name, runs, direct, via))
     if before:
-        mb = statistics.median(old)
-        print(f"{row.replace('|', '| before:', 1)} {_span(old)} | {_span(via)} | {mv / mb:.2f}x |")
-    print(f"images per run: {n}, identical on both paths")
+        print(_row(f"{name}, before", runs, old, via))
+    print(f"images per run: {n}, identical on both paths; ratio: dcm2niix path / direct path")
 
 
-def _span(times: list[float]) -> str:
-    return f"{statistics.median(times):.2f} s ({min(times):.2f}-{max(times):.2f})"
+def _row(
+    name: str, runs: int, ours: list[tuple[float, float]], theirs: list[tuple[float, float]]
+) -> str:
+    """A table row: wall medians (and ranges), their ratio, CPU medians and their ratio."""
+    wall = [statistics.median(t[0] for t in x) for x in (ours, theirs)]
+    cpu = [statistics.median(t[1] for t in x) for x in (ours, theirs)]
+    spans = [f"{min(t[0] for t in x):.2f}-{max(t[0] for t in x):.2f}" for x in (ours, theirs)]
+    return (
+        f"| {name} | {runs} | {wall[0]:.2f} s ({spans[0]}) | {wall[1]:.2f} s ({spans[1]}) "
+        f"| {wall[1] / wall[0]:.2f}x | {cpu[0]:.2f} s | {cpu[1]:.2f} s | {cpu[1] / cpu[0]:.2f}x |"
+    )
 
 
 def main() -> None:

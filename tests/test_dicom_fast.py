@@ -22,7 +22,14 @@ from pydicom.uid import ImplicitVRLittleEndian
 
 from niftislice.read.dicom import read_series_volume, scan_dicom
 from niftislice.read.dicom_files import BadDicom, NotDicom, read_file
-from niftislice.read.dicom_header import SYNTAX_NAMES, WANTED, read_plain_header, syntax_name
+from niftislice.read.dicom_header import (
+    KNOWN_VRS,
+    LONG_VRS,
+    SYNTAX_NAMES,
+    WANTED,
+    read_plain_header,
+    syntax_name,
+)
 
 
 def small(**kw: object) -> SeriesSpec:
@@ -212,10 +219,14 @@ def test_a_plain_series_converts_without_importing_pydicom(tmp_path: Path) -> No
 
 
 def test_the_attribute_table_is_pydicoms_dictionary() -> None:
-    """Each tag the plain parser reads has the keyword and VR of pydicom's data dictionary, and
-    the syntax names in sidecars are pydicom's."""
+    """Each tag the plain parser reads has the keyword and VR of pydicom's data dictionary, its
+    VR sets are pydicom's, and the syntax names in sidecars are pydicom's."""
     from pydicom.datadict import dictionary_VR, keyword_for_tag
     from pydicom.uid import UID
+    from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
+
+    assert {v.encode() for v in EXPLICIT_VR_LENGTH_32} == LONG_VRS
+    assert {v.value.encode() for v in VR if " " not in v.value} == KNOWN_VRS
 
     for tag, (keyword, vr) in WANTED.items():
         assert (keyword_for_tag(tag), dictionary_VR(tag)) == (keyword, vr), hex(tag)

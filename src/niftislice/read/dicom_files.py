@@ -85,6 +85,8 @@ class Frame:
     #: native integers), so they can be read without parsing the file again; -1 otherwise
     pixel_offset: int = -1
     big_endian: bool = False
+    #: (TemporalPositionIdentifier, AcquisitionNumber): which volume of a 4D series it is in
+    temporal: tuple[int | None, int | None] = (None, None)
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class DicomFile:
     spacing_between: float | None  # SpacingBetweenSlices, mm (idem)
     frames: tuple[Frame, ...]
     phi: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    repetition_ms: float | None = None  # RepetitionTime: a 4D series' time step
 
 
 @contextmanager
@@ -297,6 +300,10 @@ def _frame_values(
         inter=0.0 if inter is None else inter,
         window=(center, width) if center is not None and width and width > 0 else None,
         instance=instance,
+        temporal=(
+            _int_or_none(find("TemporalPositionIdentifier")),
+            _int_or_none(find("AcquisitionNumber")),
+        ),
     )
 
 
@@ -387,4 +394,5 @@ def _describe(ds: Dataset | Header, path: Path, raw_at: int = -1) -> DicomFile:
         spacing_between=_first_float(ds.get("SpacingBetweenSlices")),
         frames=tuple(_located(_frames(ds, path), ds, raw_at, syntax)),
         phi={k: str(v) for k in PHI_KEYWORDS if (v := ds.get(k)) not in (None, "")},
+        repetition_ms=_first_float(ds.get("RepetitionTime")),
     )

@@ -13,7 +13,8 @@ Documented behaviours (each with a warning, or a refusal naming the reason):
   (warning);
 - uneven steps (a missing slice, varying gaps): refused when any slice would sit more than 5 %
   of the step (or 0.05 mm, whichever is larger) off the regular grid;
-- two slices at the same position (several echoes, phases or volumes not told apart): refused;
+- two slices at the same position (several echoes, phases or volumes not told apart): refused
+  (whole volumes that the series tells apart are split first, see :mod:`.dicom_volumes`);
 - gantry tilt (the slice positions step along a direction other than ``n``): converted without
   resampling, on a sheared grid whose third axis is the measured step ``v``, so every voxel is
   where the scanner put it (warning with the angle; views use the closest axes);

@@ -37,8 +37,14 @@ PIXEL_DATA = 0x7FE00010
 _FIRST_READ = 16384  # bytes; a header is usually smaller, a larger one is read on demand
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_LONG_VRS = frozenset(
+#: VRs whose explicit encoding has a 4-byte length (pydicom's EXPLICIT_VR_LENGTH_32)
+LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
+#: every VR of the standard (an unknown one is left to pydicom)
+KNOWN_VRS = LONG_VRS | frozenset(
+    {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO"}
+    | {b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
 )
 
 #: the attributes read (tag -> keyword, VR from the standard's data dictionary)
@@ -61,14 +67,17 @@ WANTED: dict[int, tuple[str, str]] = {
     0x00101000: ("OtherPatientIDs", "LO"),
     0x00101010: ("PatientAge", "AS"),
     0x00180050: ("SliceThickness", "DS"),
+    0x00180080: ("RepetitionTime", "DS"),
     0x00180086: ("EchoNumbers", "IS"),
     0x00180088: ("SpacingBetweenSlices", "DS"),
     0x0020000D: ("StudyInstanceUID", "UI"),
     0x0020000E: ("SeriesInstanceUID", "UI"),
     0x00200011: ("SeriesNumber", "IS"),
+    0x00200012: ("AcquisitionNumber", "IS"),
     0x00200013: ("InstanceNumber", "IS"),
     0x00200032: ("ImagePositionPatient", "DS"),
     0x00200037: ("ImageOrientationPatient", "DS"),
+    0x00200100: ("TemporalPositionIdentifier", "IS"),
     0x00280002: ("SamplesPerPixel", "US"),
     0x00280004: ("PhotometricInterpretation", "CS"),
     0x00280008: ("NumberOfFrames", "IS"),
@@ -219,9 +228,9 @@ def _element_header(buf: _Buffer, pos: int, explicit: bool) -> tuple[bytes, int,
     if not explicit:
         return b"", _U32.unpack_from(data, pos + 4)[0], pos + 8
     vr = data[pos + 4 : pos + 6]
-    if not (0x40 < vr[0] < 0x5B and 0x40 < vr[1] < 0x5B):
-        raise _Declined("not an explicit VR")
-    if vr in _LONG_VRS:
+    if vr not in KNOWN_VRS:
+        raise _Declined(f"VR {vr!r}")
+    if vr in LONG_VRS:
         return vr, _U32.unpack_from(data, pos + 8)[0], pos + 12
     return vr, _U16.unpack_from(data, pos + 6)[0], pos + 8
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..errors import InputError
 from .dicom_files import BadDicom, DicomFile, Frame, NotDicom, read_file
-from .dicom_geometry import stack_geometry
 from .dicom_sniff import looks_like_dicom
+from .dicom_volumes import stacked
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class DicomSeries:
     modality: str
     series_number: int | None
     description: str
-    slices: tuple[Frame, ...]  # in slice order (k)
+    slices: tuple[Frame, ...]  # in slice order (k); a 4D series' volumes one after the other
     shape: tuple[int, int, int]
     dtype: np.dtype  # stored values (float32 when the rescale varies between slices)
     rgb_channels: int  # 0, or 3 for colour frames
@@ -80,6 +80,16 @@ class DicomSeries:
     tilt_deg: float
     warnings: tuple[str, ...]
     phi: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    n_volumes: int = 1  # several for a 4D series (see .dicom_volumes)
+    volumes_by: str = ""  # the attribute that tells its volumes apart
+    repetition_ms: float | None = None  # RepetitionTime
+
+    def volume(self, t: int) -> DicomSeries:
+        """Volume ``t`` of a 4D series as a 3D series of its own (``self`` for a 3D one)."""
+        if self.n_volumes == 1:
+            return self
+        nz = self.shape[2]
+        return replace(self, slices=self.slices[t * nz : (t + 1) * nz], n_volumes=1)
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -263,14 +273,7 @@ def _describe(head: DicomFile, frames: list[Frame], n_parts: int) -> DicomSeries
         )
     if head.photometric.startswith("PALETTE"):
         raise InputError("palette colour images are not supported")
-    first = frames[0]
-    geom = stack_geometry(
-        first.orientation,  # type: ignore[arg-type]
-        first.spacing,  # type: ignore[arg-type]
-        [f.position for f in frames],  # type: ignore[misc]
-        head.spacing_between or head.thickness,
-    )
-    ordered = tuple(frames[i] for i in geom.order)
+    geom, ordered, (n_volumes, volumes_by) = stacked(frames, head.spacing_between or head.thickness)
     warnings = list(geom.warnings)
     if n_parts > 1:
         warnings.append(
@@ -294,7 +297,7 @@ def _describe(head: DicomFile, frames: list[Frame], n_parts: int) -> DicomSeries
         series_number=head.series_number,
         description=head.description,
         slices=ordered,
-        shape=(head.columns, head.rows, len(ordered)),
+        shape=(head.columns, head.rows, len(ordered) // n_volumes),
         dtype=dtype,
         rgb_channels=3 if head.samples == 3 else 0,
         slope=float(slope),
@@ -311,6 +314,9 @@ def _describe(head: DicomFile, frames: list[Frame], n_parts: int) -> DicomSeries
         tilt_deg=geom.tilt_deg,
         warnings=tuple(warnings),
         phi=dict(head.phi),
+        n_volumes=n_volumes,
+        volumes_by=volumes_by,
+        repetition_ms=head.repetition_ms,
     )
 
 

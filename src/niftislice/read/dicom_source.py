@@ -91,12 +91,13 @@ def series_source(series: DicomSeries, root: Path, limits: Limits = Limits()) ->
 
     def loader(indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
         for t in indices:
-            yield t, read_series_volume(series)
+            yield t, read_series_volume(series.volume(t))
 
     nf = array_source(
         series.folder,
         fmt="dicom",
-        shape=series.shape,
+        shape=series.shape + ((series.n_volumes,) if series.n_volumes > 1 else ()),
+        time_step=series.repetition_ms / 1000 if series.repetition_ms else None,
         dtype=series.dtype,
         affine=series.affine,
         loader=loader,
@@ -152,6 +153,11 @@ def dicom_facts(series: DicomSeries, root: Path) -> dict[str, Any]:
             "per_slice": series.per_slice_rescale,
         },
         "photometric": series.photometric,
+        **(
+            {"volumes": series.n_volumes, "volumes_by": series.volumes_by}
+            if series.volumes_by
+            else {}
+        ),
         "transfer_syntaxes": [syntax_name(t) for t in series.transfer_syntaxes],
     }
 
