@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -26,6 +28,7 @@ from niftislice.read.dicom import scan_dicom
 from niftislice.read.dicomdir import is_dicomdir, read_dicomdir, scan_dicomdir
 
 DICOMDIR_TESTS = Path(get_testdata_file("DICOMDIR")).parent
+PYDICOM_FILES = DICOMDIR_TESTS.parent
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
@@ -99,6 +102,39 @@ def test_dicomdir_variants_list_the_same_files(variant: str) -> None:
     uids = {i.file_id: i.series_uid for i in reference.listed}
     assert all(uids[i.file_id] == i.series_uid for i in index.listed)
     assert len(set(uids.values())) == 13  # the DICOMDIR's 13 SERIES records
+
+
+def test_is_dicomdir_agrees_with_pydicom_on_every_test_file() -> None:
+    files = [f for f in PYDICOM_FILES.rglob("*") if f.is_file()]
+    assert len(files) > 100
+    for f in files:
+        try:
+            meta = pydicom.filereader.read_file_meta_info(f)
+            expected = meta.get("MediaStorageSOPClassUID") == "1.2.840.10008.1.3.10"
+        except Exception:
+            expected = False
+        assert is_dicomdir(f) == expected, f
+
+
+def test_a_named_dicom_file_is_read_without_pydicom(tmp_path: Path) -> None:
+    """Asking whether a named file is a DICOMDIR does not import pydicom (0.4-0.7 s)."""
+    write(
+        tmp_path / "s",
+        SeriesSpec(**AXIAL, spacing=(3.0, 3.0), rows=20, columns=18, slices=3, step=3.0),
+    )  # type: ignore[arg-type]
+    code = (
+        "import sys\n"
+        "from niftislice.cli import main\n"
+        "assert main(['info', sys.argv[1]]) == 0\n"
+        "print('pydicom.dataset' in sys.modules)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "s" / "IM0001")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.strip().splitlines()[-1] == "False", run.stdout + run.stderr
 
 
 def test_is_dicomdir_by_content(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
         "sample",
         "types",
         "_nib",
+        "_cv2",
         "buffers",
         "files",
         "naming",

@@ -1,23 +1,21 @@
 """Encoding images: the encoder for each output format.
 
 JPEG, TIFF and WebP are OpenCV's (its encoders are several times faster than Pillow's at equal
-size, and it writes 16-bit TIFF); PNG, the default and the format most of our time goes into, is
-``png.py``'s, about four times faster than OpenCV's. Everything here works on one 2D image
+size, and it writes 16-bit TIFF; it is imported at the first such image, see ``_cv2.py``); PNG,
+the default and the format most of our time goes into, is ``png.py``'s, about four times faster
+than OpenCV's. Everything here works on one 2D image
 (optionally with colour channels) and releases the GIL, so slices can be encoded on threads.
 Resampling to the output grid, the step before, is ``resample.py``'s.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from ._cv2 import cv2
 from .errors import InputError, OptionError
 from .png import encode_png
 from .types import ImageFormat
-
-# Our errors are raised as exceptions; OpenCV's own log lines would break the one-line contract.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 EXTENSIONS = {
     ImageFormat.PNG: ".png",

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from ._cv2 import cv2
 from .errors import InputError
 from .slicing import ViewGeometry
 from .types import Interp
@@ -23,14 +23,15 @@ from .types import Interp
 MAX_IMAGE_SIDE = 32767  # pixels; also what many image viewers and encoders accept
 MAX_IMAGE_PIXELS = 1 << 26
 
+#: OpenCV's name of each interpolation (looked up at the first resize: OpenCV loads then)
 _CV_INTERP = {
-    Interp.LINEAR: cv2.INTER_LINEAR,
+    Interp.LINEAR: "INTER_LINEAR",
     # INTER_NEAREST_EXACT samples at pixel centres, like the other methods; INTER_NEAREST is
     # shifted by half a pixel.
-    Interp.NEAREST: cv2.INTER_NEAREST_EXACT,
-    Interp.CUBIC: cv2.INTER_CUBIC,
-    Interp.AREA: cv2.INTER_AREA,
-    Interp.LANCZOS: cv2.INTER_LANCZOS4,
+    Interp.NEAREST: "INTER_NEAREST_EXACT",
+    Interp.CUBIC: "INTER_CUBIC",
+    Interp.AREA: "INTER_AREA",
+    Interp.LANCZOS: "INTER_LANCZOS4",
 }
 
 
@@ -70,7 +71,7 @@ def resize(image: np.ndarray, width: int, height: int, interp: Interp) -> np.nda
     """Resample to ``width`` x ``height`` pixels (pixel centres aligned), or return as is."""
     if image.shape[1] == width and image.shape[0] == height:
         return image
-    return cv2.resize(image, (width, height), interpolation=_CV_INTERP[interp])
+    return cv2.resize(image, (width, height), interpolation=getattr(cv2, _CV_INTERP[interp]))
 
 
 def resize_labels(labels: np.ndarray, width: int, height: int) -> np.ndarray:

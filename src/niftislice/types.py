@@ -4,8 +4,10 @@ but :mod:`.errors`, so any step may use them."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import PurePath
 
 from .errors import OptionError
 
@@ -38,6 +40,28 @@ class ImageFormat(str, Enum):
     JPG = "jpg"
     TIF = "tif"
     WEBP = "webp"
+
+
+#: Output suffixes ``preview`` writes, and the format of each.
+PREVIEW_SUFFIXES = {
+    ".png": ImageFormat.PNG,
+    ".jpg": ImageFormat.JPG,
+    ".jpeg": ImageFormat.JPG,
+    ".tif": ImageFormat.TIF,
+    ".tiff": ImageFormat.TIF,
+    ".webp": ImageFormat.WEBP,
+}
+
+
+def preview_format(out_path: str | os.PathLike[str]) -> ImageFormat:
+    """The image format for a preview file's suffix; :class:`OptionError` for any other suffix.
+    Here, not in ``pictures.preview``, so the command line checks it before anything heavy
+    is imported."""
+    suffix = PurePath(out_path).suffix.lower()
+    if suffix not in PREVIEW_SUFFIXES:
+        known = ", ".join(PREVIEW_SUFFIXES)
+        raise OptionError(f"output: a preview is an image ({known}), not {suffix or 'no suffix'}")
+    return PREVIEW_SUFFIXES[suffix]
 
 
 ALL_VIEWS: tuple[View, ...] = (View.AXIAL, View.CORONAL, View.SAGITTAL)

@@ -10,17 +10,14 @@ is cleaned up (:mod:`.guard`).
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import re
 import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import OutputError
 from ..export import ConvertResult
@@ -30,6 +27,12 @@ from .discover import Job
 from .guard import die_with_parent, output_area
 from .results import BatchResult
 from .worker import run_one
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+# multiprocessing and the process pool are imported when a pool starts (-j 2 or more): a
+# one-worker batch, the usual single-file conversion, does not load them.
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +235,9 @@ def _pool_pass(
     task: Task,
 ) -> tuple[list[int], list[int]]:
     """Run ``todo`` on a fresh pool; returns (jobs lost with a dead worker, jobs not started)."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
     ctx = _mp_context()
     stop = ctx.Event()
     pool = ProcessPoolExecutor(
@@ -273,6 +279,8 @@ def _pool_pass(
 
 
 def _mp_context() -> Any:
+    import multiprocessing
+
     if not hasattr(os, "fork"):
         return multiprocessing.get_context("spawn")
     if threading.active_count() == 1:

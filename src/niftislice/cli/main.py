@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import NiftisliceError, OptionError
 from ..naming import display_name
 from ..sample import sample_path
+from ..types import preview_format
 from .parser import UsageError, build_parser
 
 log = logging.getLogger("niftislice")
@@ -190,9 +191,9 @@ def _cmd_preview(a: argparse.Namespace) -> int:
     if not src:
         raise UsageError("niftislice preview: give an input file or --sample")
     opts = _options(a, slices="middle", overwrite=False)  # --overwrite is the file's, below
-    from ..pictures.preview import preview, preview_format
+    preview_format(a.output)  # a bad suffix is a usage error, before the heavy modules load
+    from ..pictures.preview import preview
 
-    preview_format(a.output)  # a bad suffix is a usage error before anything is read
     out = preview(src, a.output, opts, overwrite=a.overwrite)
     if not a.quiet:
         sys.stderr.write(f"niftislice: wrote {display_name(out)}\n")

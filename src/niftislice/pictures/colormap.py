@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from .._cv2 import cv2
 from ..errors import OptionError
 from ..types import COLORMAPS
 from ..types import colormap_name as normalise_name

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from .._cv2 import cv2
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 TEXT_COLOUR = (255, 255, 255)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
+from .._cv2 import cv2
 from ..read.validate import integral_scaling
 from ..window import Window
 from .colormap import Colormap

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,11 +34,14 @@ from ..sidecar import dumps as sidecar_dumps
 from ..slicing import view_block
 from ..types import ImageFormat, View
 from ..window import Window
-from .animation import encode_animation
-from .colormap import Colormap, colour_bar, get_colormap
-from .histogram import number
-from .montage import build_montage, evenly_spaced, label_image
-from .overlay import Mask, load_mask, paint_labels
+
+if TYPE_CHECKING:
+    from ..read import NiftiFile
+    from .colormap import Colormap
+    from .overlay import Mask
+
+# The picture modules (and OpenCV, which they draw with) are imported by the hook that needs
+# them: a conversion without picture options loads none of them.
 
 PAIR_TMP = ".niftislice-pair-masks"  # the mask tree inside the temporary output folder
 IMAGES_DIR, MASKS_DIR = "images", "masks"
@@ -83,6 +86,8 @@ class Painter:
         if self.cmap is not None:
             image = self.cmap.apply(image)
         if self._overlay is not None:
+            from .overlay import paint_labels
+
             image = paint_labels(image, self.labels(self._overlay, k), self.alpha, self.contour)
         return image
 
@@ -98,13 +103,25 @@ class Painter:
         return [(Path(PAIR_TMP) / self.view.value / name, data)]
 
 
+def _colormap(name: str) -> Colormap:
+    from .colormap import get_colormap
+
+    return get_colormap(name)
+
+
+def _load_mask(path: str | Path, nf: NiftiFile, role: str) -> Mask:
+    from .overlay import load_mask
+
+    return load_mask(path, nf, role)
+
+
 class Pictures:
     """Everything picture-related for one file's conversion (see the module docstring)."""
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         opts = plan.options.pictures
-        self.cmap: Colormap | None = get_colormap(opts.colormap) if opts.colormap else None
+        self.cmap: Colormap | None = _colormap(opts.colormap) if opts.colormap else None
         where = plan.nf.path.name
         if self.cmap is not None and plan.window is None:
             raise InputError(
@@ -121,7 +138,7 @@ class Pictures:
                 "colours need 8-bit images"
             )
         self.overlay: Mask | None = (
-            load_mask(opts.overlay, plan.nf, "overlay") if opts.overlay else None
+            _load_mask(opts.overlay, plan.nf, "overlay") if opts.overlay else None
         )
         self.pair: Mask | None = None
         if opts.pair:
@@ -129,7 +146,7 @@ class Pictures:
                 self.overlay is not None
                 and Path(opts.pair).resolve() == self.overlay.path.resolve()
             )
-            self.pair = self.overlay if same else load_mask(opts.pair, plan.nf, "pair")
+            self.pair = self.overlay if same else _load_mask(opts.pair, plan.nf, "pair")
         self.montages: list[dict[str, Any]] = []
         self.animations: list[dict[str, Any]] = []
         self._painters: dict[View, Painter] = {}
@@ -175,6 +192,9 @@ class Pictures:
             self._painters.pop(view, None)  # this view's label blocks are no longer needed
         if not names or not (opts.montage or opts.gif or opts.webp_anim):
             return
+        from .animation import encode_animation
+        from .montage import build_montage, evenly_spaced, label_image
+
         g = self.plan.geometries[view]
         letters = g.edge_letters
         tpart = f"_t{t:0{index_width(self.plan.nf.n_volumes)}d}" if t is not None else ""
@@ -187,9 +207,7 @@ class Pictures:
         if opts.montage:
             picks = evenly_spaced(order, opts.montage_count, content)
             m = build_montage([(k, image(k)) for k in picks], letters, self._caption(view))
-            sheet = m.image
-            if self.cmap is not None and self.plan.window is not None:
-                sheet = np.vstack([sheet, colour_bar(self.cmap, self.plan.window, sheet.shape[1])])
+            sheet = self._with_colour_bar(m.image)
             name = f"{prefix}_montage.png"
             write_file(folder / name, encode(sheet, ImageFormat.PNG))
             self.montages.append(
@@ -266,7 +284,17 @@ class Pictures:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def _with_colour_bar(self, sheet: np.ndarray) -> np.ndarray:
+        """A montage with the colour map's bar below it (as it is without a colour map)."""
+        if self.cmap is None or self.plan.window is None:
+            return sheet
+        from .colormap import colour_bar
+
+        return np.vstack([sheet, colour_bar(self.cmap, self.plan.window, sheet.shape[1])])
+
     def _caption(self, view: View) -> str:
+        from .histogram import number
+
         plan = self.plan
         display = "neurological" if plan.options.neurological else "radiological"
         window = (

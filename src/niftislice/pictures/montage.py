@@ -13,9 +13,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from .._cv2 import cv2
 from ..errors import OptionError
 from .drawing import TextStyle, caption_strip, draw_letters, draw_text, text_scale
 

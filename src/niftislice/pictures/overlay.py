@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from .._cv2 import cv2
 from ..errors import InputError
 from ..naming import display_name
 from ..read import NiftiFile, ReadResult, iter_volumes, open_source

@@ -21,15 +21,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from .._cv2 import cv2
 from ..encoding import encode
-from ..errors import OptionError, OutputError
+from ..errors import OutputError
 from ..files import lexists, make_dirs, remove_empty, replace_file
 from ..naming import display_name
 from ..options import ConvertOptions
-from ..types import ALL_VIEWS, ImageFormat
+from ..types import ALL_VIEWS, preview_format
 from ..volume import Volume
 from .drawing import (
     Box,
@@ -50,15 +50,6 @@ TARGET = 320  # px: the largest physical extent among the views
 MIN_PANEL = 120  # px: a panel's box is at least this wide and tall
 MAX_TEXT_SCALE = 0.6
 _GAP = 8  # px between panels
-#: Output suffixes ``preview`` writes, and the format of each.
-SUFFIXES = {
-    ".png": "png",
-    ".jpg": "jpg",
-    ".jpeg": "jpg",
-    ".tif": "tif",
-    ".tiff": "tif",
-    ".webp": "webp",
-}
 
 
 @dataclass(frozen=True)
@@ -153,15 +144,6 @@ def render_preview(volume: Volume, height: int = TARGET) -> np.ndarray:
     """An RGB uint8 image: three labelled middle slices, a histogram with the window, a caption
     (see the module docstring for the layout)."""
     return build_preview(volume, height).image
-
-
-def preview_format(out_path: str | os.PathLike[str]) -> ImageFormat:
-    """The image format for ``out_path``'s suffix; :class:`OptionError` for any other suffix."""
-    suffix = Path(out_path).suffix.lower()
-    if suffix not in SUFFIXES:
-        known = ", ".join(SUFFIXES)
-        raise OptionError(f"output: a preview is an image ({known}), not {suffix or 'no suffix'}")
-    return ImageFormat(SUFFIXES[suffix])
 
 
 def preview(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,19 +99,43 @@ class DicomdirIndex:
 
 
 def is_dicomdir(path: Path) -> bool:
-    """True for a DICOMDIR file, told by its Media Storage SOP Class (only the file meta
-    group is read), whatever the file's name."""
-    if not path.is_file():
-        return False
-    import pydicom  # here, not at the top: a plain series is read without pydicom
-    from pydicom.errors import InvalidDicomError
+    """True for a DICOMDIR file, told by the Media Storage SOP Class in its file meta group,
+    whatever the file's name.
 
+    Read here from the file's first bytes, not with pydicom: this is asked of every DICOM file
+    named on its own (``info IM0001``, ``convert *.dcm``), and importing pydicom for it made
+    the first answer take 400-700 ms (3 fresh processes; the read itself is under 1 ms)."""
+    return _media_storage_class(path) == DICOMDIR_SOP
+
+
+_LONG_VRS = (b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT")
+
+
+def _media_storage_class(path: Path) -> str | None:
+    """(0002,0002) of a file with the ``DICM`` preamble (the file meta group is always
+    explicit VR little endian), or None."""
     try:
-        with lenient():
-            meta = pydicom.filereader.read_file_meta_info(path)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError):
-        return False
-    return str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    if head[128:132] != b"DICM":
+        return None
+    pos = 132
+    try:
+        while True:
+            group, element = struct.unpack_from("<HH", head, pos)
+            if group != 2:
+                return None
+            if head[pos + 4 : pos + 6] in _LONG_VRS:
+                (length,), start = struct.unpack_from("<I", head, pos + 8), pos + 12
+            else:
+                (length,), start = struct.unpack_from("<H", head, pos + 6), pos + 8
+            if element == 2:
+                return head[start : start + length].rstrip(b"\0 ").decode("ascii", "replace")
+            pos = start + length
+    except struct.error:  # the group runs past what was read: not a file meta group we know
+        return None
 
 
 def read_dicomdir(path: Path) -> DicomdirIndex:

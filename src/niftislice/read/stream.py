@@ -33,6 +33,7 @@ except ImportError:  # pragma: no cover - isal is a regular dependency
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BLOCK = 1 << 24  # bytes read at a time (a multiple of every itemsize)
+SKIP_BLOCK = 1 << 16  # bytes a skip reads at first (see Stream.skip)
 
 
 def open_regular(path: Path, name: str | None = None) -> BinaryIO:
@@ -117,14 +118,22 @@ class Stream:
         return bytes(buf[:got])
 
     def skip(self, n: int) -> int:
-        """Read and discard up to ``n`` bytes (through one scratch buffer); returns how many."""
-        scratch = memoryview(bytearray(min(n, READ_BLOCK)))
+        """Read and discard up to ``n`` bytes; returns how many.
+
+        The scratch buffer starts at :data:`SKIP_BLOCK` and doubles while it keeps filling, up to
+        :data:`READ_BLOCK`: a gzip read asks for (and ISA-L allocates) as much as the buffer
+        holds, and :meth:`drain`'s usual remainder is a few bytes. A 16 MiB buffer there cost
+        20-35 ms per file, a 64 KiB one 0.05 ms (measured on a 4 x 5 x 7 ``.nii.gz``).
+        """
+        scratch = memoryview(bytearray(min(n, SKIP_BLOCK)))
         done = 0
         while done < n:
             got = self.readinto(scratch[: n - done])
             if not got:
                 break
             done += got
+            if got == len(scratch) and len(scratch) < READ_BLOCK and done < n:
+                scratch = memoryview(bytearray(min(2 * len(scratch), READ_BLOCK, n - done)))
         return done
 
     def drain(self) -> int:

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from .._cv2 import cv2
 from ..errors import InputError
 
 _TOL = 1e-4  # matrices in the sidecar are rounded to 1e-9; this leaves ample room

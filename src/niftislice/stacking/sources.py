@@ -20,9 +20,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from .._cv2 import cv2
 from ..encoding import decode
 from ..errors import InputError, OptionError
 from ..read.stream import open_regular

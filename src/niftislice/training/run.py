@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..batch.discover import Job
 from ..batch.results import BatchResult
@@ -29,11 +30,14 @@ from ..export import CASES_DIR, ConvertResult
 from ..files import make_dirs, replace_file
 from ..options import ConvertOptions
 from ..types import Layout
-from .metadata import CaseFiles, metadata_lines, write_metadata
-from .pack import SplitPacker, check_no_shards, shard_prefix
-from .pairing import MaskIndex
-from .shards import ShardSize
-from .splits import SplitSpec, splits_json, subject_of
+
+if TYPE_CHECKING:
+    from .pack import SplitPacker
+    from .shards import ShardSize
+    from .splits import SplitSpec
+
+# The training-set modules are imported by the step that uses them: a plain conversion (which
+# goes through run_convert) loads none of them.
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,8 @@ def prepare_jobs(
     out = list(jobs)
     failed: dict[int, ConvertResult] = {}
     if options.masks:
+        from .pairing import MaskIndex
+
         index = MaskIndex(options.masks)
         for i, job in enumerate(out):
             found = index.find(job.path, job.rel_dir)
@@ -61,6 +67,8 @@ def prepare_jobs(
                 error = f"{found.reason} (use --allow-missing-masks to convert it without)"
                 failed[i] = ConvertResult(str(job.path), "failed", error=error)
     if options.split is not None:
+        from .splits import subject_of
+
         spec: SplitSpec = options.split
         out = [replace(j, split=spec.assign(subject_of(j.path), options.split_seed)) for j in out]
     return out, failed
@@ -78,6 +86,8 @@ def check_convert_outputs(
         return check_outputs(prepared, out_root, options)
     if options.overwrite or options.skip_existing:
         return None
+    from .pack import check_no_shards
+
     for split in sorted({j.split or "" for j in prepared}):
         found = check_no_shards(Path(out_root) / split, split or None)
         if found is not None:
@@ -140,6 +150,8 @@ def _write_metadata(
     """``metadata.jsonl`` in each split folder (or ``OUT``), for Hugging Face ``imagefolder``."""
     if not (options.masks or options.split is not None):
         return
+    from .metadata import CaseFiles, metadata_lines, write_metadata
+
     by_root: dict[Path, list[CaseFiles]] = {}
     for i, job in enumerate(jobs):
         if i in failed:
@@ -158,6 +170,8 @@ def _write_metadata(
 def _write_splits(jobs: list[Job], out: Path, options: ConvertOptions) -> None:
     if options.split is None:
         return
+    from .splits import splits_json, subject_of
+
     spec: SplitSpec = options.split
     text = splits_json(spec, options.split_seed, [(subject_of(j.path), j.split) for j in jobs])
     make_dirs(out)
@@ -166,6 +180,8 @@ def _write_splits(jobs: list[Job], out: Path, options: ConvertOptions) -> None:
 
 def _packers(jobs: list[Job], out: Path, options: ConvertOptions) -> dict[Path, SplitPacker]:
     """One packer per split folder; spools a killed run left behind are removed first."""
+    from .pack import SplitPacker, shard_prefix
+
     packers = {}
     for root in sorted({j.root(out) for j in jobs}):
         shutil.rmtree(root / CASES_DIR, ignore_errors=True)
