@@ -33,6 +33,7 @@ HEAVY = {
     "PIL",
     "scipy",
     "isal",
+    "deflate",
     "tqdm",
     "nrrd",
     "SimpleITK",

@@ -1,18 +1,23 @@
-"""PNG writing: every row filtered with PNG's "Up" filter, then compressed with ISA-L's deflate.
+"""PNG writing: every row filtered with PNG's "Up" filter, then compressed with libdeflate.
 
 Encoding is most of a conversion's work, so this is the one encoder we do not take from OpenCV.
-OpenCV's PNG encoder at its default settings (libpng, zlib level 1, run-length strategy) runs at
-55-65 megapixels/s on the benchmark's MRI slices on one core of the development machine. Most of
-that is zlib: ISA-L's deflate, which we already use to read ``.nii.gz``, compresses the same bytes
-about five times faster. With the Up filter (each byte minus the byte above it, which suits the
-smooth vertical structure of anatomy) the files come out 1-5 % larger than OpenCV's and about four
-times faster (``benchmarks/README.md`` has the figures).
+The compressor is libdeflate (the ``deflate`` package) because its output is the same bytes in
+every process: shards and manifests promise byte-identical files run to run and whatever ``-j``.
+ISA-L's deflate (``isal``, which we still use to read ``.nii.gz``) is three times faster but is not
+reproducible through python-isal 1.9: the same 3,000 small images compressed in 5 fresh processes
+gave 31 that differed between processes (identical within a process, and identical across
+processes only with address randomisation off and a fixed hash seed, so it depends on the
+process's memory layout); libdeflate gave none in 6. On 142 MRI slices upsampled to 0.5 mm,
+one core, medians of 5 (``python benchmarks/png_writer.py``): OpenCV's PNG encoder (libpng,
+zlib level 1) 173 megapixels/s and 3.44 MB, this writer 229 megapixels/s and 2.90 MB (with
+ISA-L's deflate it was 767 megapixels/s and 3.05 MB). The Up filter (each byte minus the byte
+above it) suits the smooth vertical structure of anatomy.
 
 The container itself is fixed and small: the signature, ``IHDR``, one ``IDAT`` and ``IEND``, each
-chunk with its CRC-32 (PNG specification, 3rd edition, sections 5 and 11). Everything here
-releases the GIL in numpy or ISA-L, so images are encoded in parallel on threads. The tests decode
-the files with libpng (through OpenCV) and Pillow, and compare the decompressed rows byte for byte
-with libpng's own output for the same filter.
+chunk with its CRC-32 (PNG specification, 3rd edition, sections 5 and 11). numpy and libdeflate
+release the GIL, so images are encoded in parallel on threads. The tests decode the files with
+libpng (through OpenCV) and Pillow, compare the decompressed rows byte for byte with libpng's own
+output for the same filter, and check that fresh processes write the same bytes.
 """
 
 from __future__ import annotations
@@ -20,14 +25,13 @@ from __future__ import annotations
 import struct
 
 import numpy as np
-from isal import isal_zlib
+import deflate
 
 from .errors import OptionError
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FILTER_UP = 2
-# ISA-L level 1: level 0 is barely faster and 25 % larger on MRI slices; 2 and 3 are slower for
-# sizes within 1 %.
+# libdeflate level 1: levels 2 and 3 are 7 % and 18 % slower for files 2-3 % smaller
 _LEVEL = 1
 # PNG colour types by channel count: grey, grey + alpha, RGB, RGBA.
 _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}
@@ -55,7 +59,7 @@ def encode_png(image: np.ndarray) -> bytes:
     header = struct.pack(
         ">IIBBBBB", width, height, 8 * image.dtype.itemsize, _COLOUR_TYPE[channels], 0, 0, 0
     )
-    compressed = isal_zlib.compress(scanlines, _LEVEL)
+    compressed = deflate.zlib_compress(scanlines, _LEVEL)
     # one IDAT chunk unless the data outgrows a chunk's length field (PNG: at most 2**31 - 1)
     idat = [
         part
@@ -67,5 +71,5 @@ def encode_png(image: np.ndarray) -> bytes:
 
 def _chunk(kind: bytes, data: bytes) -> tuple[bytes, bytes, bytes, bytes]:
     """A chunk's four parts: length, type, data, CRC-32 of type and data."""
-    crc = isal_zlib.crc32(data, isal_zlib.crc32(kind))
+    crc = deflate.crc32(data, deflate.crc32(kind))
     return struct.pack(">I", len(data)), kind, data, struct.pack(">I", crc)
