@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
 import deflate
+import numpy as np
 
 from .errors import OptionError
 
