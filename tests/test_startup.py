@@ -163,3 +163,22 @@ json.dump({"modules": [], "code": [before, silent, same]}, open(os.environ["PROB
 """
     result, _ = run(tmp_path, probe)
     assert result == [False, True, True]
+
+
+def test_the_command_ends_through_entry(tmp_path):
+    """The console script and ``python -m niftislice`` run ``cli.entry``: main, then the
+    objects made so far are left out of the collection at exit (``gc.freeze``); ``main`` alone,
+    which callers run in a process that goes on, leaves the collector as it was."""
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    assert 'niftislice = "niftislice.cli:entry"' in pyproject.read_text()  # [project.scripts]
+    probe = """
+import gc, json, os, sys
+from niftislice import cli
+sys.argv = ["niftislice", "--version"]
+after_main = (cli.main(["--version"]), gc.get_freeze_count())
+after_entry = (cli.entry(), gc.get_freeze_count())
+json.dump({"modules": [], "code": [after_main, after_entry]}, open(os.environ["PROBE_OUT"], "w"))
+"""
+    (main_code, main_frozen), (entry_code, entry_frozen) = run(tmp_path, probe)[0]
+    assert main_code == entry_code == 0
+    assert main_frozen == 0 and entry_frozen > 1000
