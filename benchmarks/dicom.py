@@ -110,8 +110,8 @@ def _children_cpu() -> float:
 def same_images(a: Path, b: Path) -> tuple[int, int]:
     """The PNGs under ``a`` and ``b`` (one series each), matched by view and slice number (the
     file names start with each output's own stem): their pixels must be equal. Returns how many
-    images there are and how many of them are also byte-identical files (the encoder has been
-    seen to give another deflate stream for the same pixels, rarely: see the notes)."""
+    images there are and how many of them are also byte-identical files (all of them since the
+    PNG writer compresses with libdeflate; with ISA-L, rarely not: see the notes)."""
 
     def by_slice(root: Path) -> dict[tuple[str, str], Path]:
         return {(p.parent.name, p.name.rsplit("_", 1)[1]): p for p in root.rglob("*.png")}
