@@ -199,3 +199,36 @@ def oblique(deg_x: float, deg_z: float) -> dict[str, tuple[float, float, float]]
     rot = rz @ rx
     r, c = rot @ np.array([1.0, 0, 0]), rot @ np.array([0, 1.0, 0])
     return {"r": tuple(map(float, r)), "c": tuple(map(float, c))}  # type: ignore[dict-item]
+
+
+def small(**kw: object) -> SeriesSpec:
+    """A small series: 60 x 56 pixels of 3 mm, 40 slices 3 mm apart, unless ``kw`` says so."""
+    base: dict[str, object] = {"spacing": (3.0, 3.0), "rows": 60, "columns": 56, "slices": 40}
+    return SeriesSpec(**{**base, "step": 3.0, **kw})  # type: ignore[arg-type]
+
+
+#: sagittal with non-square pixels and image, to catch a swapped PixelSpacing or (r, c)
+SAGITTAL_NON_SQUARE: dict[str, object] = {
+    **SAGITTAL,
+    "spacing": (1.6, 1.1),
+    "rows": 70,
+    "columns": 110,
+    "slices": 24,
+    "step": 4.0,
+}
+#: ... as an MR stored in descending order under shuffled file names
+SAGITTAL_MR_DESCENDING: dict[str, object] = {
+    **SAGITTAL_NON_SQUARE,
+    "modality": "MR",
+    "intercept": 0.0,
+    "descending": True,
+    "shuffle_names": True,
+}
+#: an oblique grid with non-square pixels
+OBLIQUE: dict[str, object] = {
+    **oblique(17.0, -9.0),
+    "spacing": (2.5, 2.0),
+    "rows": 64,
+    "columns": 72,
+    "step": 3.2,
+}

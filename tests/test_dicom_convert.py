@@ -16,7 +16,18 @@ import cv2
 import nibabel as nib
 import numpy as np
 import pytest
-from _dicom_helpers import AXIAL, CORONAL, PHI, SAGITTAL, SeriesSpec, canonical, dcm2niix, oblique
+from _dicom_helpers import (
+    AXIAL,
+    CORONAL,
+    OBLIQUE,
+    PHI,
+    SAGITTAL_MR_DESCENDING,
+    SAGITTAL_NON_SQUARE,
+    SeriesSpec,
+    canonical,
+    dcm2niix,
+    small,
+)
 from _dicom_helpers import write_series as write
 from pydicom.data import get_testdata_file
 
@@ -26,13 +37,6 @@ from niftislice.cli import main
 
 PYDICOM_FILES = Path(get_testdata_file("CT_small.dcm")).parent
 VIEWS = ("axial", "coronal", "sagittal")
-
-
-def small(**kw: object) -> SeriesSpec:
-    base: dict[str, object] = {"spacing": (3.0, 3.0), "rows": 60, "columns": 56, "slices": 40}
-    base["step"] = 3.0
-    base.update(kw)
-    return SeriesSpec(**base)  # type: ignore[arg-type]
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
@@ -67,19 +71,8 @@ def only_output(root: Path) -> Path:
     "spec",
     [
         pytest.param(small(**AXIAL, intercept=-1024.0), marks=pytest.mark.slow),
-        small(
-            **SAGITTAL,
-            spacing=(1.6, 1.1),
-            rows=70,
-            columns=110,
-            slices=24,
-            step=4.0,
-            modality="MR",
-            intercept=0.0,
-            descending=True,
-            shuffle_names=True,
-        ),
-        small(**oblique(17.0, -9.0), spacing=(2.5, 2.0), rows=64, columns=72, step=3.2),
+        small(**SAGITTAL_MR_DESCENDING),
+        small(**OBLIQUE),
     ],
     ids=["axial-ct", "sagittal-mr-descending", "oblique"],
 )
@@ -207,7 +200,7 @@ def test_dicomdir_alone_is_one_line(tmp_path: Path, capsys) -> None:
 
 
 def test_info_preview_and_load_on_a_series_folder(tmp_path: Path, capsys) -> None:
-    spec = small(**SAGITTAL, spacing=(1.6, 1.1), rows=70, columns=110, slices=24, step=4.0)
+    spec = small(**SAGITTAL_NON_SQUARE)
     write(tmp_path / "mr", spec)
     rc, out, err = run(capsys, "info", tmp_path / "mr")
     assert rc == 0, err
@@ -232,7 +225,7 @@ def test_folder_with_two_series_refused_by_info(tmp_path: Path, capsys) -> None:
 
 
 def test_stack_writes_a_nifti_on_the_series_grid(tmp_path: Path) -> None:
-    spec = small(**SAGITTAL, spacing=(1.6, 1.1), rows=70, columns=110, slices=24, step=4.0)
+    spec = small(**SAGITTAL_NON_SQUARE)
     write(tmp_path / "dicom", spec)
     [ref] = dcm2niix(tmp_path / "dicom", tmp_path / "ref")
     opts = ConvertOptions(jobs=1, views="sagittal", spacing="native", lossless=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from _dicom_helpers import AXIAL, SeriesSpec, write_series
+from _dicom_helpers import AXIAL, SeriesSpec, small, write_series
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -32,16 +32,9 @@ from niftislice.read.dicom_header import (
 )
 
 
-def small(**kw: object) -> SeriesSpec:
-    base: dict[str, object] = {
-        "spacing": (3.0, 3.0),
-        "rows": 20,
-        "columns": 18,
-        "slices": 5,
-        "step": 3.0,
-    }
-    base.update(kw)
-    return SeriesSpec(**base)  # type: ignore[arg-type]
+def tiny(**kw: object) -> SeriesSpec:
+    """20 x 18 pixels, 5 slices: enough for header and pixel checks."""
+    return small(**{"rows": 20, "columns": 18, "slices": 5, **kw})
 
 
 def _pydicom_volume(files: tuple[Path, ...]) -> np.ndarray:
@@ -53,7 +46,7 @@ def _pydicom_volume(files: tuple[Path, ...]) -> np.ndarray:
 def test_bits_above_the_high_bit_are_dropped_as_pydicom_does(tmp_path: Path, signed: bool) -> None:
     """12 bits stored in 16 with junk in the top 4 bits (as some scanners write overlays there):
     signed values are sign-extended from bit 11, unsigned ones masked, as pydicom does."""
-    spec = small(**AXIAL, signed=signed, bits_stored=12, intercept=0.0)
+    spec = tiny(**AXIAL, signed=signed, bits_stored=12, intercept=0.0)
     write_series(tmp_path / "s", spec)
     rng = np.random.default_rng(3)
     for f in sorted((tmp_path / "s").iterdir()):
@@ -159,7 +152,7 @@ AWKWARD = [
 def test_awkward_headers_read_as_pydicom_reads_them(
     tmp_path: Path, name: str, change: object, plain: bool
 ) -> None:
-    write_series(tmp_path / "s", small(**AXIAL, slices=2))
+    write_series(tmp_path / "s", tiny(**AXIAL, slices=2))
     path = sorted((tmp_path / "s").iterdir())[0]
     ds = pydicom.dcmread(path)
     if change == "implicit":
@@ -175,7 +168,7 @@ def test_awkward_headers_read_as_pydicom_reads_them(
 def test_damaged_headers_are_left_to_pydicom(tmp_path: Path) -> None:
     """A header cut short, and explicit VR announced over implicit data: pydicom reads them
     (and says what is wrong) exactly as before."""
-    write_series(tmp_path / "s", small(**AXIAL, slices=2))
+    write_series(tmp_path / "s", tiny(**AXIAL, slices=2))
     good = sorted((tmp_path / "s").iterdir())[0]
     data = good.read_bytes()
     (tmp_path / "cut").write_bytes(data[:700])
@@ -197,7 +190,7 @@ def test_a_plain_series_converts_without_importing_pydicom(tmp_path: Path) -> No
     """Importing pydicom costs about 0.3 s of every DICOM conversion (measured with
     ``-X importtime``); a series of plain files does not need it (the descriptions are the same
     either way: see the tests above)."""
-    write_series(tmp_path / "s", small(**AXIAL))
+    write_series(tmp_path / "s", tiny(**AXIAL))
     code = (
         "import runpy, sys\n"
         "sys.argv = ['niftislice', 'convert', sys.argv[1], '-o', sys.argv[2], '-q']\n"

@@ -17,12 +17,12 @@ import pytest
 from _dicom_helpers import (
     AXIAL,
     CORONAL,
+    OBLIQUE,
     PHI,
-    SAGITTAL,
-    SeriesSpec,
+    SAGITTAL_MR_DESCENDING,
     canonical,
     dcm2niix,
-    oblique,
+    small,
     write_series,
 )
 from pydicom.data import get_testdata_file
@@ -33,18 +33,6 @@ from niftislice.read.dicom_geometry import stack_geometry
 
 PYDICOM_FILES = Path(get_testdata_file("CT_small.dcm")).parent
 DICOMDIR_TESTS = PYDICOM_FILES / "dicomdirtests"
-
-
-def small(**kw: object) -> SeriesSpec:
-    base: dict[str, object] = {
-        "spacing": (3.0, 3.0),
-        "rows": 60,
-        "columns": 56,
-        "slices": 40,
-        "step": 3.0,
-    }
-    base.update(kw)
-    return SeriesSpec(**base)  # type: ignore[arg-type]
 
 
 def data_units(series, arr: np.ndarray) -> np.ndarray:
@@ -94,19 +82,7 @@ def test_axial_ct_is_in_hounsfield_units_on_the_right_grid(tmp_path: Path) -> No
 def test_sagittal_mr_descending_shuffled_non_square(tmp_path: Path) -> None:
     """Non-square pixels and a non-square image catch a swapped PixelSpacing or (r, c); the
     order comes from ImagePositionPatient, not from InstanceNumber or file names."""
-    spec = small(
-        **SAGITTAL,
-        spacing=(1.6, 1.1),
-        rows=70,
-        columns=110,
-        slices=24,
-        step=4.0,
-        modality="MR",
-        intercept=0.0,
-        descending=True,
-        shuffle_names=True,
-        window=None,
-    )
+    spec = small(**SAGITTAL_MR_DESCENDING, window=None)
     stored = write_series(tmp_path / "mr", spec)
     [series] = scan_dicom([tmp_path / "mr"]).series
     np.testing.assert_array_equal(read_series_volume(series), stored)
@@ -118,7 +94,7 @@ def test_sagittal_mr_descending_shuffled_non_square(tmp_path: Path) -> None:
 
 
 def test_oblique_series_matches_dcm2niix(tmp_path: Path) -> None:
-    spec = small(**oblique(17.0, -9.0), spacing=(2.5, 2.0), rows=64, columns=72, step=3.2)
+    spec = small(**OBLIQUE)
     stored = write_series(tmp_path / "obl", spec)
     [series] = scan_dicom([tmp_path / "obl"]).series
     np.testing.assert_array_equal(read_series_volume(series), stored)
