@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from _dicom_helpers import AXIAL, SeriesSpec, dcm2niix, write_series
+from _dicom_helpers import AXIAL, dcm2niix, small, write_series
 from pydicom.uid import generate_uid
 from test_dicom_convert import assert_same_images, only_output, run
 
@@ -32,9 +32,9 @@ def write_4d(folder: Path, tags: Tags, volumes: int = 3, skip: tuple[int, int] |
     by 1 + t so each volume differs; InstanceNumber runs on through the volumes unless
     ``tags`` says otherwise. ``skip``: a (t, k) file left out."""
     uid = generate_uid()
-    base = {"spacing": (3.0, 3.0), "rows": 40, "columns": 36, "slices": 8, "step": 3.0}
+    base = {"rows": 40, "columns": 36, "slices": 8}
     for t in range(volumes):
-        spec = SeriesSpec(**AXIAL, **base, modality="MR", series_uid=uid, intercept=0.0)  # type: ignore[arg-type]
+        spec = small(**AXIAL, **base, modality="MR", series_uid=uid, intercept=0.0)
         spec.scale, spec.number, spec.description = 1.0 + t, 7, "fMRI"
         write_series(folder / f"v{t}", spec)
         for f in sorted((folder / f"v{t}").iterdir()):
@@ -120,7 +120,7 @@ def test_volumes_not_told_apart_are_one_line(
 
 
 def test_palette_colour_is_one_line_naming_the_series(tmp_path: Path, capsys) -> None:
-    spec = SeriesSpec(**AXIAL, spacing=(3.0, 3.0), rows=20, columns=18, slices=4, step=3.0)  # type: ignore[arg-type]
+    spec = small(**AXIAL, rows=20, columns=18, slices=4)
     spec.signed, spec.intercept = False, 0.0
     write_series(tmp_path / "dicom", spec)
     for f in (tmp_path / "dicom").iterdir():

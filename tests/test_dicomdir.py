@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import pydicom
 import pytest
-from _dicom_helpers import AXIAL, SAGITTAL, SeriesSpec
+from _dicom_helpers import AXIAL, SAGITTAL, small
 from _dicom_helpers import write_series as write
 from pydicom.data import get_testdata_file
 from pydicom.fileset import FileSet
@@ -60,9 +60,9 @@ def disc(files: list[Path], folder: Path) -> None:
 def cd_export(tmp_path: Path, *, lower: bool = False) -> Path:
     """Two series (axial CT, sagittal MR) written to a disc layout with its DICOMDIR."""
     src = tmp_path / "series"
-    base = {"spacing": (3.0, 3.0), "rows": 40, "columns": 36, "step": 3.0}
-    write(src / "ct", SeriesSpec(**AXIAL, **base, slices=8, number=2))  # type: ignore[arg-type]
-    mr = SeriesSpec(**SAGITTAL, **base, slices=6, number=5, modality="MR", description="T1 sag")  # type: ignore[arg-type]
+    base = {"rows": 40, "columns": 36}
+    write(src / "ct", small(**AXIAL, **base, slices=8, number=2))
+    mr = small(**SAGITTAL, **base, slices=6, number=5, modality="MR", description="T1 sag")
     write(src / "mr", mr)
     cd = tmp_path / "cd"
     disc(sorted(src.rglob("IM*")), cd)
@@ -120,7 +120,7 @@ def test_a_named_dicom_file_is_read_without_pydicom(tmp_path: Path) -> None:
     """Asking whether a named file is a DICOMDIR does not import pydicom (0.4-0.7 s)."""
     write(
         tmp_path / "s",
-        SeriesSpec(**AXIAL, spacing=(3.0, 3.0), rows=20, columns=18, slices=3, step=3.0),
+        small(**AXIAL, rows=20, columns=18, slices=3),
     )  # type: ignore[arg-type]
     code = (
         "import sys\n"

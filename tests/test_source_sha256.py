@@ -17,7 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from _dicom_helpers import AXIAL, PHI, SeriesSpec, write_series
+from _dicom_helpers import AXIAL, PHI, small, write_series
 from _formats_helpers import write_nibabel, write_nrrd, write_sitk
 from conftest import NIBABEL_DATA
 from pydicom.data import get_testdata_file
@@ -123,7 +123,7 @@ def test_nibabel_test_files(tmp_path: Path, name: str, pair: str | None) -> None
 def test_dicom_series_digest_over_its_files_in_slice_order(tmp_path: Path) -> None:
     """Files named against slice order (descending InstanceNumber, shuffled names): the list
     follows the slices, paths are relative to the input, and no patient attribute appears."""
-    spec = SeriesSpec(**AXIAL, spacing=(3.0, 3.0), rows=20, columns=18, slices=6, step=3.0)  # type: ignore[arg-type]
+    spec = small(**AXIAL, rows=20, columns=18, slices=6)
     spec.shuffle_names = True
     write_series(tmp_path / "in" / "ct", spec)
     source = convert(tmp_path / "in", tmp_path / "out")
