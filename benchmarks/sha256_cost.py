@@ -4,7 +4,7 @@
 
 Inputs (written once, then warm in the page cache, as a batch sees them after the scan):
 a 512 x 512 x 256 int16 volume (128 MiB) as raw NRRD and as an Analyze .hdr/.img pair, and a
-512 x 512 x 300 int16 DICOM series (300 files, 150 MiB). Interleaved, ``--runs`` times:
+512 x 512 x 300 int16 CT series (300 files, 150 MiB, made by ``dicom.make_series``). Interleaved:
 
 - NRRD (the reader streams the file): reading the voxels with the file hashed on the way
   vs. reading them without hashing;
@@ -35,8 +35,7 @@ from niftislice.read.nibabel_formats import read_nibabel
 
 def _write_inputs(root: Path) -> tuple[Path, Path, Path]:
     import nrrd as pynrrd
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from dicom import make_series  # the DICOM benchmark's CT series (benchmarks/dicom.py)
 
     rng = np.random.default_rng(0)
     data = rng.integers(-1000, 2000, size=(512, 512, 256), dtype=np.int16)
@@ -44,25 +43,8 @@ def _write_inputs(root: Path) -> tuple[Path, Path, Path]:
     if not nrrd_path.exists():
         pynrrd.write(str(nrrd_path), data, {"encoding": "raw"}, index_order="F")
         nib.save(nib.AnalyzeImage(data, np.eye(4)), hdr_path)
-        dicom_dir.mkdir()
-        series, study = generate_uid(), generate_uid()
-        for k in range(300):
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = CTImageStorage
-            meta.MediaStorageSOPInstanceUID = generate_uid()
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds = Dataset()
-            ds.file_meta = meta
-            ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-            ds.Modality, ds.SeriesInstanceUID, ds.StudyInstanceUID = "CT", series, study
-            ds.ImagePositionPatient = [0, 0, k * 0.7]
-            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-            ds.PixelSpacing = [0.5, 0.5]
-            ds.Rows = ds.Columns = 512
-            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-            ds.PixelData = data[:, :, k % 256].T.tobytes()
-            ds.save_as(dicom_dir / f"IM{k:04d}", enforce_file_format=True)
+    if not dicom_dir.exists():
+        make_series(dicom_dir, 512, 300)
     return nrrd_path, hdr_path, dicom_dir
 
 
