@@ -59,6 +59,21 @@ class Parser(argparse.ArgumentParser):
         return super()._parse_optional(arg_string)
 
 
+def _add_limits(p: argparse._ActionsContainer, refuse: str, accept: str) -> None:
+    """--max-voxels and --allow-many-slices; ``refuse``/``accept`` start their help."""
+    p.add_argument(
+        "--max-voxels",
+        type=int,
+        default=DEFAULTS["max_voxels"],
+        help=f"refuse {refuse} with more voxels (default 2^31)",
+    )
+    p.add_argument(
+        "--allow-many-slices",
+        action="store_true",
+        help=f"accept {accept} than {DEFAULTS['max_slices']} slices along an axis",
+    )
+
+
 def _add_image_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("geometry")
     g.add_argument(
@@ -120,18 +135,7 @@ def _add_image_options(p: argparse.ArgumentParser) -> None:
         help="write the patient's name, ID, birth date... to the sidecar and info "
         "(by default nothing that identifies the patient is written)",
     )
-    o = p.add_argument_group("limits")
-    o.add_argument(
-        "--max-voxels",
-        type=int,
-        default=2**31,
-        help="refuse volumes with more voxels (default 2^31)",
-    )
-    o.add_argument(
-        "--allow-many-slices",
-        action="store_true",
-        help="accept more than 4096 slices along an axis",
-    )
+    _add_limits(p.add_argument_group("limits"), "volumes", "more")
 
 
 def _add_picture_options(p: argparse.ArgumentParser, convert: bool) -> None:
@@ -343,15 +347,5 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: nearest for label exports, linear otherwise",
     )
     st.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    st.add_argument(
-        "--max-voxels",
-        type=int,
-        default=2**31,
-        help="refuse sidecars declaring a result with more voxels (default 2^31)",
-    )
-    st.add_argument(
-        "--allow-many-slices",
-        action="store_true",
-        help="accept sidecars declaring more than 4096 slices along an axis",
-    )
+    _add_limits(st, "sidecars declaring a result", "sidecars declaring more")
     return parser
