@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from .dicom import scan_dicom
 from .dicom_files import DICOMDIR_SOP, lenient
+from .dicom_header import LONG_VRS
 from .dicom_series import DicomScan, Problem
 
 if TYPE_CHECKING:
@@ -108,9 +109,6 @@ def is_dicomdir(path: Path) -> bool:
     return _media_storage_class(path) == DICOMDIR_SOP
 
 
-_LONG_VRS = (b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT")
-
-
 def _media_storage_class(path: Path) -> str | None:
     """(0002,0002) of a file with the ``DICM`` preamble (the file meta group is always
     explicit VR little endian), or None."""
@@ -127,7 +125,7 @@ def _media_storage_class(path: Path) -> str | None:
             group, element = struct.unpack_from("<HH", head, pos)
             if group != 2:
                 return None
-            if head[pos + 4 : pos + 6] in _LONG_VRS:
+            if head[pos + 4 : pos + 6] in LONG_VRS:
                 (length,), start = struct.unpack_from("<I", head, pos + 8), pos + 12
             else:
                 (length,), start = struct.unpack_from("<H", head, pos + 6), pos + 8
