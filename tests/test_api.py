@@ -10,7 +10,7 @@ import pytest
 from conftest import NIBABEL_DATA
 
 import niftislice
-from niftislice import ConvertOptions, OptionError
+from niftislice import ConvertOptions, IndexRange, OptionError
 
 
 def test_load_yields_the_images_convert_writes(tmp_path):
@@ -64,3 +64,26 @@ def test_options_reject_bad_values_by_name():
             ConvertOptions.parse(**kwargs)
     assert ConvertOptions(format="JPEG").format.value == "jpg"
     assert ConvertOptions(views=["sagittal", "axial"]).views[0].value == "sagittal"
+
+
+@pytest.mark.parametrize("text", ["all", "middle", "3", "-1", "2:10", "::20", "1:9:2", ":5"])
+def test_index_range_text_gives_the_range_back(text: str) -> None:
+    """The command line's defaults are the options' values written back as text."""
+    r = IndexRange.parse(text, "slices")
+    assert IndexRange.parse(r.text, "slices") == r
+
+
+@pytest.mark.parametrize(
+    "text", ["auto", "minmax", "dicom", "brain", "40:80", "p2:p98", "-100:500", "40/400"]
+)
+def test_window_text_gives_the_window_back(text: str) -> None:
+    spec = ConvertOptions(window=text).window
+    assert ConvertOptions(window=spec.text).window == spec
+
+
+def test_cli_defaults_are_the_options_defaults() -> None:
+    from niftislice.cli.parser import DEFAULTS
+
+    parsed = ConvertOptions.parse(**DEFAULTS)
+    assert parsed == ConvertOptions() and DEFAULTS["window"] == "auto"
+    assert DEFAULTS["slices"] == "all" and DEFAULTS["views"] == "axial,coronal,sagittal"
