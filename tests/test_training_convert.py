@@ -7,6 +7,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 from _training_helpers import ORDERS, SUBJECTS, bids_tree, nnunet_tree, series_4d
@@ -64,6 +65,17 @@ def assert_same_shards(mine: list[Path], theirs: list[Path]) -> None:
         pytest.fail(
             "shards differ: " + "; ".join(differences(shard_members(mine), shard_members(theirs)))
         )
+
+
+def assert_same_stack(unpacked: Path, exported: Path, tmp: Path, *args: str) -> None:
+    """`stack` of an unpacked shard's case folder gives the volume `stack` gives from the files
+    layout's folder of the same case: same voxels, same affine."""
+    a, b = tmp / "from_shard.nii.gz", tmp / "from_files.nii.gz"
+    assert main(["-q", "stack", str(unpacked), "-o", str(a), "--overwrite", *args]) == 0
+    assert main(["-q", "stack", str(exported), "-o", str(b), "--overwrite", *args]) == 0
+    mine, theirs = nib.load(a), nib.load(b)
+    assert np.array_equal(mine.affine, theirs.affine)
+    assert np.array_equal(np.asarray(mine.dataobj), np.asarray(theirs.dataobj))
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +217,20 @@ def test_shard_members_are_sorted_posix_tar_with_fixed_metadata(shards_out: Path
     assert first[-1] == f"{cases[0]}/sidecar.json"
     keys = [n.split(".")[0] for n in first[:-1]]
     assert keys == sorted(keys)
+
+
+@pytest.mark.slow
+def test_stack_works_after_unpacking_a_shard(
+    files_out: Path, shards_out: Path, tmp_path: Path
+) -> None:
+    (shard,) = shards_of(shards_out / "train")
+    with tarfile.open(shard) as tf:
+        tf.extractall(tmp_path / "unpacked", filter="data")
+    case = "sub-04/anat/sub-04_T1w"  # stored P-I-R: stacking must put every voxel back
+    unpacked, exported = tmp_path / "unpacked" / case, files_out / "train" / "images" / case
+    assert (unpacked / "sidecar.json").is_file()
+    assert_same_stack(unpacked, exported, tmp_path, "--view", "coronal")
+    assert_same_stack(unpacked / "axial", exported / "axial", tmp_path)  # one view's folder
 
 
 @pytest.mark.slow
@@ -351,6 +377,10 @@ def test_4d_series_in_shards(tmp_path: Path) -> None:
     )
     pngs = [n for n in members if n.endswith(".png")]
     assert len(pngs) == len(list((files / "bold" / "sagittal").iterdir()))
+    # unpacked, the shard is a folder that `stack` reads as it reads the files layout
+    with tarfile.open(shards / "shard-000000.tar") as tf:
+        tf.extractall(tmp_path / "unpacked", filter="data")
+    assert_same_stack(tmp_path / "unpacked" / "bold", files / "bold", tmp_path)
 
 
 @pytest.mark.parametrize(
