@@ -10,7 +10,16 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from _training_helpers import ORDERS, SUBJECTS, bids_tree, nnunet_tree, series_4d
+from _training_helpers import (
+    ORDERS,
+    SUBJECTS,
+    bids_tree,
+    head,
+    nnunet_tree,
+    series_4d,
+    subject_image,
+    write,
+)
 
 from niftislice.cli import main
 from niftislice.encoding import decode
@@ -361,6 +370,41 @@ def test_nnunet_channels_share_their_label_and_split(tmp_path: Path) -> None:
                 assert f"{key}.png" in names and f"{key}.mask.png" in names
         masks = {d for n, d in shard_members(shards_of(out / split)) if n.endswith("0010.mask.png")}
         assert len(masks) == 1  # every channel of every case: the same label image
+
+
+def test_subjects_come_from_below_the_input_folder(tmp_path: Path) -> None:
+    """A folder above the input folder that looks like a BIDS subject (``sub-sampled``) says
+    where the data is stored, not who was scanned: the cases are the subjects."""
+    images, labels = nnunet_tree(tmp_path / "sub-sampled", cases=3)
+    out = tmp_path / "out"
+    args = ["--masks", labels, "--split", "a=0.5,b=0.5", "--views", "axial"]
+    assert run(images, "-o", out, *args, "--layout", "webdataset") == 0
+    doc = json.loads((out / "splits.json").read_text())
+    assert sorted(s for v in doc["subjects"].values() for s in v) == [
+        "case_000",
+        "case_001",
+        "case_002",
+    ]
+
+
+def test_sessions_of_a_subject_share_its_split(tmp_path: Path) -> None:
+    """Two sessions per subject (BIDS ``sub-XX/ses-Y/anat``): a subject's sessions all land in
+    the split of its ``sub-<label>``, and no subject is in two splits."""
+    _, aff = head()
+    bids = tmp_path / "bids"
+    for i, sub in enumerate(SUBJECTS):
+        for ses in ("1", "2"):
+            name = f"{sub}_ses-{ses}_T1w.nii.gz"
+            write(bids / sub / f"ses-{ses}" / "anat" / name, subject_image(i), aff, ORDERS[i])
+    out = tmp_path / "out"
+    assert run(bids, "-o", out, *SPLIT, "--views", "axial", "--layout", "webdataset") == 0
+    assert json.loads((out / "splits.json").read_text())["subjects"] == EXPECTED
+    for split, subjects in EXPECTED.items():
+        members = shard_members(shards_of(out / split))
+        sessions = {n.split("/anat/")[0] for n, _ in members}
+        assert sessions == {f"{s}/ses-{x}" for s in subjects for x in "12"}
+        splits = {json.loads(d)["split"] for n, d in members if n.endswith("0005.json")}
+        assert splits == {split}
 
 
 def test_4d_series_in_shards(tmp_path: Path) -> None:
