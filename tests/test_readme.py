@@ -29,21 +29,23 @@ README = (ROOT / "README.md").read_text()
 def command_blocks() -> list[list[list[str]]]:
     """Per ```bash block, its `niftislice` commands as argument lists (comments dropped, `&&`
     chains split)."""
-    blocks = []
-    for body in re.findall(r"```bash\n(.*?)```", README, re.S):
-        commands = []
-        for line in body.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            chain: list[list[str]] = [[]]
-            for w in words:
-                if w in ("&&", ";"):
-                    chain.append([])
-                else:
-                    chain[-1].append(w)
-            commands += [c[1:] for c in chain if c and c[0] == "niftislice"]
-        if commands:
-            blocks.append(commands)
-    return blocks
+    blocks = [_commands(body) for body in re.findall(r"```bash\n(.*?)```", README, re.S)]
+    return [b for b in blocks if b]
+
+
+def _commands(body: str) -> list[list[str]]:
+    """The `niftislice` commands of one bash block, without the word `niftislice`."""
+    commands = []
+    for line in body.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        chain: list[list[str]] = [[]]
+        for w in words:
+            if w in ("&&", ";"):
+                chain.append([])
+            else:
+                chain[-1].append(w)
+        commands += [c[1:] for c in chain if c and c[0] == "niftislice"]
+    return commands
 
 
 def _inputs(folder: Path) -> None:
@@ -148,3 +150,48 @@ def test_synopsis_shows_the_sample():
     for command in ("convert", "info", "preview"):
         line = next(s for s in synopsis.splitlines() if s.startswith(f"niftislice {command}"))
         assert "--sample" in line, line
+
+
+#: what each Python snippet of "Training sets" must have given, by the library it imports
+_TRAINING_CHECKS = {
+    "datasets": 'assert row["image"].size == row["mask"].size and row["view"] in ("axial",'
+    ' "coronal", "sagittal")',
+    "webdataset": 'assert image.shape == mask.shape and meta["pixel_to_world"]',
+    "torch": "assert images.dtype == torch.uint8 and images.shape == masks.shape",
+}
+
+
+def training_blocks() -> list[tuple[str, str]]:
+    """("bash" or "python", body) of every code block of the "Training sets" section, in order."""
+    section = README.split("\n## Training sets", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```(bash|python)\n(.*?)```", section, re.S)
+
+
+def _imported(snippet: str) -> str:
+    """Which of the checked libraries a snippet is about (the one it imports)."""
+    (name,) = [k for k in _TRAINING_CHECKS if re.search(rf"^(import|from) {k}\b", snippet, re.M)]
+    return name
+
+
+@pytest.mark.slow  # imports datasets, webdataset and torch, and starts two DataLoader workers
+def test_training_sets_snippets_run(tmp_path):
+    """The three ways of "Training sets" run as written, in order, on the README's inputs: each
+    command, then each Python snippet in its own interpreter, with a check of what it gave."""
+    _inputs(tmp_path)
+    env = dict(os.environ, HF_DATASETS_CACHE=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    src = str(Path(niftislice.__file__).parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    blocks = training_blocks()
+    snippets = [body for kind, body in blocks if kind == "python"]
+    assert sorted(_imported(s) for s in snippets) == sorted(_TRAINING_CHECKS)
+    for kind, body in blocks:
+        if kind == "bash":
+            argvs = [[sys.executable, "-m", "niftislice", *c] for c in _commands(body)]
+        else:
+            check = _TRAINING_CHECKS[_imported(body)]
+            argvs = [[sys.executable, "-c", f"{body}\n{check}\n"]]
+        for argv in argvs:
+            p = subprocess.run(
+                argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+            )
+            assert p.returncode == 0, f"{body}\n{p.stderr[-3000:]}"
