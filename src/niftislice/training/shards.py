@@ -105,6 +105,8 @@ _MTIME = _octal(MEMBER_MTIME, 12)
 # empty device numbers, as tarfile writes them for regular files
 _TYPE_TO_DEVICES = b"0" + b"\0" * 100 + b"ustar\x0000" + b"\0" * 64 + b"\0" * 16
 _FIXED_SUM = sum(_MODE_IDS) + sum(_MTIME) + sum(b" " * 8) + sum(_TYPE_TO_DEVICES)
+_NO_PREFIX_TAIL = _TYPE_TO_DEVICES + b"\0" * (155 + 12)
+_ZEROS = bytes(BLOCK)
 
 
 def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
@@ -120,6 +122,13 @@ def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
 def member_header(name: str, size: int) -> bytes:
     """The header block(s) of a regular file member with the fixed metadata."""
     raw = name.encode("ascii", "strict")
+    if len(raw) <= 100:  # the usual case, spelled out: a header for every member of a shard
+        size_field = b"%011o\0" % size
+        checksum = _FIXED_SUM + sum(raw) + sum(size_field)
+        return b"".join(
+            (raw.ljust(100, b"\0"), _MODE_IDS, size_field, _MTIME, b"%06o\0 " % checksum,
+             _NO_PREFIX_TAIL)
+        )  # fmt: skip
     split = _split_name(raw)
     if split is None:  # too long for ustar: let tarfile write a pax 'path' record
         import tarfile  # only here and in iter_members: options imports this module
@@ -146,16 +155,6 @@ def member_header(name: str, size: int) -> bytes:
             b"\0" * 12,
         )
     )
-
-
-def member(name: str, data: bytes | memoryview) -> list[bytes | memoryview]:
-    """A whole member: header, data and zero padding to the next block."""
-    return [member_header(name, len(data)), data, b"\0" * (-len(data) % BLOCK)]
-
-
-def member_size(name: str, size: int) -> int:
-    """Bytes a member takes in the archive."""
-    return len(member_header(name, size)) + size + (-size % BLOCK)
 
 
 def shard_name(prefix: str, number: int) -> str:
@@ -193,8 +192,12 @@ class ShardWriter:
     ) -> None:
         """One sample's members (or, with ``sample=False``, members that ride along with the
         previous sample, such as a case's sidecar), in the order given."""
-        blocks = [b for name, data in members for b in member(name, data)]
-        nbytes = sum(map(len, blocks))
+        parts: list[bytes | memoryview] = []
+        for name, data in members:
+            size = len(data)
+            parts += (member_header(name, size), data, _ZEROS[: -size % BLOCK])
+        chunk = b"".join(parts)  # one write per sample: a 4D series has tens of thousands
+        nbytes = len(chunk)
         if (
             sample
             and self._file is not None
@@ -207,8 +210,7 @@ class ShardWriter:
             self.close()
         f = self._file or self._open()
         try:
-            for b in blocks:
-                f.write(b)
+            f.write(chunk)
         except OSError as e:
             raise OutputError(f"cannot write shard {self._tmp}: {e.strerror or e}") from None
         self._bytes += nbytes
