@@ -3,8 +3,10 @@
 Every member has the same metadata (mode 0644, uid/gid 0, no user or group name, mtime 0), so a
 shard's bytes depend only on its members' names and contents, in the order they are added. A
 shard is written under a hidden temporary name and renamed when complete; a new shard starts
-before a sample that would take the current one past its byte or sample limit (a sample is
-never split across shards).
+before a sample that would take the current one past its sample limit, or before any members
+(a sample, or a case's sidecar) that would take its finished size (end-of-archive blocks and
+padding to a whole record included) past its byte limit. A group of members is never split
+across shards, so only a group larger than the byte limit makes a shard above it.
 
 Names are ASCII (niftislice builds them from a safe character set). A name up to 100 bytes, or
 one that splits at a ``/`` into a 155-byte prefix and a 100-byte name, gets a single ustar header;
@@ -87,8 +89,10 @@ class ShardSize:
                 max_bytes = number
         if max_samples < 1:
             raise OptionError(f"shard-size: at least 1 sample per shard, got {value!r}")
-        if max_bytes < 4 * BLOCK:
-            raise OptionError(f"shard-size: at least 2KB per shard, got {value!r}")
+        if max_bytes < RECORD:
+            raise OptionError(
+                f"shard-size: at least 10KiB per shard (the smallest tar file), got {value!r}"
+            )
         return cls(max_bytes, max_samples)
 
     def __str__(self) -> str:
@@ -157,6 +161,13 @@ def member_header(name: str, size: int) -> bytes:
     )
 
 
+def finished_size(nbytes: int) -> int:
+    """A shard's size once closed, with ``nbytes`` of members: the two zero blocks that end a
+    tar archive, then zeros to a whole record (as ``tarfile`` pads)."""
+    end = nbytes + 2 * BLOCK
+    return end + (-end % RECORD)
+
+
 def shard_name(prefix: str, number: int) -> str:
     return f"{prefix}-{number:06d}.tar"
 
@@ -190,8 +201,8 @@ class ShardWriter:
     def add(
         self, members: Iterable[tuple[str, bytes | memoryview]], *, sample: bool = True
     ) -> None:
-        """One sample's members (or, with ``sample=False``, members that ride along with the
-        previous sample, such as a case's sidecar), in the order given."""
+        """One sample's members (or, with ``sample=False``, members that are not a sample and
+        do not count against the sample limit, such as a case's sidecar), in the order given."""
         parts: list[bytes | memoryview] = []
         for name, data in members:
             size = len(data)
@@ -199,12 +210,11 @@ class ShardWriter:
         chunk = b"".join(parts)  # one write per sample: a 4D series has tens of thousands
         nbytes = len(chunk)
         if (
-            sample
-            and self._file is not None
-            and self._samples
+            self._file is not None
+            and self._bytes  # a group larger than the limit gets a shard of its own
             and (
-                self._samples + 1 > self.size.max_samples
-                or self._bytes + nbytes + 2 * BLOCK > self.size.max_bytes
+                (sample and self._samples + 1 > self.size.max_samples)
+                or finished_size(self._bytes + nbytes) > self.size.max_bytes
             )
         ):
             self.close()
@@ -220,8 +230,7 @@ class ShardWriter:
         """Finish the current shard (end-of-archive blocks, padding to a record) and rename it."""
         if self._file is None or self._tmp is None:
             return
-        end = 2 * BLOCK
-        end += -(self._bytes + end) % RECORD
+        end = finished_size(self._bytes) - self._bytes
         final = self.folder / shard_name(self.prefix, len(self.written))
         try:
             self._file.write(b"\0" * end)
