@@ -150,7 +150,7 @@ def bench_layouts(case: Case, inputs: list[Path], runs: int, work: Path) -> dict
                 if layout == "floor"
                 else convert_argv(inputs, out, layout)
             )
-            child = run_child(argv, work / "logs" / f"{layout}{run}")
+            child = run_child(argv, work / "logs" / case.key / f"{layout}{run}")
             if child.measurement.returncode != 0:
                 raise SystemExit(f"benchmark: {layout} failed:\n{child.stderr[-2000:]}")
             walls[layout].append(child.measurement.wall_s)
@@ -179,7 +179,8 @@ def bench_reading(case: Case, inputs: list[Path], work: Path) -> dict[str, float
     files = work / "out" / case.key / "files"
     for kind, target in (("png", [files]), ("dataset", inputs)):
         child = run_child(
-            [sys.executable, "-c", READ_SCRIPT, kind, *map(str, target)], work / "logs" / kind
+            [sys.executable, "-c", READ_SCRIPT, kind, *map(str, target)],
+            work / "logs" / case.key / kind,
         )
         if child.measurement.returncode != 0:
             raise SystemExit(f"benchmark: reading {kind} failed:\n{child.stderr[-2000:]}")
