@@ -62,13 +62,16 @@ def test_window_low_must_be_below_high(tmp_path, capsys, head, window):
     assert len(err.strip().splitlines()) == 1
 
 
-def test_preview_unknown_suffix_is_a_usage_error(tmp_path, capsys, head):
-    rc, err = run(capsys, "preview", head, "-o", tmp_path / "p.gif")
+@pytest.mark.parametrize(
+    ("name", "got"), [("p.gif", "got '.gif'"), ("p", "got a name without a suffix")]
+)
+def test_preview_unknown_suffix_is_a_usage_error(tmp_path, capsys, head, name, got):
+    rc, err = run(capsys, "preview", head, "-o", tmp_path / name)
     assert rc == 2, err
-    assert "internal error" not in err
+    assert "internal error" not in err and err.rstrip().endswith(got)
     for suffix in (".png", ".jpg", ".tif", ".webp"):
         assert suffix in err
-    assert not (tmp_path / "p.gif").exists()
+    assert not (tmp_path / name).exists()
 
 
 def test_preview_keeps_an_existing_file_unless_overwrite(tmp_path, capsys, head):
