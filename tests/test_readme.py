@@ -1,7 +1,9 @@
-"""The README's examples run as written: every `niftislice ...` line of its bash blocks is run
-(as `python -m niftislice`, in a fresh folder per block, in order) on the sample, with the
-placeholder inputs it names (`scan.nii.gz`, `seg.nii.gz`, `study/`, ...) made beforehand; and
-every option of every command is documented."""
+"""The README's examples run as written: every `niftislice ...` line of its bash blocks (and the
+`$` lines of its transcripts) is run in a fresh folder per block, in order, on the sample, with
+the placeholder inputs it names (`scan.nii.gz`, `seg.nii.gz`, `study/`, a DICOM `export/`, ...)
+made beforehand and only the core dependencies importable (as after `pip install .`); the
+Python snippets of "Training sets" run after their commands; and every option of every command
+is documented."""
 
 from __future__ import annotations
 
@@ -36,30 +38,33 @@ class Command:
 
 
 def command_blocks() -> list[list[Command]]:
-    """Per ```bash block, its `niftislice` commands (comments dropped, continued lines joined,
-    `&&` chains split). A transcript (lines starting with `$ `) gives its `$` lines only."""
-    blocks = []
-    for body in re.findall(r"```bash\n(.*?)```", README, re.S):
-        lines = body.replace("\\\n", " ").splitlines()
-        if any(line.startswith("$ ") for line in lines):
-            lines = [line[2:] for line in lines if line.startswith("$ ")]
-        commands, extras = [], []
-        for line in lines:
-            chains: list[list[str]] = [[]]
-            for w in shlex.split(line, comments=True):
-                if w in ("&&", ";"):
-                    chains.append([])
-                else:
-                    chains[-1].append(w)
-            for words in chains:
-                if words[:1] == ["niftislice"]:
-                    commands.append(Command(words[1:], tuple(extras)))
-                elif "install" in words:
-                    for w in words:
-                        extras += [e for m in re.findall(r"\[([\w,-]+)\]", w) for e in m.split(",")]
-        if commands:
-            blocks.append(commands)
-    return blocks
+    """Per ```bash block, its `niftislice` commands (see :func:`_commands`)."""
+    blocks = [_commands(body) for body in re.findall(r"```bash\n(.*?)```", README, re.S)]
+    return [b for b in blocks if b]
+
+
+def _commands(body: str) -> list[Command]:
+    """The `niftislice` commands of one bash block (comments dropped, continued lines joined,
+    `&&` chains split); of a transcript (lines starting with `$ `), its `$` lines only."""
+    lines = body.replace("\\\n", " ").splitlines()
+    if any(line.startswith("$ ") for line in lines):
+        lines = [line[2:] for line in lines if line.startswith("$ ")]
+    commands: list[Command] = []
+    extras: list[str] = []
+    for line in lines:
+        chains: list[list[str]] = [[]]
+        for w in shlex.split(line, comments=True):
+            if w in ("&&", ";"):
+                chains.append([])
+            else:
+                chains[-1].append(w)
+        for words in chains:
+            if words[:1] == ["niftislice"]:
+                commands.append(Command(words[1:], tuple(extras)))
+            elif "install" in words:
+                for w in words:
+                    extras += [e for m in re.findall(r"\[([\w,-]+)\]", w) for e in m.split(",")]
+    return commands
 
 
 def listed_outputs() -> list[str]:
@@ -220,3 +225,48 @@ def test_synopsis_shows_the_sample():
     for command in ("convert", "info", "preview"):
         line = next(s for s in synopsis.splitlines() if s.startswith(f"niftislice {command}"))
         assert "--sample" in line, line
+
+
+#: what each Python snippet of "Training sets" must have given, by the library it imports
+_TRAINING_CHECKS = {
+    "datasets": 'assert row["image"].size == row["mask"].size and row["view"] in ("axial",'
+    ' "coronal", "sagittal")',
+    "webdataset": 'assert image.shape == mask.shape and meta["pixel_to_world"]',
+    "torch": "assert images.dtype == torch.uint8 and images.shape == masks.shape",
+}
+
+
+def training_blocks() -> list[tuple[str, str]]:
+    """("bash" or "python", body) of every code block of the "Training sets" section, in order."""
+    section = README.split("\n## Training sets", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```(bash|python)\n(.*?)```", section, re.S)
+
+
+def _imported(snippet: str) -> str:
+    """Which of the checked libraries a snippet is about (the one it imports)."""
+    (name,) = [k for k in _TRAINING_CHECKS if re.search(rf"^(import|from) {k}\b", snippet, re.M)]
+    return name
+
+
+@pytest.mark.slow  # imports datasets, webdataset and torch, and starts two DataLoader workers
+def test_training_sets_snippets_run(tmp_path):
+    """The three ways of "Training sets" run as written, in order, on the README's inputs: each
+    command, then each Python snippet in its own interpreter, with a check of what it gave."""
+    _inputs(tmp_path)
+    env = dict(os.environ, HF_DATASETS_CACHE=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    src = str(Path(niftislice.__file__).parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    blocks = training_blocks()
+    snippets = [body for kind, body in blocks if kind == "python"]
+    assert sorted(_imported(s) for s in snippets) == sorted(_TRAINING_CHECKS)
+    for kind, body in blocks:
+        if kind == "bash":
+            argvs = [[sys.executable, "-m", "niftislice", *c.args] for c in _commands(body)]
+        else:
+            check = _TRAINING_CHECKS[_imported(body)]
+            argvs = [[sys.executable, "-c", f"{body}\n{check}\n"]]
+        for argv in argvs:
+            p = subprocess.run(
+                argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+            )
+            assert p.returncode == 0, f"{body}\n{p.stderr[-3000:]}"
