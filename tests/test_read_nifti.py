@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -399,3 +400,17 @@ def test_open_source_asks_each_reader_in_turn_then_nifti(tmp_path, monkeypatch):
     (tmp_path / "b.nii").write_bytes(nifti_file(header_for(arr), arr))
     nf = dispatch.open_source(tmp_path / "b.nii")
     assert nf.format == "nifti" and nf.spatial_shape == arr.shape
+
+
+@pytest.mark.parametrize(
+    ("fmt", "module"),
+    [("NRRD", "nrrd"), ("MetaImage", "metaimage"), ("nibabel", "nibabel_formats")],
+)
+def test_dispatch_suffixes_are_the_readers_own(fmt, module):
+    import importlib
+
+    reader = importlib.import_module(f"niftislice.read.{module}")
+    matches = {name: m for name, m, _ in dispatch.READERS}[fmt]
+    for suffix in reader.SUFFIXES:
+        assert matches(Path(f"scan{suffix.upper()}")) and matches(Path(f"scan{suffix}"))
+    assert not matches(Path("scan.nii.gz"))

@@ -131,6 +131,8 @@ def test_nifti_conversion_loads_only_what_it_uses(tmp_path):
     assert not {m for m in ours if m.startswith("niftislice.read.dicom")} - {
         "niftislice.read.dicom_sniff"
     }
+    other_readers = ("nrrd", "metaimage", "nibabel_formats", "foreign")
+    assert not ours & {f"niftislice.read.{m}" for m in other_readers}
 
 
 def test_opencv_loads_when_an_image_is_resized(tmp_path):

@@ -7,9 +7,19 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
-from _training_helpers import ORDERS, SUBJECTS, bids_tree, nnunet_tree, series_4d
+from _training_helpers import (
+    ORDERS,
+    SUBJECTS,
+    bids_tree,
+    head,
+    nnunet_tree,
+    series_4d,
+    subject_image,
+    write,
+)
 
 from niftislice.cli import main
 from niftislice.encoding import decode
@@ -64,6 +74,17 @@ def assert_same_shards(mine: list[Path], theirs: list[Path]) -> None:
         pytest.fail(
             "shards differ: " + "; ".join(differences(shard_members(mine), shard_members(theirs)))
         )
+
+
+def assert_same_stack(unpacked: Path, exported: Path, tmp: Path, *args: str) -> None:
+    """`stack` of an unpacked shard's case folder gives the volume `stack` gives from the files
+    layout's folder of the same case: same voxels, same affine."""
+    a, b = tmp / "from_shard.nii.gz", tmp / "from_files.nii.gz"
+    assert main(["-q", "stack", str(unpacked), "-o", str(a), "--overwrite", *args]) == 0
+    assert main(["-q", "stack", str(exported), "-o", str(b), "--overwrite", *args]) == 0
+    mine, theirs = nib.load(a), nib.load(b)
+    assert np.array_equal(mine.affine, theirs.affine)
+    assert np.array_equal(np.asarray(mine.dataobj), np.asarray(theirs.dataobj))
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +229,20 @@ def test_shard_members_are_sorted_posix_tar_with_fixed_metadata(shards_out: Path
 
 
 @pytest.mark.slow
+def test_stack_works_after_unpacking_a_shard(
+    files_out: Path, shards_out: Path, tmp_path: Path
+) -> None:
+    (shard,) = shards_of(shards_out / "train")
+    with tarfile.open(shard) as tf:
+        tf.extractall(tmp_path / "unpacked", filter="data")
+    case = "sub-04/anat/sub-04_T1w"  # stored P-I-R: stacking must put every voxel back
+    unpacked, exported = tmp_path / "unpacked" / case, files_out / "train" / "images" / case
+    assert (unpacked / "sidecar.json").is_file()
+    assert_same_stack(unpacked, exported, tmp_path, "--view", "coronal")
+    assert_same_stack(unpacked / "axial", exported / "axial", tmp_path)  # one view's folder
+
+
+@pytest.mark.slow
 def test_shards_are_identical_whatever_jobs(
     study: tuple[Path, Path], shards_out: Path, tmp_path: Path
 ) -> None:
@@ -337,6 +372,41 @@ def test_nnunet_channels_share_their_label_and_split(tmp_path: Path) -> None:
         assert len(masks) == 1  # every channel of every case: the same label image
 
 
+def test_subjects_come_from_below_the_input_folder(tmp_path: Path) -> None:
+    """A folder above the input folder that looks like a BIDS subject (``sub-sampled``) says
+    where the data is stored, not who was scanned: the cases are the subjects."""
+    images, labels = nnunet_tree(tmp_path / "sub-sampled", cases=3)
+    out = tmp_path / "out"
+    args = ["--masks", labels, "--split", "a=0.5,b=0.5", "--views", "axial"]
+    assert run(images, "-o", out, *args, "--layout", "webdataset") == 0
+    doc = json.loads((out / "splits.json").read_text())
+    assert sorted(s for v in doc["subjects"].values() for s in v) == [
+        "case_000",
+        "case_001",
+        "case_002",
+    ]
+
+
+def test_sessions_of_a_subject_share_its_split(tmp_path: Path) -> None:
+    """Two sessions per subject (BIDS ``sub-XX/ses-Y/anat``): a subject's sessions all land in
+    the split of its ``sub-<label>``, and no subject is in two splits."""
+    _, aff = head()
+    bids = tmp_path / "bids"
+    for i, sub in enumerate(SUBJECTS):
+        for ses in ("1", "2"):
+            name = f"{sub}_ses-{ses}_T1w.nii.gz"
+            write(bids / sub / f"ses-{ses}" / "anat" / name, subject_image(i), aff, ORDERS[i])
+    out = tmp_path / "out"
+    assert run(bids, "-o", out, *SPLIT, "--views", "axial", "--layout", "webdataset") == 0
+    assert json.loads((out / "splits.json").read_text())["subjects"] == EXPECTED
+    for split, subjects in EXPECTED.items():
+        members = shard_members(shards_of(out / split))
+        sessions = {n.split("/anat/")[0] for n, _ in members}
+        assert sessions == {f"{s}/ses-{x}" for s in subjects for x in "12"}
+        splits = {json.loads(d)["split"] for n, d in members if n.endswith("0005.json")}
+        assert splits == {split}
+
+
 def test_4d_series_in_shards(tmp_path: Path) -> None:
     src = series_4d(tmp_path / "in" / "bold.nii.gz", frames=3)
     files, shards = tmp_path / "files", tmp_path / "shards"
@@ -351,6 +421,10 @@ def test_4d_series_in_shards(tmp_path: Path) -> None:
     )
     pngs = [n for n in members if n.endswith(".png")]
     assert len(pngs) == len(list((files / "bold" / "sagittal").iterdir()))
+    # unpacked, the shard is a folder that `stack` reads as it reads the files layout
+    with tarfile.open(shards / "shard-000000.tar") as tf:
+        tf.extractall(tmp_path / "unpacked", filter="data")
+    assert_same_stack(tmp_path / "unpacked" / "bold", files / "bold", tmp_path)
 
 
 @pytest.mark.parametrize(

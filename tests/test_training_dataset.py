@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,9 +76,13 @@ def test_nnunet_masks_by_name_and_missing_masks(tmp_path: Path) -> None:
     assert "mask" not in ds[len(ds) - 1] and "mask" in ds[0]
 
 
-def test_options_and_cache(sample: Path) -> None:
+def test_options_and_cache(sample: Path, tmp_path: Path) -> None:
     with pytest.raises(OptionError, match="skip-empty"):
         SliceDataset(sample, options=niftislice.ConvertOptions(skip_empty=True))
+    (tmp_path / "notes.txt").write_text("no volume here\n")
+    empty = tmp_path
+    with pytest.raises(OptionError, match=rf"no input volumes found in {empty} \(searched for"):
+        SliceDataset(empty)
     ds = SliceDataset(sample, views="coronal", cache_size=1)
     assert repr(ds) == "SliceDataset(1 volumes, 233 slices, views coronal)"
     a = ds[100]["image"]
@@ -119,3 +127,40 @@ def test_hugging_face_imagefolder_loads_splits_and_metadata(
     assert row["split"] == "train" and row["view"] == "axial"
     image, mask = np.asarray(row["image"]), np.asarray(row["mask"])
     assert image.shape == mask.shape and set(np.unique(mask).tolist()) <= {0, 1, 2}
+
+
+_LAZY_PROBE = """
+import json, sys
+from niftislice.training import SliceDataset
+ds = SliceDataset(sys.argv[1], masks=sys.argv[2])
+out = {"n": len(ds), "first": ds[0]["image"].shape}
+try:
+    ds[len(ds) - 1]
+except Exception as e:
+    out["error"] = f"{type(e).__name__}: {e}"
+out["torch"] = "torch" in sys.modules
+print(json.dumps(out))
+"""
+
+
+def test_made_from_headers_and_never_imports_torch(tmp_path: Path) -> None:
+    """Making the dataset reads headers only: a scan whose data is cut short is counted, and
+    fails, naming its file, only when one of its slices is asked for; the other scan's slices
+    are there. In a fresh interpreter, none of it imports torch."""
+    bids, masks = bids_tree(tmp_path, n=2)
+    broken = bids / "sub-02" / "anat" / "sub-02_T1w.nii.gz"
+    data = broken.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])  # the header is whole, the voxels are not
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(niftislice.__file__).parent.parent), env.get("PYTHONPATH", "")]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _LAZY_PROBE, str(bids), str(masks)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["n"] == 2 * (32 + 39 + 32) and out["first"] == [39, 32]
+    assert out["error"].startswith(f"InputError: {broken}: ") and "truncated" in out["error"]
+    assert out["torch"] is False

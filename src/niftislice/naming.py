@@ -80,3 +80,19 @@ def image_name(
     """``<stem>_<view>_0042.png`` or, for 4D, ``<stem>_t0003_<view>_0042.png``."""
     t = f"_t{volume:0{index_width(n_volumes)}d}" if volume is not None else ""
     return f"{stem}{t}_{view}_{index:0{index_width(n_slices)}d}{ext}"
+
+
+def sample_name(file_name: str, volume: int | None = None) -> str:
+    """An exported image's name inside a WebDataset shard, below ``<case>/<view>/``:
+    ``<stem>_axial_0042.png`` -> ``0042.png``, and for 4D (``volume`` given)
+    ``<stem>_t0003_axial_0042.png`` -> ``t0003_0042.png``.
+
+    The index keeps the file name's zero padding, so sample keys sort in slice order; there is
+    no dot before the extension, as WebDataset takes everything after the first dot of a
+    member's last part as its extension. ``stack`` looks for these names too, so a shard's
+    case folder, unpacked, stacks like the files layout's."""
+    rest, _, last = file_name.rpartition("_")
+    if volume is None:
+        return last
+    t = rest.rsplit("_", 2)[-2]  # <stem>_t0003_<view>
+    return f"{t}_{last}"

@@ -133,6 +133,7 @@ def _cmd_convert(a: argparse.Namespace) -> int:
     from ..export import ConvertResult
     from ..training.run import check_convert_outputs, run_convert
 
+    _imports_done()
     jobs = discover(inputs)
     check_jobs(jobs, inputs)
     check_convert_outputs(jobs, a.output, opts)  # refuse before a progress bar appears
@@ -179,6 +180,8 @@ def _cmd_info(a: argparse.Namespace) -> int:
     opts = _options(a)
     from ..describe import format_info, info
 
+    _imports_done()
+
     facts = info(src, opts, header=a.header)
     for w in facts["warnings"]:
         log.debug("%s: %s", a.input, w)
@@ -195,6 +198,8 @@ def _cmd_preview(a: argparse.Namespace) -> int:
     preview_format(a.output)  # a bad suffix is a usage error, before the heavy modules load
     from ..pictures.preview import preview
 
+    _imports_done()
+
     out = preview(src, a.output, opts, overwrite=a.overwrite)
     if not a.quiet:
         sys.stderr.write(f"niftislice: wrote {display_name(out)}\n")
@@ -204,6 +209,8 @@ def _cmd_preview(a: argparse.Namespace) -> int:
 def _cmd_stack(a: argparse.Namespace) -> int:
     from ..stacking.stack import StackOptions, stack_folder
     from ..types import Limits
+
+    _imports_done()
 
     opts = StackOptions(
         view=a.view,
@@ -236,15 +243,36 @@ def entry() -> int:
     """The ``niftislice`` console script and ``python -m niftislice``: :func:`main` in a process
     of its own, which ends when it returns.
 
-    Python's last garbage collection at exit walks every object the imports made (numpy,
-    nibabel, OpenCV...): 0.05-0.07 s of the 0.45 s a 4 x 5 x 7 conversion took, spent after the
-    work is done (``benchmarks/startup.py``). ``gc.freeze()`` leaves them out of it: the process
-    is ending, nothing needs collecting (files are closed explicitly, and exit handlers still
-    run). :func:`main` does not do this: a caller's process goes on after it.
+    The garbage collector is held while the command imports its modules, and what they made is
+    then frozen (:func:`_imports_done`): imports allocate hundreds of thousands of long-lived
+    objects (numpy, nibabel, OpenCV...) and no cycles to collect, and each full collection
+    during them walks all of them again. Python's last collection at exit would walk them once
+    more (0.05-0.07 s of the 0.45 s a 4 x 5 x 7 conversion took), so the process freezes what
+    is left before it ends: nothing needs collecting then (files are closed explicitly, and exit
+    handlers still run). Together about 0.02-0.03 s a start (``benchmarks/startup.py``).
+    :func:`main` does neither: a caller's process goes on after it.
     """
-    code = main()
-    gc.freeze()
-    return code
+    global _gc_held
+    gc.disable()
+    _gc_held = True
+    try:
+        return main()
+    finally:
+        _imports_done()
+        gc.freeze()
+
+
+_gc_held = False
+
+
+def _imports_done() -> None:
+    """Called by each command once its modules are imported: under :func:`entry`, freeze what
+    the imports made (later collections skip it) and collect as usual from here on."""
+    global _gc_held
+    if _gc_held:
+        _gc_held = False
+        gc.freeze()
+        gc.enable()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,17 +2,19 @@
 
 Readers of other formats register here (``READERS``), each as a pair of functions: a cheap test
 on the path (a suffix, a magic number; no voxel data read) and an opener returning the
-:class:`~.nifti.NiftiFile` description (see :func:`.source.array_source`).
+:class:`~.nifti.NiftiFile` description (see :func:`.source.array_source`). A reader's module is
+imported when a path first matches it: a NIfTI conversion never loads the NRRD, MetaImage or
+nibabel-format readers (and pydicom only loads for DICOM input).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from ..types import Limits
-from . import metaimage, nibabel_formats, nrrd
 from .dicom_sniff import is_dicom_input
 from .nifti import NiftiFile, read_header
 
@@ -25,18 +27,27 @@ def has_suffix(suffixes: tuple[str, ...]) -> Matcher:
     return lambda path: path.name.lower().endswith(suffixes)
 
 
-def _open_dicom(path: Path, limits: Limits) -> NiftiFile:
-    from .dicom_source import open_dicom  # pydicom is imported only for DICOM inputs
+def imported(module: str, name: str) -> Opener:
+    """An opener that imports ``module`` (relative to this package) on its first call."""
 
-    return open_dicom(path, limits)
+    def opener(path: Path, limits: Limits) -> NiftiFile:
+        real: Opener = getattr(importlib.import_module(module, __package__), name)
+        return real(path, limits)
+
+    return opener
 
 
 #: ``(format name, matches, open)``, tried in order (DICOM last: it reads a file's first bytes).
+#: The suffixes are the readers' own ``SUFFIXES`` (tests/test_read_nifti.py checks they agree).
 READERS: list[tuple[str, Matcher, Opener]] = [
-    ("NRRD", has_suffix(nrrd.SUFFIXES), nrrd.open_nrrd),
-    ("MetaImage", has_suffix(metaimage.SUFFIXES), metaimage.open_metaimage),
-    ("nibabel", has_suffix(nibabel_formats.SUFFIXES), nibabel_formats.open_nibabel),
-    ("DICOM", is_dicom_input, _open_dicom),
+    ("NRRD", has_suffix((".nrrd", ".nhdr")), imported(".nrrd", "open_nrrd")),
+    ("MetaImage", has_suffix((".mha", ".mhd")), imported(".metaimage", "open_metaimage")),
+    (
+        "nibabel",
+        has_suffix((".hdr", ".img", ".mgh", ".mgz", ".mnc", ".par", ".rec")),
+        imported(".nibabel_formats", "open_nibabel"),
+    ),
+    ("DICOM", is_dicom_input, imported(".dicom_source", "open_dicom")),
 ]
 
 

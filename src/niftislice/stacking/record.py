@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ResourceLimitError
+from ..naming import sample_name
 from ..read.nifti import check_limits
 from ..resample import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
 from ..types import Limits, View
@@ -105,6 +106,11 @@ class ViewInfo:
     def names(self) -> list[str]:
         """Every image file name the view lists."""
         return [n for s in self.slices.values() for n in ([s.file] if s.file else s.files.values())]
+
+    def sample_names(self) -> list[str]:
+        """The same images as an unpacked WebDataset shard names them (``0042.png``)."""
+        out = [sample_name(s.file) for s in self.slices.values() if s.file]
+        return out + [sample_name(n, t) for s in self.slices.values() for t, n in s.files.items()]
 
 
 @dataclass(frozen=True)

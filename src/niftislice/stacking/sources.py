@@ -3,7 +3,9 @@
 A folder given to ``stack`` may be an export folder (``OUT/<stem>``, sidecar inside, one sub-folder
 per view), one view's folder (sidecar in the parent), or a folder of images written by another
 program with the exported names (the sidecar given explicitly). An image may have another image
-extension than the export used (a network that writes PNG masks for JPEG inputs).
+extension than the export used (a network that writes PNG masks for JPEG inputs). A case folder
+of an unpacked WebDataset shard works too: its sidecar is ``sidecar.json`` and its images are
+named as in the shard (``axial/0042.png``, see :func:`niftislice.naming.sample_name`).
 
 Nothing outside that folder is read: the sidecar's names are plain names (see :mod:`.record`) and
 every image found, links resolved, must lie inside the folder. Nothing is read or decoded beyond
@@ -111,16 +113,19 @@ class ImageFinder:
             self._inside(folder)
             self._dirs.insert(0, folder)
 
-    def find(self, name: str) -> Path | None:
-        for d in self._dirs:
-            p = d / name
-            if p.is_file():
-                return self._inside(p)
-        stem = Path(name).stem.lower()
-        for d in self._dirs:
-            hit = self._index(d).get(stem)
-            if hit is not None:
-                return self._inside(hit)
+    def find(self, name: str, *aliases: str) -> Path | None:
+        """The image named ``name`` (any image extension), else the first of ``aliases`` found
+        (such as the name an unpacked shard gives it)."""
+        for wanted in (name, *aliases):
+            for d in self._dirs:
+                p = d / wanted
+                if p.is_file():
+                    return self._inside(p)
+            stem = Path(wanted).stem.lower()
+            for d in self._dirs:
+                hit = self._index(d).get(stem)
+                if hit is not None:
+                    return self._inside(hit)
         return None
 
     def has_any(self, folder: Path, names: Iterable[str]) -> bool:

@@ -32,6 +32,7 @@ import numpy as np
 
 from .._nib import nib
 from ..errors import InputError, OptionError, ResourceLimitError
+from ..naming import sample_name
 from ..types import Limits, View
 from .geometry import PlaneMap, check_coverage, plane_map, sample, slice_matrices
 from .output import check_output_path, nifti_image, output_values, save_atomically
@@ -204,7 +205,7 @@ def _read_planes(
         for k, pm in enumerate(job.maps):
             entry = v.slices.get(k)
             name = entry.file_of(t) if entry is not None else None
-            path = finder.find(name) if name is not None else None
+            path = finder.find(name, sample_name(name, t)) if name is not None else None
             if path is None:
                 if name is not None or k not in job.blank:  # blank: skipped as empty, stays 0
                     holes.append((pos, k))
@@ -244,7 +245,9 @@ def _choose_view(
     if root.name in folders:
         return folders[root.name]
     present = [
-        view for view, info in sc.views.items() if finder.has_any(root / info.folder, info.names())
+        view
+        for view, info in sc.views.items()
+        if finder.has_any(root / info.folder, info.names() + info.sample_names())
     ]
     if len(present) == 1:
         return present[0]

@@ -11,7 +11,8 @@ Works as is with a PyTorch ``DataLoader`` (with worker processes) and never impo
 Only headers are read when the dataset is made (to count the slices); volumes are read when
 first asked for and kept in a small LRU cache of each process (each ``DataLoader`` worker has its
 own, and the cache is not pickled). Neighbouring indices are slices of the same volume, so a
-sampler that keeps a volume's slices together reads each volume once.
+sampler that keeps a volume's slices together reads each volume once. A scan whose voxels
+cannot be read fails only when one of its slices is asked for, with its path in the message.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..batch.discover import discover
+from ..batch.discover import check_jobs, discover
 from ..errors import InputError, OptionError
 from ..options import ConvertOptions
 from ..orientation import reorientation
@@ -81,8 +82,7 @@ class SliceDataset:
         self.transform = transform
         items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         jobs = discover(items)
-        if not jobs:
-            raise OptionError("paths: no NIfTI files found")
+        check_jobs(jobs, items)
         self.sources = _pair(jobs, masks, allow_missing_masks)
         self._index = self._count()
         self._cache: OrderedDict[tuple[int, int], Volume] = OrderedDict()
@@ -98,6 +98,16 @@ class SliceDataset:
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} slices")
         f, t, v, k = (int(x) for x in self._index[i])
+        src = self.sources[f]
+        try:
+            item = self._item(f, t, v, k)
+        except InputError as e:  # a DataLoader shows only the message: say which scan
+            if str(src.path) in str(e):
+                raise
+            raise type(e)(f"{src.path}: {e}") from e
+        return self.transform(item) if self.transform else item
+
+    def _item(self, f: int, t: int, v: int, k: int) -> dict[str, Any]:
         view = self.options.views[v]
         vol = self._volume(f, t)
         s = vol.slice(view, k)
@@ -116,7 +126,7 @@ class SliceDataset:
         }
         if src.mask is not None:
             item["mask"] = vol.pictures.painter(view).pair_labels(k)
-        return self.transform(item) if self.transform else item
+        return item
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for worker processes without the loaded volumes."""

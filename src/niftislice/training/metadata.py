@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import make_dirs, replace_file
+from ..naming import sample_name
 
 METADATA_NAME = "metadata.jsonl"
 
@@ -31,15 +32,9 @@ class ImageRecord:
 
     @property
     def key(self) -> str:
-        """The sample key below the case: ``axial/0042`` (3D), ``axial/t0003_0042`` (4D).
-
-        The index keeps the file name's zero padding, so keys sort in slice order; no dots, as
-        WebDataset takes everything after the first dot of the last part as the extension."""
-        digits = self.file.rsplit("_", 1)[-1].split(".", 1)[0]
-        if self.volume is None:
-            return f"{self.view}/{digits}"
-        t = self.file.rsplit("_", 3)[-3]  # <stem>_t0003_<view>_0042.png
-        return f"{self.view}/{t}_{digits}"
+        """The sample key below the case: ``axial/0042`` (3D), ``axial/t0003_0042`` (4D); see
+        :func:`~niftislice.naming.sample_name`."""
+        return f"{self.view}/{sample_name(self.file, self.volume).split('.', 1)[0]}"
 
 
 def image_records(sidecar: dict[str, Any]) -> Iterator[ImageRecord]:

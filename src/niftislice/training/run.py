@@ -49,6 +49,16 @@ def case_key(job: Job) -> str:
     return (job.rel_dir / job.stem).as_posix()
 
 
+def subject(job: Job) -> str:
+    """The subject of ``job`` for ``--split``: the BIDS ``sub-<label>`` of its file name or of a
+    folder below the input folder, else its case name. Folders above the input folder are not
+    looked at: they say where a study is stored (``/data/sub-sampled/imagesTr``), and taking a
+    subject from there would put every case of the study in one split."""
+    from .splits import subject_of
+
+    return subject_of(job.rel_dir / job.path.name)
+
+
 def prepare_jobs(
     jobs: Sequence[Job], options: ConvertOptions
 ) -> tuple[list[Job], dict[int, ConvertResult]]:
@@ -67,10 +77,8 @@ def prepare_jobs(
                 error = f"{found.reason} (use --allow-missing-masks to convert it without)"
                 failed[i] = ConvertResult(str(job.path), "failed", error=error)
     if options.split is not None:
-        from .splits import subject_of
-
         spec: SplitSpec = options.split
-        out = [replace(j, split=spec.assign(subject_of(j.path), options.split_seed)) for j in out]
+        out = [replace(j, split=spec.assign(subject(j), options.split_seed)) for j in out]
     return out, failed
 
 
@@ -170,10 +178,10 @@ def _write_metadata(
 def _write_splits(jobs: list[Job], out: Path, options: ConvertOptions) -> None:
     if options.split is None:
         return
-    from .splits import splits_json, subject_of
+    from .splits import splits_json
 
     spec: SplitSpec = options.split
-    text = splits_json(spec, options.split_seed, [(subject_of(j.path), j.split) for j in jobs])
+    text = splits_json(spec, options.split_seed, [(subject(j), j.split) for j in jobs])
     make_dirs(out)
     replace_file(out / SPLITS_NAME, text.encode())
 

@@ -1,11 +1,12 @@
 """Deterministic train/val/test splits by subject, never by slice.
 
-The subject of a scan is the BIDS ``sub-<label>`` in its path when there is one, else its case
-name (the file's stem without an nnU-Net channel suffix, so every channel of a case goes to the
-same split). A subject's split follows from a hash of ``(seed, subject)`` alone: a number ``u`` in
-[0, 1) is compared with the cumulative fractions, in the order given. So the split does not depend
-on the other subjects, on the order of the inputs or on the machine, and adding subjects never
-moves existing ones.
+The subject of a scan is the BIDS ``sub-<label>`` in its path below the input folder (its file
+name, or a folder such as ``sub-01/ses-2/anat``) when there is one, else its case name (the
+file's stem without an nnU-Net channel suffix, so every channel of a case goes to the same
+split); see :func:`niftislice.training.run.subject`. A subject's split follows from a hash of
+``(seed, subject)`` alone: a number ``u`` in [0, 1) is compared with the cumulative fractions,
+in the order given. So the split does not depend on the other subjects, on the order of the
+inputs or on the machine, and adding subjects never moves existing ones.
 """
 
 from __future__ import annotations
