@@ -116,6 +116,26 @@ def test_preview_load_and_convert_share_the_series_window(tmp_path, small_head, 
     assert main(["preview", "-q", str(src), "-o", str(tmp_path / "p.png"), *extra]) == 0
 
 
+def test_preview_of_a_4d_series_shows_a_selected_volume_and_says_which(tmp_path, small_head):
+    """With `--volumes 2:` convert writes volumes 2 and 3 in their window; the preview shows
+    volume 2 in that window (today: volume 0, which is not selected), and says so."""
+    from niftislice.pictures.preview import _caption, render_preview
+
+    src = _series(tmp_path, small_head)
+    sc = _convert(src, tmp_path / "out", "--volumes", "2:", "--views", "axial")
+    assert main(["preview", "-q", str(src), "-o", str(tmp_path / "p.png"), "--volumes", "2:"]) == 0
+    opts = niftislice.ConvertOptions(volumes="2:", slices="middle")
+    shown = niftislice.api.Volume(src, opts, volume=None)
+    assert shown.volume_index == 2
+    assert (shown.plan.window.low, shown.plan.window.high) == (
+        sc["intensity"]["low"],
+        sc["intensity"]["high"],
+    )
+    np.testing.assert_array_equal(decode((tmp_path / "p.png").read_bytes()), render_preview(shown))
+    window, names = _caption(shown)
+    assert window.endswith(", set on 2 of the 4 volumes") and "volume 2 shown" in names
+
+
 def _dicom_ct_as_nifti(tmp_path: Path, name: str) -> Path:
     """A real CT slice of pydicom-data, stored as dcm2niix would: the stored integers with the
     DICOM rescale as scl_slope/scl_inter (padding stays as the scanner wrote it)."""

@@ -46,6 +46,35 @@ def test_every_numeric_option_takes_a_negative_value(tmp_path, capsys, head, arg
     assert rc == 0, err
 
 
+def test_no_option_mistakes_a_negative_value_for_an_option():
+    """Every option of every command that takes a value takes one starting with -digit or
+    -.digit as typed (argparse alone says 'expected one argument' unless it is a plain number,
+    so `--window -100:500` and `--slices -3:` failed)."""
+    import argparse
+
+    from niftislice.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    checked = []
+    for name, command in sub.choices.items():
+        required = ["-o", "x"] if name in ("convert", "preview", "stack") else []
+        for action in command._actions:
+            if not action.option_strings or action.nargs == 0 or action.choices:
+                continue
+            option = action.option_strings[-1]
+            convert = action.type or str
+            values = {int: ["-5"], float: ["-.5", "-600"]}.get(convert, ["-100:500", "-3:"])
+            for value in values:
+                args = ["in", *required, option, value]
+                parsed = getattr(command.parse_args(args), action.dest)
+                assert parsed == convert(value), (name, option, value)
+            checked.append(f"{name} {option}")
+    assert {"convert --window", "convert --level", "preview --slices", "stack --fill"} <= set(
+        checked
+    )
+
+
 def test_negative_fill_for_stack(tmp_path, capsys, head):
     assert run(capsys, "convert", head, "-o", tmp_path / "o", "--views", "axial")[0] == 0
     rc, err = run(
@@ -62,13 +91,16 @@ def test_window_low_must_be_below_high(tmp_path, capsys, head, window):
     assert len(err.strip().splitlines()) == 1
 
 
-def test_preview_unknown_suffix_is_a_usage_error(tmp_path, capsys, head):
-    rc, err = run(capsys, "preview", head, "-o", tmp_path / "p.gif")
+@pytest.mark.parametrize(
+    ("name", "got"), [("p.gif", "got '.gif'"), ("p", "got a name without a suffix")]
+)
+def test_preview_unknown_suffix_is_a_usage_error(tmp_path, capsys, head, name, got):
+    rc, err = run(capsys, "preview", head, "-o", tmp_path / name)
     assert rc == 2, err
-    assert "internal error" not in err
+    assert "internal error" not in err and err.rstrip().endswith(got)
     for suffix in (".png", ".jpg", ".tif", ".webp"):
         assert suffix in err
-    assert not (tmp_path / "p.gif").exists()
+    assert not (tmp_path / name).exists()
 
 
 def test_preview_keeps_an_existing_file_unless_overwrite(tmp_path, capsys, head):

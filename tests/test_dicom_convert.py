@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 from _dicom_helpers import (
     AXIAL,
@@ -131,6 +132,35 @@ def test_ct_series_gets_a_ct_window_by_default(tmp_path: Path) -> None:
     assert niftislice.convert(tmp_path / "ct", tmp_path / "out", ConvertOptions(jobs=1)).ok
     side = json.loads(next((tmp_path / "out").rglob("*.json")).read_text())
     assert side["intensity"]["method"].startswith("CT preset")
+
+
+def _auto_window(src: Path, out: Path) -> dict:
+    """The sidecar's `window` section (why the auto window is what it is) for ``src``."""
+    assert niftislice.convert(src, out, ConvertOptions(jobs=1, slices="middle")).ok
+    return json.loads(next(out.rglob("*.json")).read_text()).get("window") or {}
+
+
+def test_dicom_modality_decides_the_default_window(tmp_path):
+    """The auto window asks a DICOM series' Modality before its values, and the sidecar says
+    so. A CT whose values hold no air (0..1020 HU) gets a preset; a real head CT (pydicom-data,
+    recognised by its values as a NIfTI) labelled MR does not."""
+    write(tmp_path / "ct", small(**AXIAL, slices=6, intercept=0.0, window=None))
+    ct = _auto_window(tmp_path / "ct", tmp_path / "out_ct")["ct"]
+    assert (ct["evidence"], ct["preset"]) == ("DICOM modality CT", "soft-tissue")
+    nii = dcm2niix(tmp_path / "ct", tmp_path / "ct_nii")[0]  # no modality: values alone
+    assert _auto_window(nii, tmp_path / "out_ct_nii").get("ct") is None
+
+    import data_store  # pydicom-data (test extra): real DICOM files, no network
+
+    ds = pydicom.dcmread(Path(data_store.__file__).parent / "data" / "693_UNCR.dcm")
+    (tmp_path / "mr").mkdir()
+    ds.save_as(tmp_path / "mr" / "IM0001")
+    head_nii = dcm2niix(tmp_path / "mr", tmp_path / "head_nii")[0]
+    assert _auto_window(head_nii, tmp_path / "out_head_nii")["ct"]["preset"] == "brain"
+    ds.Modality = "MR"
+    ds.save_as(tmp_path / "mr" / "IM0001")
+    window = _auto_window(tmp_path / "mr", tmp_path / "out_mr")
+    assert window["ct"] is None and window["chosen"].startswith("auto (percentiles")
 
 
 def test_no_patient_identity_anywhere_unless_asked(tmp_path: Path, capsys) -> None:

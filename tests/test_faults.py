@@ -197,7 +197,7 @@ def test_an_unreadable_top_folder_is_a_failed_input(study: Path, unprivileged, t
     check_common(run)
     assert run.rc == 1, run.stderr
     assert run.messages("error") == [f"{study}: cannot read folder: Permission denied"]
-    assert "no NIfTI" not in run.stderr
+    assert "no input volumes" not in run.stderr
     assert not out.exists()
 
 
@@ -211,8 +211,12 @@ def test_no_nifti_found_names_the_folders_searched(tmp_path: Path, capfd) -> Non
     )
     assert run.rc == 2
     (error,) = run.messages("error")
-    assert error.startswith("no NIfTI files found in ")
-    assert str(tmp_path / "empty") in error and str(tmp_path / "notes") in error
+    # every format a folder search takes, not NIfTI alone
+    searched = f"{tmp_path / 'empty'}, {tmp_path / 'notes'}"
+    assert error == (
+        f"no input volumes found in {searched} (searched for NIfTI, DICOM, NRRD, MetaImage, "
+        "Analyze, MGH, MINC and PAR/REC files)"
+    )
     assert not out.exists()
 
 

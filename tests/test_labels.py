@@ -15,6 +15,7 @@ from niftislice.cli import main
 from niftislice.pictures.drawing import (
     ELLIPSIS,
     TextStyle,
+    caption_strip,
     draw_text,
     drawable,
     fit_text,
@@ -62,6 +63,9 @@ def test_montage_caption_is_fitted_with_an_ellipsis(tmp_path, capsys):
     assert fitted.endswith(ELLIPSIS) and text_box_size(fitted, style)[0] <= sheet.shape[1] - 12
     assert caption.startswith(fitted[: -len(ELLIPSIS)])
     assert fitted[: -len(ELLIPSIS)].split()[-1] in caption.split()  # cut after a whole word
+    # and that fitted caption is what the sheet carries at its foot
+    strip = caption_strip([caption], sheet.shape[1])
+    np.testing.assert_array_equal(sheet[-strip.shape[0] :], strip)
 
 
 def test_fit_text_keeps_what_fits_and_cuts_long_words():

@@ -35,6 +35,7 @@ def _geometry(n_cols: int, n_rows: int, col_mm: float, row_mm: float):
         (100, 80, 1.0, 1.3, 2.0, (50, 52)),
         (3, 2, 1.0, 1.0, 0.7, (4, 3)),  # 4.29 x 2.86 pixels round to 4 x 3
         (1, 1, 0.1, 0.1, 10.0, (1, 1)),  # never fewer than one pixel
+        (61, 40, 3.3, 3.3, 2.0, (101, 66)),  # the README's: 201.3 mm -> 101 pixels of 1.993 mm
     ],
 )
 def test_output_size_keeps_the_physical_extent(n_cols, n_rows, col_mm, row_mm, spacing, size):
@@ -47,6 +48,11 @@ def test_output_size_keeps_the_physical_extent(n_cols, n_rows, col_mm, row_mm, s
     if spacing != "native":
         square = (n_cols * col_mm / size[0], n_rows * row_mm / size[1])
         assert (smp.col_spacing, smp.row_spacing) == pytest.approx(square)
+        # "square to within half a pixel over the image" (README): the whole-pixel sizes miss
+        # the asked spacing by at most half a pixel across the field of view
+        asked = min(col_mm, row_mm) if spacing == "finest" else spacing
+        for n, mm in ((size[0], n_cols * col_mm), (size[1], n_rows * row_mm)):
+            assert n == 1 or abs(n * asked - mm) <= asked / 2 + 1e-9
 
 
 @pytest.mark.parametrize(

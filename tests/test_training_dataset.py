@@ -76,9 +76,13 @@ def test_nnunet_masks_by_name_and_missing_masks(tmp_path: Path) -> None:
     assert "mask" not in ds[len(ds) - 1] and "mask" in ds[0]
 
 
-def test_options_and_cache(sample: Path) -> None:
+def test_options_and_cache(sample: Path, tmp_path: Path) -> None:
     with pytest.raises(OptionError, match="skip-empty"):
         SliceDataset(sample, options=niftislice.ConvertOptions(skip_empty=True))
+    (tmp_path / "notes.txt").write_text("no volume here\n")
+    empty = tmp_path
+    with pytest.raises(OptionError, match=rf"no input volumes found in {empty} \(searched for"):
+        SliceDataset(empty)
     ds = SliceDataset(sample, views="coronal", cache_size=1)
     assert repr(ds) == "SliceDataset(1 volumes, 233 slices, views coronal)"
     a = ds[100]["image"]

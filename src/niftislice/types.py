@@ -60,7 +60,8 @@ def preview_format(out_path: str | os.PathLike[str]) -> ImageFormat:
     suffix = PurePath(out_path).suffix.lower()
     if suffix not in PREVIEW_SUFFIXES:
         known = ", ".join(PREVIEW_SUFFIXES)
-        raise OptionError(f"output: a preview is an image ({known}), not {suffix or 'no suffix'}")
+        got = f"{suffix!r}" if suffix else "a name without a suffix"
+        raise OptionError(f"output: a preview is an image ({known}); got {got}")
     return PREVIEW_SUFFIXES[suffix]
 
 

@@ -49,12 +49,14 @@ class Volume:
         self,
         path: str | os.PathLike[str],
         options: ConvertOptions = ConvertOptions(),
-        volume: int = 0,
+        volume: int | None = 0,
         *,
         plan: Plan | None = None,
         raw: np.ndarray | None = None,
     ) -> None:
-        """``plan``: the plan of this file and these options, when the caller made it already
+        """``volume``: the index of the volume shown in a 4D series (negative from the end;
+        None: the first one ``options.volumes`` selects). ``plan``: the plan of this file and
+        these options, when the caller made it already
         (it reads every selected volume of a 4D series for the window); with it, ``raw``: the
         volume's data, already read (as ``iter_volumes`` yields it), for a caller that reads a
         series once from start to end rather than the whole file for each volume."""
@@ -62,6 +64,8 @@ class Volume:
         self.options = options
         self.file: NiftiFile = open_source(self.path, options.limits)
         n = self.file.n_volumes
+        if volume is None:  # the first volume the options select, as convert's first images
+            volume = next(iter(options.volumes.indices(n)), 0)
         if not -n <= volume < n:
             raise OptionError(f"volume: {volume} is out of range (the file has {n} volume(s))")
         t = volume % n  # -1 is the last volume, as in Python

@@ -261,7 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "convert", parents=[common], help="write one image per slice per view, and a JSON sidecar"
     )
-    c.add_argument("inputs", nargs="*", help="NIfTI files or folders (searched recursively)")
+    c.add_argument(
+        "inputs",
+        nargs="*",
+        help="volume files (NIfTI, DICOM, NRRD, MetaImage, Analyze, MGH, MINC, PAR/REC) or "
+        "folders (searched recursively)",
+    )
     c.add_argument("-o", "--output", required=True, help="output folder")
     c.add_argument(
         "--sample", action="store_true", help="convert the built-in sample (MNI152 T1 template)"
@@ -287,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser(
         "info", parents=[common], help="describe a file: geometry, scaling, range, images per view"
     )
-    i.add_argument("input", nargs="?")
+    i.add_argument("input", nargs="?", help="a volume file or a folder of one DICOM series")
     i.add_argument("--sample", action="store_true", help="describe the built-in sample")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--header", action="store_true", help="include every raw header field")
@@ -296,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv = sub.add_parser(
         "preview", parents=[common], help="the three middle slices side by side, labelled"
     )
-    pv.add_argument("input", nargs="?")
+    pv.add_argument("input", nargs="?", help="a volume file or a folder of one DICOM series")
     pv.add_argument(
         "-o",
         "--output",

@@ -137,7 +137,12 @@ def _caption(volume: Volume) -> list[str]:
         w = plan.window
         window = f"window {number(w.low)} .. {number(w.high)} ({w.description})"
     display = "neurological" if plan.options.neurological else "radiological"
-    return [window, f"{display}   {display_name(volume.path.name, ascii_only=True)}"]
+    n = volume.file.n_volumes
+    if n > 1 and plan.window is not None:  # slices and histogram: one volume; window: series
+        k = len(plan.options.volumes.indices(n))
+        window += f", set on {k} of the {n} volumes"
+    shown = f"volume {volume.volume_index} shown   " if n > 1 else ""
+    return [window, f"{display}   {shown}{display_name(volume.path.name, ascii_only=True)}"]
 
 
 def render_preview(volume: Volume, height: int = TARGET) -> np.ndarray:
@@ -163,7 +168,7 @@ def preview(
     if lexists(out) and not overwrite:
         raise OutputError(f"{out} exists; use --overwrite to replace it")
     opts = options or ConvertOptions(views=ALL_VIEWS, slices="middle")
-    data = encode(render_preview(Volume(path, opts)), fmt)
+    data = encode(render_preview(Volume(path, opts, volume=None)), fmt)
     created = make_dirs(out.parent)
     try:
         replace_file(out, data)

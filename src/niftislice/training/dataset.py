@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..batch.discover import discover
+from ..batch.discover import check_jobs, discover
 from ..errors import InputError, OptionError
 from ..options import ConvertOptions
 from ..orientation import reorientation
@@ -82,8 +82,7 @@ class SliceDataset:
         self.transform = transform
         items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         jobs = discover(items)
-        if not jobs:
-            raise OptionError("paths: no NIfTI files found")
+        check_jobs(jobs, items)
         self.sources = _pair(jobs, masks, allow_missing_masks)
         self._index = self._count()
         self._cache: OrderedDict[tuple[int, int], Volume] = OrderedDict()
