@@ -188,7 +188,7 @@ def test_pool_workers_die_with_a_killed_batch(tmp_path: Path) -> None:
         end = time.monotonic() + 60
         while any(map(alive, workers)) and time.monotonic() < end:
             time.sleep(0.05)
-        assert not any(map(alive, workers)), "workers outlived their batch"
+        assert not any(map(alive, workers)), f"workers outlived their batch: {survivors(workers)}"
     finally:
         batch.kill()
         batch.wait()
@@ -200,6 +200,65 @@ def test_pool_workers_die_with_a_killed_batch(tmp_path: Path) -> None:
     again = run(["convert", *inputs, "-o", str(out), "--skip-existing", "--slices", "middle"])
     assert again.rc == 0, again.stderr
     assert not leftover_tmp(out), (left, leftover_tmp(out))
+
+
+# A batch of two files on a pool of two workers whose conversions ignore being stopped: each
+# KeyboardInterrupt the worker's SIGTERM handler raises is lost (as in a C call that never
+# returns, or a lock a killed sibling held), so only a hard deadline can end them.
+STUBBORN_BATCH = """
+import os, sys, time
+from pathlib import Path
+import niftislice.batch.run as run
+from niftislice.batch.discover import Job
+from niftislice.options import ConvertOptions
+run._STOP_GRACE_S = 2
+def stubborn(job, out, options, threads):
+    (out / f"started-{os.getpid()}").touch()
+    while True:
+        try:
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            pass
+jobs = [Job(Path(f"in{i}.nii"), Path(), f"s{i}") for i in range(2)]
+run._run_pool(jobs, Path(sys.argv[1]), ConvertOptions(), 2, 1, lambda i, r: None, task=stubborn)
+"""
+
+
+def survivors(pids: set[int]) -> str:
+    """State and kernel wait channel of the processes of ``pids`` still alive."""
+    rows = []
+    for pid in sorted(filter(alive, pids)):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            rows.append(f"{pid} {stat} {Path(f'/proc/{pid}/wchan').read_text()}")
+    return "; ".join(rows)
+
+
+@pytest.mark.slow
+def test_workers_that_ignore_the_stop_die_by_a_deadline(tmp_path: Path) -> None:
+    """Today such workers outlive their killed batch for ever (converting on, then hanging)."""
+    batch = subprocess.Popen(
+        [sys.executable, "-c", STUBBORN_BATCH, str(tmp_path)], stdin=subprocess.DEVNULL
+    )
+    workers: set[int] = set()
+    try:
+        end = time.monotonic() + 60
+        while len(list(tmp_path.glob("started-*"))) < 2:
+            assert batch.poll() is None and time.monotonic() < end, "the workers did not start"
+            time.sleep(0.02)
+        workers = {int(p.name.split("-")[1]) for p in tmp_path.glob("started-*")}
+        batch.send_signal(signal.SIGKILL)
+        batch.wait(30)
+        end = time.monotonic() + 30  # the deadline is 2 s here
+        while any(map(alive, workers)) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not any(map(alive, workers)), f"workers outlived their batch: {survivors(workers)}"
+    finally:
+        batch.kill()
+        batch.wait()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 # A child that converts with --overwrite and dies (as with SIGKILL: no cleanup) the moment a

@@ -23,6 +23,9 @@ from niftislice.cli import main
 
 Edit = Callable[[dict[str, Any]], None]
 
+# numpy's overflow warnings are lines on a user's stderr too: here they fail the test
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> tuple[Path, Path]:
@@ -260,6 +263,20 @@ MALFORMED: dict[str, tuple[Edit, str]] = {
     "intensity kind": (_set("intensity", "kind", "magic"), "kind"),
     "string volumes": (_set("output", "volumes", "all"), "volumes"),
     "bit depth": (_set("output", "bit_depth", "deep"), "bit_depth"),
+    # header fields are float32 in a NIfTI file: beyond its range they cannot be written back
+    "huge affine": (_set("source", "affine", np.diag([1e200, 1e200, 1e200, 1]).tolist()), "affine"),
+    "huge sform": (_set("source", "sform", np.diag([1e300, 1e300, 1e300, 1]).tolist()), "sform"),
+    "huge voxel size": (_set("source", "voxel_sizes", [1e308, 4, 4]), "voxel_sizes"),
+    "huge time step": (_set("source", "time_step", 1e300), "time_step"),
+    "huge qform field": (_set("source", "qform_unused", {"quatern_b": 1e300}), "qform_unused"),
+    "tiny scl_slope": (_set("source", "scl_slope_applied", 1e-300), "scl_slope_applied"),
+    "huge pixel_to_world": (
+        _set_slice("pixel_to_world", np.diag([1e300, 1e300, 1e300, 1]).tolist()),
+        "pixel_to_world",
+    ),
+    "scale overflowing": (_scale(1e308), "scale"),
+    "4D shape, no volumes": (_set("source", "shape", [38, 48, 40, 1000000]), "volumes"),
+    "rgb source, grey kind": (_set("source", "dtype", "rgb"), "kind"),
 }
 
 
@@ -283,3 +300,46 @@ def test_sidecar_that_is_not_an_object_or_is_huge(folder, capsys):
     rc, err, out = _stack(folder, capsys, "--sidecar", str(path))
     _refused(rc, err, out)
     assert "MiB" in err
+
+
+def _no_python_warnings(err: str) -> None:
+    assert "Warning" not in err and "internal error" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("scale", "offset"), [(1e20, 0.0), (-1e30, 5.0), (1.0, 1e300)], ids=["1e20", "-1e30", "+1e300"]
+)
+def test_data_beyond_64_bit_integers_comes_back_as_float64(scale, offset, folder, capsys):
+    """Today: internal error (numpy picks an object dtype). The values are what the sidecar says."""
+    _edit(folder, _scale(scale))
+    _edit(folder, lambda d: d["intensity"]["pixel_to_data"].update(offset=offset))
+    rc, err, out = _stack(folder, capsys)
+    assert rc == 0, err
+    _no_python_warnings(err)
+    assert "float64" in err and len(err.strip().splitlines()) == 2, err  # a warning, "wrote"
+    data = np.asanyarray(nib.load(out).dataobj)
+    assert data.dtype == np.float64
+    pixel_out = folder.parent / "pixels.nii.gz"
+    assert main(["stack", str(folder), "-o", str(pixel_out), "--values", "pixel"]) == 0
+    pixels = np.asanyarray(nib.load(pixel_out).dataobj).astype(np.float64)
+    np.testing.assert_allclose(data, offset + pixels * scale, rtol=1e-12)
+
+
+def test_float_data_beyond_float32_comes_back_as_float64(folder, capsys):
+    """Today: inf in a float32 volume and numpy's RuntimeWarning lines on stderr."""
+    _edit(folder, lambda d: d["source"].update(dtype="float32"))
+    _edit(folder, _scale(1e40))
+    rc, err, out = _stack(folder, capsys)
+    assert rc == 0, err
+    _no_python_warnings(err)
+    data = np.asanyarray(nib.load(out).dataobj)
+    assert data.dtype == np.float64 and np.isfinite(data).all() and data.max() > 1e40
+
+
+def test_stored_integers_that_do_not_fit_without_a_fill(folder, capsys):
+    """Today: internal error (a None fill formatted into the warning)."""
+    _edit(folder, lambda d: d["source"].update(scl_slope_applied=1e-30))
+    rc, err, _ = _stack(folder, capsys)
+    assert rc == 0, err
+    _no_python_warnings(err)
+    assert "float32" in err and "--fill" not in err, err

@@ -143,21 +143,32 @@ Task = Callable[[Job, Path, ConvertOptions, int], ConvertResult]
 _stop: Any = None  # in pool workers: a shared Event, set once the batch is interrupted
 _parent = 0  # in pool workers: the process that started this one
 _busy = False  # in pool workers: a file is being converted
+#: Seconds a worker told to stop may spend abandoning its file before SIGALRM ends it.
+_STOP_GRACE_S = 10
 
 
 def _init_worker(stop: Any) -> None:
     global _stop, _parent
     _stop, _parent = stop, os.getppid()
     signal.signal(signal.SIGTERM, _terminated)
+    if hasattr(signal, "SIGALRM"):
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the deadline: ends the process
     die_with_parent()  # a killed batch must not leave workers converting on their own
 
 
 def _terminated(signum: int, frame: object) -> None:
     """SIGTERM in a worker (the batch was stopped, or its process died): a file in hand is
-    abandoned as on Ctrl-C (its temporary folder removed); an idle worker just ends."""
-    if _busy:
-        raise KeyboardInterrupt
-    os._exit(1)
+    abandoned as on Ctrl-C (its temporary folder removed); an idle worker just ends.
+
+    The KeyboardInterrupt reaches the conversion only at its next bytecode, and can be lost
+    (a C call that never returns, a lock that a killed sibling held): an alarm ends the process
+    after ``_STOP_GRACE_S`` whatever it is doing (a next run removes what it left).
+    """
+    if not _busy:
+        os._exit(1)
+    if hasattr(signal, "alarm"):
+        signal.alarm(_STOP_GRACE_S)
+    raise KeyboardInterrupt
 
 
 def _queued(
@@ -171,10 +182,10 @@ def _queued(
     try:
         return task(job, out, options, threads)
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: stop the queue too
+        if os.getppid() != _parent:  # orphaned: nobody is waiting for the result, and the
+            os._exit(1)  # stop event's lock may be held by a sibling that died holding it
         if _stop is not None:
             _stop.set()
-        if os.getppid() != _parent:  # orphaned: nobody is waiting for the result
-            os._exit(1)
         raise
     finally:
         _busy = False

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .._nib import nib
-from ..errors import OptionError, OutputError
+from ..errors import InputError, OptionError, OutputError
 from ..files import atomic_path, lexists, make_dirs
 from ..read.validate import integral_scaling
 from ..sidecar import NIFTI_UNITS
@@ -90,9 +90,10 @@ def _stored_integers(
     if (stored_fill is None or stored_fill.is_integer()) and _fits(src, *stored):
         return _cast(acc, src, scale, offset), slope, inter
     if not integral_scaling(slope, inter):
+        why = "edited images?" if fill is None else f"edited images or --fill {fill:g}?"
         warnings.append(
             f"values are not stored {src} integers under scl_slope {slope:g}, "
-            f"scl_inter {inter:g} (edited images or --fill {fill:g}?); written as float32"
+            f"scl_inter {inter:g} ({why}); written as float32"
         )
     return None
 
@@ -107,12 +108,17 @@ def _data_values(
     """Values in data units: the source dtype when they fit it, else a wider or float type."""
     src, scale, offset = source.dtype, intensity.scale, intensity.offset
     assert src is not None
+    lo, hi = _stored_range(acc, scale, offset)
+    if not (math.isfinite(lo) and math.isfinite(hi)) and np.isfinite(_ends(acc)).all():
+        raise InputError(
+            f"the sidecar's intensity.pixel_to_data (scale {scale:g}, offset {offset:g}) takes "
+            "the images' pixels beyond the float64 range"
+        )
     if src.kind == "f" or not integral_scaling(source.slope, source.inter):
         dtype = src if src.kind == "f" and src.itemsize >= 4 else np.dtype(np.float32)
-        return _cast(acc, dtype, scale, offset)
+        return _cast(acc, _wide_enough(dtype, lo, hi, warnings), scale, offset)
     if fill is not None and not fill.is_integer():
         raise OptionError(f"fill: {fill:g} cannot be stored in integer ({src}) output")
-    lo, hi = _stored_range(acc, scale, offset)
     if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN in float images from elsewhere
         warnings.append(f"the images hold NaN or infinite values; written as float32, not {src}")
         return _cast(acc, np.dtype(np.float32), scale, offset)
@@ -120,9 +126,28 @@ def _data_values(
         lo, hi = min(lo, fill), max(hi, fill)
     dtype = src
     if not _fits(src, lo, hi):
-        dtype = np.promote_types(np.min_scalar_type(int(lo)), np.min_scalar_type(int(hi)))
+        dtype = _integer_for(lo, hi)
         warnings.append(f"values {lo:g} to {hi:g} do not fit the source's {src}; stored as {dtype}")
     return _cast(acc, dtype, scale, offset)
+
+
+def _ends(acc: np.ndarray) -> np.ndarray:
+    return np.array([np.min(acc), np.max(acc)], dtype=np.float64)
+
+
+def _integer_for(lo: float, hi: float) -> np.dtype:
+    """The smallest integer dtype holding ``lo..hi``; float64 beyond 64-bit integers."""
+    if not (_fits(np.dtype(np.int64), lo, hi) or _fits(np.dtype(np.uint64), lo, hi)):
+        return np.dtype(np.float64)
+    return np.promote_types(np.min_scalar_type(int(lo)), np.min_scalar_type(int(hi)))
+
+
+def _wide_enough(dtype: np.dtype, lo: float, hi: float, warnings: list[str]) -> np.dtype:
+    """``dtype``, or float64 when the values ``lo..hi`` are beyond a float32's range."""
+    if dtype.itemsize < 8 and max(abs(lo), abs(hi)) > float(np.finfo(dtype).max):
+        warnings.append(f"values {lo:g} to {hi:g} are beyond {dtype}; stored as float64")
+        return np.dtype(np.float64)
+    return dtype
 
 
 def _num(value: float | None) -> str:

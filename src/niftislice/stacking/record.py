@@ -30,6 +30,9 @@ from ..types import Limits, View
 
 KINDS = ("window", "lossless", "label", "rgb")
 _QFORM_FIELDS = ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z")
+#: NIfTI header fields (pixdim, srow, quatern, scl_*) are float32: what they can hold
+_HEADER_MAX = float(np.finfo(np.float32).max)
+_HEADER_TINY = float(np.finfo(np.float32).tiny)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ def parse_sidecar(data: object, path: Path, limits: Limits = Limits()) -> Sideca
         raise InputError(f"sidecar {path}: not a niftislice sidecar")
     source = _source(r, r.obj(top.get("source"), "source"), limits)
     intensity = _intensity(r, r.obj(top.get("intensity"), "intensity"))
+    if source.dtype is None and intensity.kind != "rgb":
+        raise r.error("intensity.kind", f"{intensity.kind!r} for a colour (rgb) source")
     output = _output(r, top.get("output", {}), source)
     views_raw = r.obj(top.get("views"), "views")
     if not views_raw:
@@ -156,28 +161,28 @@ def _source(r: _Reader, s: dict[str, Any], limits: Limits) -> SourceInfo:
     qform_unused = s.get("qform_unused") or {}
     sizes = r.items(s["voxel_sizes"], "source.voxel_sizes", min(len(shape), 3), 7)
     time = s.get("time_step")
-    slope = r.number(s.get("scl_slope_applied", 1.0), "source.scl_slope_applied")
-    if slope == 0:
-        raise r.error("source.scl_slope_applied", "0 cannot be inverted")
+    slope = r.number(s.get("scl_slope_applied", 1.0), "source.scl_slope_applied", header=True)
+    if abs(slope) < _HEADER_TINY:
+        raise r.error("source.scl_slope_applied", f"{slope:g} cannot be inverted")
     return SourceInfo(
         shape=shape,
         spatial=spatial,  # type: ignore[arg-type]
         affine=r.matrix(s["affine"], "source.affine", invertible=True),
         dtype=_dtype(r, s["dtype"]),
-        voxel_sizes=tuple(r.number(v, "source.voxel_sizes", 0.0) for v in sizes),
-        time_step=None if time is None else r.number(time, "source.time_step", 0.0),
+        voxel_sizes=tuple(r.number(v, "source.voxel_sizes", 0.0, header=True) for v in sizes),
+        time_step=None if time is None else r.number(time, "source.time_step", 0.0, header=True),
         units=_units(r, s.get("units")),
         qform_code=r.whole(s.get("qform_code") or 0, "source.qform_code", 0, 32767),
         sform_code=r.whole(s.get("sform_code") or 0, "source.sform_code", 0, 32767),
         qform=None if s.get("qform") is None else r.matrix(s["qform"], "source.qform"),
         sform=None if s.get("sform") is None else r.matrix(s["sform"], "source.sform"),
         qform_unused={
-            k: r.number(v, f"source.qform_unused.{k}")
+            k: r.number(v, f"source.qform_unused.{k}", header=True)
             for k, v in r.obj(qform_unused, "source.qform_unused").items()
             if k in (*_QFORM_FIELDS, "qfac") and v is not None
         },
         slope=slope,
-        inter=r.number(s.get("scl_inter_applied", 0.0), "source.scl_inter_applied"),
+        inter=r.number(s.get("scl_inter_applied", 0.0), "source.scl_inter_applied", header=True),
         intent=r.whole(s.get("intent") or 0, "source.intent", 0, 32767),
         nifti_version=r.whole(s.get("nifti_version", 1), "source.nifti_version", 1, 2),
         big_endian=s.get("byte_order") == "big",
@@ -244,6 +249,8 @@ def _output(r: _Reader, value: object, source: SourceInfo) -> OutputInfo:
         volumes = tuple(r.whole(t, "output.volumes", 0, n - 1) for t in listed)
         if len(set(volumes)) != len(volumes):
             raise r.error("output.volumes", "lists a volume twice")
+    elif source.n_volumes > 1:
+        raise r.error("output.volumes", f"missing for a source of {source.n_volumes:,} volumes")
     bits = s.get("bit_depth")
     if bits not in (None, 8, 16):
         raise r.error("output.bit_depth", f"expected 8 or 16, got {_show(bits)}")
@@ -345,13 +352,22 @@ class _Reader:
             raise self.error(where, f"expected {want} entries, got {len(value):,}")
         return value
 
-    def number(self, value: object, where: str, least: float = -math.inf) -> float:
+    def number(
+        self, value: object, where: str, least: float = -math.inf, *, header: bool = False
+    ) -> float:
+        """A finite number >= ``least``; with ``header``, one a NIfTI header's float32 holds."""
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(where, f"expected a number, got {_show(value)}")
-        x = float(value)
+        try:
+            x = float(value)
+        except OverflowError:  # an int beyond float64
+            x = math.inf
         if not math.isfinite(x) or x < least:
             bound = "" if least == -math.inf else f" >= {least:g}"
             raise self.error(where, f"expected a finite number{bound}, got {_show(value)}")
+        if header and abs(x) > _HEADER_MAX:
+            beyond = f"beyond the float32 range of NIfTI header fields ({_HEADER_MAX:.3g})"
+            raise self.error(where, f"{x:g} is {beyond}")
         return x
 
     def whole(self, value: object, where: str, least: int, most: int) -> int:
@@ -366,7 +382,7 @@ class _Reader:
         rows = self.items(value, where, 4, 4)
         if not all(isinstance(row, list) and len(row) == 4 for row in rows):
             raise self.error(where, "expected a 4 x 4 matrix")
-        m = np.array([[self.number(x, where) for x in row] for row in rows], dtype=np.float64)
+        m = np.array([[self.number(x, where, header=True) for x in row] for row in rows])
         if invertible and abs(np.linalg.det(m[:3, :3])) < 1e-12:
             raise self.error(where, "the matrix is singular")
         return m
