@@ -31,7 +31,7 @@ from .files import (
     temp_folder,
     write_file,
 )
-from .naming import display_name, image_name, stem_of
+from .naming import display_name, image_names, stem_of
 from .options import ConvertOptions
 from .pictures.hooks import PAIR_TMP, Pictures, pair_roots
 from .plan import (
@@ -307,10 +307,9 @@ class _Render:
             pictures.finish_view(self.tmp, self.stem, view, t_or_none, {}, [])
         while slab is not None:
             n = plan.geometries[view].n_slices
-            names = {
-                k: image_name(self.stem, view.value, k, n, self.ext, t_or_none, self.nf.n_volumes)
-                for k in slab.indices
-            }
+            names = image_names(
+                self.stem, view.value, slab.indices, n, self.ext, t_or_none, self.nf.n_volumes
+            )
             view_names.update(names)
             view_content += slab.content
             futures = self._submit(view, slab, names)
