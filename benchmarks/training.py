@@ -8,6 +8,10 @@ On the inputs of cases (b), the batch of 8 heads, and (c), the 4D series of smal
 - both layouts in the same run, interleaved and rotated as ``run.py`` does, each command in its
   own process through ``measure.py``'s launcher: median wall and CPU time, images, and the ratio
   files / webdataset; the shards' images are checked byte for byte against the files';
+- in the same rotation, the floor of both: the ``webdataset`` conversion with every image
+  rendered and encoded but none kept (a ``sitecustomize`` in the child's path makes the spool keep
+  only the sidecar and the packer do nothing), so ``files / floor`` is the most any layout could
+  gain over files, and ``webdataset - floor`` what spooling and packing cost;
 - reading every slice back: ``SliceDataset`` (from the NIfTI, no files) against ``cv2.imread`` of
   the exported PNGs, in slices per second, in one process.
 
@@ -38,6 +42,22 @@ from run import _fresh, ensure_bytecode, work_dir
 log = logging.getLogger("benchmark")
 RESULTS_PATH = BENCH_DIR / "results_training.md"
 LAYOUTS = ("files", "webdataset")
+RUNS = (*LAYOUTS, "floor")
+#: the floor run's sitecustomize (imported by every process of the child, pool workers too)
+FLOOR_SITE = """
+from niftislice.training import pack, spool
+
+_write = spool.SpoolWriter.write
+
+
+def _sidecar_only(self, rel, data):
+    if str(rel).endswith(".json"):
+        _write(self, rel, data)
+
+
+spool.SpoolWriter.write = _sidecar_only
+pack.SplitPacker._append_spool = lambda self, case, arrived: None
+"""
 READ_SCRIPT = """
 import sys, time, cv2, numpy as np
 from pathlib import Path
@@ -106,22 +126,39 @@ def check_same_bytes(files: Path, shards: Path) -> tuple[int, int]:
     return checked, differ
 
 
+def floor_argv(inputs: Sequence[Path], out: Path, work: Path) -> list[str]:
+    """The webdataset conversion with FLOOR_SITE first on the child's path."""
+    site = work / "floor_site"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text(FLOOR_SITE)
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    return ["/usr/bin/env", f"PYTHONPATH={path}", *convert_argv(inputs, out, "webdataset")]
+
+
 def bench_layouts(case: Case, inputs: list[Path], runs: int, work: Path) -> dict[str, object]:
-    walls: dict[str, list[float]] = {k: [] for k in LAYOUTS}
-    cpus: dict[str, list[float]] = {k: [] for k in LAYOUTS}
+    walls: dict[str, list[float]] = {k: [] for k in RUNS}
+    cpus: dict[str, list[float]] = {k: [] for k in RUNS}
     images: dict[str, int] = {}
     for run in range(runs):
-        order = LAYOUTS[run % 2 :] + LAYOUTS[: run % 2]
+        order = RUNS[run % len(RUNS) :] + RUNS[: run % len(RUNS)]
         for layout in order:
             out = _fresh(work / "out" / case.key / layout)
             os.sync()
             log.info("case %s run %d/%d: %s", case.key, run + 1, runs, layout)
-            child = run_child(convert_argv(inputs, out, layout), work / "logs" / f"{layout}{run}")
+            argv = (
+                floor_argv(inputs, out, work)
+                if layout == "floor"
+                else convert_argv(inputs, out, layout)
+            )
+            child = run_child(argv, work / "logs" / case.key / f"{layout}{run}")
             if child.measurement.returncode != 0:
                 raise SystemExit(f"benchmark: {layout} failed:\n{child.stderr[-2000:]}")
             walls[layout].append(child.measurement.wall_s)
             cpus[layout].append(child.measurement.cpu_s)
-            images[layout] = count_images(out, layout)
+            if layout in LAYOUTS:
+                images[layout] = count_images(out, layout)
+            elif any(out.rglob("*.tar")):
+                raise SystemExit("benchmark: the floor run wrote shards (FLOOR_SITE not loaded)")
     if images["files"] != images["webdataset"]:
         raise SystemExit(f"benchmark: image counts differ: {images}")
     outs = work / "out" / case.key
@@ -142,7 +179,8 @@ def bench_reading(case: Case, inputs: list[Path], work: Path) -> dict[str, float
     files = work / "out" / case.key / "files"
     for kind, target in (("png", [files]), ("dataset", inputs)):
         child = run_child(
-            [sys.executable, "-c", READ_SCRIPT, kind, *map(str, target)], work / "logs" / kind
+            [sys.executable, "-c", READ_SCRIPT, kind, *map(str, target)],
+            work / "logs" / case.key / kind,
         )
         if child.measurement.returncode != 0:
             raise SystemExit(f"benchmark: reading {kind} failed:\n{child.stderr[-2000:]}")
@@ -152,16 +190,24 @@ def bench_reading(case: Case, inputs: list[Path], work: Path) -> dict[str, float
     return rates
 
 
-def render(rows: list[tuple[Case, dict[str, object], dict[str, float]]], runs: int) -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+def load_average() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def render(
+    rows: list[tuple[Case, dict[str, object], dict[str, float]]], runs: int, load_start: float
+) -> str:
+    load = load_average()
     lines = [
         "# Training-set benchmark: files vs WebDataset shards, SliceDataset",
         "",
-        f"`python benchmarks/training.py --runs {runs}`; median of {runs} interleaved runs per "
-        f"command, load average {load:.1f} at the end, {os.cpu_count()} CPUs.",
+        f"`PYTHONPATH=src python benchmarks/training.py --runs {runs}`; median of {runs} "
+        f"interleaved runs per command, load average {load_start:.1f} at the start and "
+        f"{load:.1f} at the end, {os.cpu_count()} CPUs.",
         "",
-        "| case | images | files s (CPU) | webdataset s (CPU) | files ÷ webdataset |",
-        "|---|---|---|---|---|",
+        "| case | images | files s (CPU) | webdataset s (CPU) | files ÷ webdataset "
+        "| floor s (CPU) | files ÷ floor |",
+        "|---|---|---|---|---|---|---|",
     ]
     for case, lay, _ in rows:
         wall, cpu = lay["wall"], lay["cpu"]  # type: ignore[index]
@@ -169,7 +215,9 @@ def render(rows: list[tuple[Case, dict[str, object], dict[str, float]]], runs: i
             f"| {case.title} | {lay['images']} | {wall['files']:.2f} ({cpu['files']:.2f}) | "  # type: ignore[index]
             f"{wall['webdataset']:.2f} ({cpu['webdataset']:.2f}) | "  # type: ignore[index]
             f"{wall['files'] / wall['webdataset']:.2f}x "  # type: ignore[index]
-            f"({cpu['files'] / cpu['webdataset']:.2f}x) |"  # type: ignore[index]
+            f"({cpu['files'] / cpu['webdataset']:.2f}x) | "  # type: ignore[index]
+            f"{wall['floor']:.2f} ({cpu['floor']:.2f}) | "  # type: ignore[index]
+            f"{wall['files'] / wall['floor']:.2f}x |"  # type: ignore[index]
         )
     lines += [
         "",
@@ -205,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     ensure_bytecode()
     cases = [c for c in all_cases(args.quick) if c.key in args.cases and c.key in "bc"]
-    start = time.perf_counter()
+    start, load_start = time.perf_counter(), load_average()
     rows = []
     with work_dir(args.keep) as work:
         for case in cases:
@@ -213,7 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             layouts = bench_layouts(case, inputs, runs, work / "training")
             rows.append((case, layouts, bench_reading(case, inputs, work / "training")))
             log.info("%s", json.dumps(layouts["wall"]))
-    table = render(rows, runs) + f"\nWhole benchmark took {time.perf_counter() - start:.0f} s.\n"
+    table = (
+        render(rows, runs, load_start)
+        + f"\nWhole benchmark took {time.perf_counter() - start:.0f} s.\n"
+    )
     print(table)
     if args.save:
         RESULTS_PATH.write_text(table)

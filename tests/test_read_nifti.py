@@ -414,3 +414,15 @@ def test_dispatch_suffixes_are_the_readers_own(fmt, module):
     for suffix in reader.SUFFIXES:
         assert matches(Path(f"scan{suffix.upper()}")) and matches(Path(f"scan{suffix}"))
     assert not matches(Path("scan.nii.gz"))
+
+
+@pytest.mark.parametrize("content", [b"hi\n", b"x" * 2000])
+def test_a_file_of_no_known_format_says_what_niftislice_reads(tmp_path, content):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=r"not a volume niftislice reads \(NIfTI, DICOM, NRRD"):
+        dispatch.open_source(path)
+    nii = tmp_path / "broken.nii"  # a NIfTI name keeps NIfTI's own complaint
+    nii.write_bytes(content)
+    with pytest.raises(InputError, match=r"^(truncated header|not a NIfTI file)"):
+        dispatch.open_source(nii)

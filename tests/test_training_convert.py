@@ -285,6 +285,12 @@ def test_shard_size_rolls_over_and_keeps_the_sample_order(
             assert sum(n.endswith(".png") and ".mask." not in n for n in tf.getnames()) <= 100
     theirs = shards_of(shards_out / "train")
     assert not differences(shard_members(shards), shard_members(theirs))
+    by_bytes = tmp_path / "bytes"
+    args = ["--masks", study[1], *SPLIT, "--layout", "webdataset", "--shard-size", "200KB"]
+    assert run(study[0], "-o", by_bytes, *args) == 0
+    shards = shards_of(by_bytes / "train")
+    assert len(shards) > 3 and all(p.stat().st_size <= 200_000 for p in shards)
+    assert not differences(shard_members(shards), shard_members(theirs))
 
 
 @pytest.mark.slow  # five conversions of the study

@@ -168,13 +168,39 @@ def test_shards_roll_over_by_samples_and_bytes(tmp_path: Path) -> None:
             names.append(tf.getnames())
     assert [len(n) for n in names] == [8, 8, 5]  # 4, 4 and 2 samples; the sidecar rides along
     assert names[2][-1] == "c/sidecar.json"
-    # a sample takes 4608 bytes: 2 samples and the end-of-archive blocks fit in 11 kB
+    # a sample takes 4608 bytes: 2 samples and the end-of-archive blocks fit in 11 kB, and
+    # the sidecar after the last two does not: it starts a sixth shard
     by_bytes = write(ShardSize(11_000, 10_000), tmp_path / "b")
-    assert len(by_bytes) == 5
+    assert len(by_bytes) == 6
     assert all(p.stat().st_size % 10240 == 0 for p in by_bytes)
-    assert all(p.stat().st_size <= 11_000 for p in by_bytes[:-1])  # the last has the sidecar
+    assert all(p.stat().st_size <= 11_000 for p in by_bytes)
+    with tarfile.open(by_bytes[-1]) as tf:
+        assert tf.getnames() == ["c/sidecar.json"]
     assert not [p for p in (tmp_path / "b").iterdir() if p.name.startswith(".")]
     assert existing_shards(tmp_path / "b", "train") == by_bytes
+
+
+def test_no_shard_passes_its_byte_limit(tmp_path: Path) -> None:
+    """Sidecars (not samples) count against the byte limit too, and so does the padding that
+    ends a shard; only a group of members larger than the limit gets a shard of its own above
+    it. Every member is there once, in order."""
+    limit = 25_000
+    added = []
+    with ShardWriter(tmp_path, "s", ShardSize(limit, 10_000)) as w:
+        for case in range(6):
+            for i in range(case + 1):
+                w.add([(f"c{case}/axial/{i:04d}.png", b"p" * 3000)])
+                added.append(f"c{case}/axial/{i:04d}.png")
+            w.add([(f"c{case}/sidecar.json", b"{" * 6000)], sample=False)
+            added.append(f"c{case}/sidecar.json")
+        w.add([("big/axial/0000.png", b"b" * 40_000)])
+        added.append("big/axial/0000.png")
+    names = []
+    for p in w.written:
+        with tarfile.open(p) as tf:
+            names += tf.getnames()
+        assert p.stat().st_size <= limit or p == w.written[-1]
+    assert names == added and len(w.written) > 3
 
 
 def test_a_failed_shard_leaves_no_partial_file(tmp_path: Path) -> None:

@@ -23,13 +23,12 @@ from ..export import output_dir_for, output_roots
 from ..naming import display_name, safe_relative_dir, stem_of
 from ..options import ConvertOptions
 from ..read.dicom_sniff import looks_like_dicom
+from ..read.dispatch import FORMATS
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _SINGLE_FILE_SUFFIXES = (*_NIFTI_SUFFIXES, ".nrrd", ".nhdr", ".mha", ".mhd", ".mgh", ".mgz", ".mnc")
 _PAIRED_SUFFIXES = {".hdr": ".img", ".par": ".rec"}  # header -> data file that must be beside it
 _OTHER_DATA_SUFFIXES = (".img", ".rec", ".raw", ".zraw", ".img.gz", ".raw.gz")
-#: what a folder search looks for, as messages name it
-SEARCHED = "NIfTI, DICOM, NRRD, MetaImage, Analyze, MGH, MINC and PAR/REC"
 
 
 @dataclass(frozen=True)
@@ -216,4 +215,4 @@ def check_jobs(jobs: Sequence[Job], inputs: Sequence[str | os.PathLike[str]] = (
     """Refuse a batch with nothing to do, naming the folders that were searched."""
     if not jobs:
         searched = ", ".join(display_name(str(p)) for p in inputs) or "the given inputs"
-        raise OptionError(f"no input volumes found in {searched} (searched for {SEARCHED} files)")
+        raise OptionError(f"no input volumes found in {searched} (searched for {FORMATS} files)")

@@ -14,9 +14,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import InputError
 from ..types import Limits
 from .dicom_sniff import is_dicom_input
 from .nifti import NiftiFile, read_header
+
+#: the input formats, as messages name them
+FORMATS = "NIfTI, DICOM, NRRD, MetaImage, Analyze, MGH, MINC and PAR/REC"
 
 Matcher = Callable[[Path], bool]
 Opener = Callable[[Path, Limits], NiftiFile]
@@ -57,4 +61,10 @@ def open_source(path: str | os.PathLike[str], limits: Limits = Limits()) -> Nift
     for _name, matches, opener in READERS:
         if matches(p):
             return opener(p, limits)
-    return read_header(p, limits)
+    try:
+        return read_header(p, limits)
+    except InputError as e:
+        if p.name.lower().endswith((".nii", ".nii.gz")):
+            raise
+        # notes.txt named by mistake: say what was tried, not only NIfTI's complaint
+        raise InputError(f"not a volume niftislice reads ({FORMATS}); as NIfTI: {e}") from e

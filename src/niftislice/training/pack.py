@@ -74,6 +74,7 @@ class MetaLines:
         self.split = "" if split is None else ',"split":' + json.dumps(split)
         self._matrices: dict[int, str] = {}
         self._spacings: dict[tuple[float, float], str] = {}
+        self._views: dict[str, str] = {}
 
     def _matrix(self, value: list[list[float]]) -> str:
         key = id(value)  # the sidecar's lists, alive while its records are packed
@@ -90,8 +91,11 @@ class MetaLines:
 
     def line(self, rec: ImageRecord) -> bytes:
         volume = "" if rec.volume is None else f',"volume":{rec.volume}'
+        view = self._views.get(rec.view)
+        if view is None:
+            view = self._views[rec.view] = json.dumps(rec.view)
         return (
-            f'{self.head}{json.dumps(rec.view)},"index":{rec.index}{volume}{self.split},'
+            f'{self.head}{view},"index":{rec.index}{volume}{self.split},'
             f'"spacing_mm":{self._spacing(rec.spacing_mm)},'
             f'"pixel_to_world":{self._matrix(rec.pixel_to_world)}}}'
         ).encode()

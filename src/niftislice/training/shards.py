@@ -3,8 +3,10 @@
 Every member has the same metadata (mode 0644, uid/gid 0, no user or group name, mtime 0), so a
 shard's bytes depend only on its members' names and contents, in the order they are added. A
 shard is written under a hidden temporary name and renamed when complete; a new shard starts
-before a sample that would take the current one past its byte or sample limit (a sample is
-never split across shards).
+before a sample that would take the current one past its sample limit, or before any members
+(a sample, or a case's sidecar) that would take its finished size (end-of-archive blocks and
+padding to a whole record included) past its byte limit. A group of members is never split
+across shards, so only a group larger than the byte limit makes a shard above it.
 
 Names are ASCII (niftislice builds them from a safe character set). A name up to 100 bytes, or
 one that splits at a ``/`` into a 155-byte prefix and a 100-byte name, gets a single ustar header;
@@ -87,8 +89,10 @@ class ShardSize:
                 max_bytes = number
         if max_samples < 1:
             raise OptionError(f"shard-size: at least 1 sample per shard, got {value!r}")
-        if max_bytes < 4 * BLOCK:
-            raise OptionError(f"shard-size: at least 2KB per shard, got {value!r}")
+        if max_bytes < RECORD:
+            raise OptionError(
+                f"shard-size: at least 10KiB per shard (the smallest tar file), got {value!r}"
+            )
         return cls(max_bytes, max_samples)
 
     def __str__(self) -> str:
@@ -105,6 +109,8 @@ _MTIME = _octal(MEMBER_MTIME, 12)
 # empty device numbers, as tarfile writes them for regular files
 _TYPE_TO_DEVICES = b"0" + b"\0" * 100 + b"ustar\x0000" + b"\0" * 64 + b"\0" * 16
 _FIXED_SUM = sum(_MODE_IDS) + sum(_MTIME) + sum(b" " * 8) + sum(_TYPE_TO_DEVICES)
+_NO_PREFIX_TAIL = _TYPE_TO_DEVICES + b"\0" * (155 + 12)
+_ZEROS = bytes(BLOCK)
 
 
 def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
@@ -120,6 +126,13 @@ def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
 def member_header(name: str, size: int) -> bytes:
     """The header block(s) of a regular file member with the fixed metadata."""
     raw = name.encode("ascii", "strict")
+    if len(raw) <= 100:  # the usual case, spelled out: a header for every member of a shard
+        size_field = b"%011o\0" % size
+        checksum = _FIXED_SUM + sum(raw) + sum(size_field)
+        return b"".join(
+            (raw.ljust(100, b"\0"), _MODE_IDS, size_field, _MTIME, b"%06o\0 " % checksum,
+             _NO_PREFIX_TAIL)
+        )  # fmt: skip
     split = _split_name(raw)
     if split is None:  # too long for ustar: let tarfile write a pax 'path' record
         import tarfile  # only here and in iter_members: options imports this module
@@ -148,14 +161,11 @@ def member_header(name: str, size: int) -> bytes:
     )
 
 
-def member(name: str, data: bytes | memoryview) -> list[bytes | memoryview]:
-    """A whole member: header, data and zero padding to the next block."""
-    return [member_header(name, len(data)), data, b"\0" * (-len(data) % BLOCK)]
-
-
-def member_size(name: str, size: int) -> int:
-    """Bytes a member takes in the archive."""
-    return len(member_header(name, size)) + size + (-size % BLOCK)
+def finished_size(nbytes: int) -> int:
+    """A shard's size once closed, with ``nbytes`` of members: the two zero blocks that end a
+    tar archive, then zeros to a whole record (as ``tarfile`` pads)."""
+    end = nbytes + 2 * BLOCK
+    return end + (-end % RECORD)
 
 
 def shard_name(prefix: str, number: int) -> str:
@@ -191,24 +201,26 @@ class ShardWriter:
     def add(
         self, members: Iterable[tuple[str, bytes | memoryview]], *, sample: bool = True
     ) -> None:
-        """One sample's members (or, with ``sample=False``, members that ride along with the
-        previous sample, such as a case's sidecar), in the order given."""
-        blocks = [b for name, data in members for b in member(name, data)]
-        nbytes = sum(map(len, blocks))
+        """One sample's members (or, with ``sample=False``, members that are not a sample and
+        do not count against the sample limit, such as a case's sidecar), in the order given."""
+        parts: list[bytes | memoryview] = []
+        for name, data in members:
+            size = len(data)
+            parts += (member_header(name, size), data, _ZEROS[: -size % BLOCK])
+        chunk = b"".join(parts)  # one write per sample: a 4D series has tens of thousands
+        nbytes = len(chunk)
         if (
-            sample
-            and self._file is not None
-            and self._samples
+            self._file is not None
+            and self._bytes  # a group larger than the limit gets a shard of its own
             and (
-                self._samples + 1 > self.size.max_samples
-                or self._bytes + nbytes + 2 * BLOCK > self.size.max_bytes
+                (sample and self._samples + 1 > self.size.max_samples)
+                or finished_size(self._bytes + nbytes) > self.size.max_bytes
             )
         ):
             self.close()
         f = self._file or self._open()
         try:
-            for b in blocks:
-                f.write(b)
+            f.write(chunk)
         except OSError as e:
             raise OutputError(f"cannot write shard {self._tmp}: {e.strerror or e}") from None
         self._bytes += nbytes
@@ -218,8 +230,7 @@ class ShardWriter:
         """Finish the current shard (end-of-archive blocks, padding to a record) and rename it."""
         if self._file is None or self._tmp is None:
             return
-        end = 2 * BLOCK
-        end += -(self._bytes + end) % RECORD
+        end = finished_size(self._bytes) - self._bytes
         final = self.folder / shard_name(self.prefix, len(self.written))
         try:
             self._file.write(b"\0" * end)

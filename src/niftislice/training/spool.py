@@ -84,15 +84,17 @@ class SpoolReader:
                 self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         except (OSError, ValueError) as e:
             raise OutputError(f"cannot read the converted case in {self.folder}: {e}") from None
+        self._view = memoryview(self._data)  # one view, sliced for every member
 
     def __contains__(self, rel: str) -> bool:
         return rel in self.index
 
     def get(self, rel: str) -> memoryview:
         offset, size = self.index[rel]
-        return memoryview(self._data)[offset : offset + size]
+        return self._view[offset : offset + size]
 
     def close(self) -> None:
+        self._view.release()  # slices still alive keep the buffer until they go
         if isinstance(self._data, mmap.mmap):
             # a view still alive keeps the mapping; it goes with the view
             with contextlib.suppress(BufferError):
