@@ -179,6 +179,15 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _stand_down() -> None:
+    """A stop that reached the pool's loop (the run lives on): no deadline any more, and a
+    later SIGTERM counts again."""
+    global _stopping
+    if hasattr(signal, "alarm"):
+        signal.alarm(0)
+    _stopping = False
+
+
 def _queued(
     task: Task, job: Job, out: Path, options: ConvertOptions, threads: int
 ) -> ConvertResult:
@@ -194,6 +203,7 @@ def _queued(
             os._exit(1)  # lock may be held by a sibling that died holding it
         if _stop is not None:
             _stop.set()
+        _stand_down()
         raise
     finally:
         _busy = False
