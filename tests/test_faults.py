@@ -128,6 +128,47 @@ def test_control_characters_are_escaped_in_every_message(tmp_path: Path, capfd) 
     assert_printable(run.stderr)
 
 
+def test_log_lines_and_debug_tracebacks_are_printable(tmp_path: Path, capfd, monkeypatch) -> None:
+    """-vv shows an unexpected error's traceback: its lines name the file too (today raw).
+    Log lines say their level as every other line does (``warning:``, not ``WARNING:``)."""
+    import niftislice.batch.worker as worker
+
+    def broken(path, *args, **kwargs):
+        raise RuntimeError(f"cannot handle {path}")
+
+    monkeypatch.setattr(worker, "convert_file", broken)
+    src = volume(tmp_path / f"{ESCAPES}.nii")
+    out = tmp_path / "out"
+    run = run_in_process(["convert", str(src), "-o", str(out), "-vv"], capfd)
+    assert run.rc == 1
+    assert "Traceback" in run.stderr and "RuntimeError: cannot handle" in run.stderr
+    assert_printable(run.stderr)
+    (out / ".niftislice-tmp-old-abcd1234").mkdir(parents=True)  # a killed run's, restored
+    (out / ".niftislice-tmp-old-abcd1234" / "esc_0_PWNED.json").write_text("{}")
+    monkeypatch.undo()
+    run = run_in_process(["convert", str(src), "-o", str(out), "--skip-existing"], capfd)
+    assert run.rc == 0, run.stderr
+    assert [m for m in run.messages("warning") if "restored" in m], run.stderr
+
+
+def test_an_unreadable_folder_without_privileges_to_drop(study: Path, tmp_path, capfd, monkeypatch):
+    """The folder refusals the tests above get from the kernel, made in Python (for a root
+    that cannot drop its capabilities, where those tests skip)."""
+    real = os.scandir
+
+    def scandir(path="."):
+        if Path(os.fsdecode(path)) == study / "locked":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    run = run_in_process(["convert", str(study), "-o", str(tmp_path / "out")], capfd)
+    check_common(run)
+    assert run.rc == 1, run.stderr
+    assert run.messages("error") == [f"{study / 'locked'}: cannot read folder: Permission denied"]
+    assert "1 converted, 0 skipped, 1 failed" in run.stderr
+
+
 def test_report_names_are_printable(tmp_path: Path, capfd) -> None:
     junk = Path(os.fsdecode(os.fsencode(tmp_path) + b"/" + BAD_UTF8 + b".nii"))
     junk.write_bytes(NOT_NIFTI)
@@ -298,4 +339,21 @@ def test_a_nonsense_scheduler_address_is_one_quick_line(tmp_path: Path) -> None:
     (error,) = run.messages("error")
     assert error.startswith("scheduler: ") and "not a scheduler address" in error, error
     assert seconds < 10, f"{seconds:.1f} s"  # importing Dask takes 2-6 s; a failed client 10 more
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("address", ["x", "tcp://host:notaport", "inproc://x"])
+def test_an_unusable_scheduler_address_is_not_a_timeout(tmp_path: Path, address: str) -> None:
+    """Today: 'cannot connect to x within 5 s' for an address refused at once."""
+    pytest.importorskip("distributed")
+    src = volume(tmp_path / "scan.nii.gz")
+    start = time.monotonic()
+    run = run_child(["convert", str(src), "-o", str(tmp_path / "out"), "--scheduler", address])
+    seconds = time.monotonic() - start
+    check_common(run)
+    assert run.rc == 2, run.stderr
+    (error,) = run.messages("error")
+    assert error.startswith(f"scheduler: cannot use {address} (") and "within" not in error, error
+    assert seconds < 10, f"{seconds:.1f} s"
     assert not (tmp_path / "out").exists()

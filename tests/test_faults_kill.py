@@ -12,11 +12,14 @@ import fcntl
 import hashlib
 import json
 import os
+import pty
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -168,33 +171,72 @@ def test_another_holder_of_the_lock_is_respected(tmp_path: Path) -> None:
     assert not leftover_tmp(out) and (out / "scan" / "scan.json").is_file()
 
 
+def descendants(pid: int) -> set[int]:
+    """Children of ``pid``, their children, and so on (from /proc)."""
+    found, todo = set(), [pid]
+    while todo:
+        new = children(todo.pop()) - found
+        found |= new
+        todo += new
+    return found
+
+
+@contextlib.contextmanager
+def on_a_terminal(args: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    """The CLI running on a pseudo-terminal, as a user starts it: progress bars and their
+    thread, hence a forkserver whose children the pool workers are (its output is drained)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cli_command(args), stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(master, 65536):
+                pass
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+
+
 @pytest.mark.slow
-def test_pool_workers_die_with_a_killed_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("terminal", [False, True], ids=["output-discarded", "terminal"])
+def test_pool_workers_die_with_a_killed_batch(tmp_path: Path, terminal: bool) -> None:
+    """Every process the batch started (pool workers; on a terminal also the forkserver they
+    come from, which lives as long as any of them) ends once the batch is SIGKILLed."""
     inputs = [
         str(write_volume(tmp_path / "in" / f"big{i}.nii", (192, 192, 160), noise=True))
         for i in range(2)
     ]
     out = tmp_path / "out"
-    batch = start(["convert", *inputs, "-o", str(out), "-j", "2"], pipes=False)
-    workers: set[int] = set()
-    try:
+    args = ["convert", *inputs, "-o", str(out), "-j", "2"]
+    family: set[int] = set()
+    with contextlib.ExitStack() as stack:
+        batch = stack.enter_context(on_a_terminal(args)) if terminal else start(args, pipes=False)
+        stack.callback(batch.wait)
+        stack.callback(batch.kill)
         wait_for_temporary_images(out, batch)
-        workers = children(batch.pid)
-        assert len(workers) >= 2, workers
+        family = descendants(batch.pid)
+        workers = family - children(batch.pid) if terminal else children(batch.pid)
+        assert len(workers) >= 2, (family, workers)  # on a terminal: the forkserver's children
         batch.send_signal(signal.SIGKILL)
         batch.wait(30)
         # a worker stops at its next bytecode after SIGTERM and lets its encoder threads
-        # finish their images; on a loaded 2-core machine that took over 15 s once
+        # finish their images (within 10 s: then an alarm ends it); under load that took
+        # over 15 s once
         end = time.monotonic() + 60
-        while any(map(alive, workers)) and time.monotonic() < end:
+        while any(map(alive, family)) and time.monotonic() < end:
             time.sleep(0.05)
-        assert not any(map(alive, workers)), f"workers outlived their batch: {survivors(workers)}"
-    finally:
-        batch.kill()
-        batch.wait()
-        for pid in workers:  # orphans (when this test fails) would convert on, then hang
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        try:
+            assert not any(map(alive, family)), f"outlived their batch: {survivors(family)}"
+        finally:
+            for pid in family:  # orphans (when this test fails) would convert on, then hang
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
     left = leftover_tmp(out)
     again = run(["convert", *inputs, "-o", str(out), "--skip-existing", "--slices", "middle"])
@@ -259,6 +301,47 @@ def test_workers_that_ignore_the_stop_die_by_a_deadline(tmp_path: Path) -> None:
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+# A pool worker's conversion (run as the pool runs it) told to stop twice: PR_SET_PDEATHSIG
+# sends SIGTERM once per thread of a dying run, the second while the first one's cleanup runs.
+STOPPED_TWICE = """
+import os, signal, sys, threading, time
+from pathlib import Path
+import niftislice.batch.run as run
+from niftislice.batch.discover import Job
+from niftislice.options import ConvertOptions
+out = Path(sys.argv[1])
+def conversion(job, out, options, threads):
+    tmp = out / ".niftislice-tmp-scan-abcd1234"
+    tmp.mkdir()
+    (tmp / "half.png").write_bytes(b"half")
+    threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    try:
+        time.sleep(30)
+    except BaseException:
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        time.sleep(0.5)  # removing a few hundred images takes a moment
+        (tmp / "half.png").unlink()
+        tmp.rmdir()
+        raise
+run._init_worker(None)
+try:
+    run._queued(conversion, Job(Path("scan.nii"), Path(), "scan"), out, ConvertOptions(), 1)
+except KeyboardInterrupt:
+    sys.exit(3)
+"""
+
+
+@pytest.mark.slow
+def test_a_second_stop_signal_does_not_cut_the_cleanup_short(tmp_path: Path) -> None:
+    """Today the second SIGTERM raised a KeyboardInterrupt inside the cleanup of the first:
+    the temporary folder stayed (one killed run in four left one)."""
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPED_TWICE, str(tmp_path)], capture_output=True, timeout=60
+    )
+    assert done.returncode == 3, done.stderr.decode()
+    assert tree(tmp_path) == [], tree(tmp_path)
 
 
 # A child that converts with --overwrite and dies (as with SIGKILL: no cleanup) the moment a

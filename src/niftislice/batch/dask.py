@@ -43,9 +43,12 @@ def connect(address: str, timeout: float | None = None) -> Any:
         return distributed.Client(address, timeout=timeout, set_as_default=False)
     except Exception as e:
         reason = " ".join(str(e).split()) or type(e).__name__
-        raise OptionError(
-            f"scheduler: cannot connect to {address} within {timeout:g} s ({reason})"
-        ) from None
+        if isinstance(e, OSError):  # unreachable: refused, timed out, no such host
+            raise OptionError(
+                f"scheduler: cannot connect to {address} within {timeout:g} s ({reason})"
+            ) from None
+        # refused by the transport at once: a port that is no number, no TLS setup...
+        raise OptionError(f"scheduler: cannot use {address} ({reason})") from None
 
 
 def _check_address(distributed: Any, address: str) -> None:

@@ -7,8 +7,9 @@
   run can own them.
 - Folders the run created for outputs that were never written are removed again: a run that
   writes nothing creates nothing.
-- Pool workers die with the run (``PR_SET_PDEATHSIG`` on Linux, a watchdog thread elsewhere):
-  killing the main process never leaves workers converting on their own.
+- Pool workers die with the run (``PR_SET_PDEATHSIG`` on Linux, and a thread waiting on the
+  run's sentinel where the worker's parent is a forkserver, or on other systems): killing the
+  main process never leaves workers converting on their own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..files import clean_leftovers, lexists, locked_folder, make_dirs, remove_empty
 
@@ -60,14 +62,41 @@ def _missing(out: Path, folders: Sequence[Path]) -> list[Path]:
 
 
 def die_with_parent() -> None:
-    """Have SIGTERM delivered to this (worker) process when its parent dies; the process's
-    SIGTERM handler decides how to stop."""
+    """Have SIGTERM delivered to this (worker) process when the process that started it dies;
+    the process's SIGTERM handler decides how to stop.
+
+    A forked worker's parent is the run: ``PR_SET_PDEATHSIG`` (Linux). A forkserver's children
+    (the pool's workers once the run has a thread, e.g. progress bars on a terminal) have the
+    forkserver as parent, which lives as long as any of them does: a thread waits on
+    multiprocessing's sentinel of the run (a pipe that closes when it dies).
+    """
+    import multiprocessing  # only workers get here
+
     parent = os.getppid()
     if sys.platform.startswith("linux") and _pdeathsig(signal.SIGTERM):
         if os.getppid() != parent:  # the parent died before the request took effect
             os.kill(os.getpid(), signal.SIGTERM)
-        return
-    threading.Thread(target=_watch, args=(parent,), name="parent-watchdog", daemon=True).start()
+    else:
+        threading.Thread(target=_watch, args=(parent,), name="parent-watchdog", daemon=True).start()
+    run = multiprocessing.parent_process()
+    if run is not None and run.pid != parent:  # started through a forkserver
+        threading.Thread(target=_wait_for, args=(run,), name="run-watchdog", daemon=True).start()
+
+
+def orphaned(parent: int) -> bool:
+    """In a worker whose parent was ``parent``: the run that started it has died."""
+    if os.getppid() != parent:
+        return True
+    import multiprocessing
+
+    run = multiprocessing.parent_process()
+    return run is not None and not run.is_alive()
+
+
+def _wait_for(run: Any) -> None:
+    """SIGTERM to this process once ``run`` (a multiprocessing parent process) has died."""
+    run.join()  # returns once the run's sentinel pipe closes
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _pdeathsig(sig: int) -> bool:

@@ -24,7 +24,7 @@ from ..export import ConvertResult
 from ..files import TMP_PREFIX, lexists, remove_tree
 from ..options import ConvertOptions
 from .discover import Job
-from .guard import die_with_parent, output_area
+from .guard import die_with_parent, orphaned, output_area
 from .results import BatchResult
 from .worker import run_one
 
@@ -143,6 +143,7 @@ Task = Callable[[Job, Path, ConvertOptions, int], ConvertResult]
 _stop: Any = None  # in pool workers: a shared Event, set once the batch is interrupted
 _parent = 0  # in pool workers: the process that started this one
 _busy = False  # in pool workers: a file is being converted
+_stopping = False  # in pool workers: a SIGTERM is being acted on
 #: Seconds a worker told to stop may spend abandoning its file before SIGALRM ends it.
 _STOP_GRACE_S = 10
 
@@ -160,15 +161,31 @@ def _terminated(signum: int, frame: object) -> None:
     """SIGTERM in a worker (the batch was stopped, or its process died): a file in hand is
     abandoned as on Ctrl-C (its temporary folder removed); an idle worker just ends.
 
-    The KeyboardInterrupt reaches the conversion only at its next bytecode, and can be lost
-    (a C call that never returns, a lock that a killed sibling held): an alarm ends the process
-    after ``_STOP_GRACE_S`` whatever it is doing (a next run removes what it left).
+    Only the first SIGTERM is acted on: a dying run's ``PR_SET_PDEATHSIG`` comes once per
+    thread of the run, and a second KeyboardInterrupt would cut the cleanup short (or escape it
+    into the pool's loop, which then waits for work for ever). The KeyboardInterrupt reaches
+    the conversion only at its next bytecode, and can be lost (a C call that never returns, a
+    lock a killed sibling held): an alarm ends the process after ``_STOP_GRACE_S`` whatever it
+    is doing (a next run removes what it left).
     """
+    global _stopping
     if not _busy:
         os._exit(1)
+    if _stopping:
+        return
+    _stopping = True
     if hasattr(signal, "alarm"):
         signal.alarm(_STOP_GRACE_S)
     raise KeyboardInterrupt
+
+
+def _stand_down() -> None:
+    """A stop that reached the pool's loop (the run lives on): no deadline any more, and a
+    later SIGTERM counts again."""
+    global _stopping
+    if hasattr(signal, "alarm"):
+        signal.alarm(0)
+    _stopping = False
 
 
 def _queued(
@@ -182,10 +199,11 @@ def _queued(
     try:
         return task(job, out, options, threads)
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: stop the queue too
-        if os.getppid() != _parent:  # orphaned: nobody is waiting for the result, and the
-            os._exit(1)  # stop event's lock may be held by a sibling that died holding it
+        if orphaned(_parent):  # nobody is waiting for the result, and the stop event's
+            os._exit(1)  # lock may be held by a sibling that died holding it
         if _stop is not None:
             _stop.set()
+        _stand_down()
         raise
     finally:
         _busy = False

@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import NiftisliceError, OptionError
 from ..naming import display_name
@@ -46,7 +47,7 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
         else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_PrintableFormatter("niftislice: %(levelname)s: %(message)s"))
+    handler.setFormatter(_PrintableFormatter("niftislice: %(level)s: %(message)s"))
     root = logging.getLogger("niftislice")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -80,11 +81,19 @@ def _quiet_dask(scheduler: str | None, verbose: int) -> None:
 
 
 class _PrintableFormatter(logging.Formatter):
-    """Log lines with control characters and undecodable bytes escaped (tracebacks untouched)."""
+    """Log lines as the other lines (``niftislice: warning: ...``), with control characters and
+    undecodable bytes escaped, tracebacks (``-vv``) line by line."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = display_name(record.message)
+        record.level = record.levelname.lower()
         return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return "\n".join(map(display_name, super().formatException(ei).splitlines()))
+
+    def formatStack(self, stack_info: str) -> str:
+        return "\n".join(map(display_name, stack_info.splitlines()))
 
 
 class _Progress:
