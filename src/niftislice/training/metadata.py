@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..files import make_dirs, replace_file
 from ..naming import sample_name
@@ -19,9 +19,10 @@ from ..naming import sample_name
 METADATA_NAME = "metadata.jsonl"
 
 
-@dataclass(frozen=True)
-class ImageRecord:
-    """One exported image of a case, as its sidecar describes it."""
+class ImageRecord(NamedTuple):
+    """One exported image of a case, as its sidecar describes it (a named tuple, not a frozen
+    dataclass: a 4D series has tens of thousands, and building them took a sixth of packing
+    its shards)."""
 
     view: str
     index: int  # slice index along the view's RAS+ axis (as in the file name)

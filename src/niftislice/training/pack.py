@@ -48,6 +48,7 @@ def spool_samples(
     sidecar = json.loads(bytes(sidecar_bytes))
     meta = MetaLines(source, split)
     samples: list[tuple[str, Members]] = []
+    masks = any(rel.startswith(f"{PAIR_TMP}/") for rel in spool.index)
     for rec in image_records(sidecar):
         key = f"{case}/{rec.key}"
         ext = rec.file.rsplit(".", 1)[-1]
@@ -56,13 +57,18 @@ def spool_samples(
             (f"{key}.{ext}", spool.get(f"{rec.view}/{rec.file}")),
         ]
         mask = f"{PAIR_TMP}/{rec.view}/{rec.file}"
-        if mask in spool:
+        if masks and mask in spool:
             members.append((f"{key}.mask.{ext}", spool.get(mask)))
-        samples.append((key, sorted(members, key=lambda m: m[0])))
+        members.sort(key=_name)
+        samples.append((key, members))
     samples.sort(key=lambda s: s[0])
     for _, members in samples:
         yield members, True
     yield [(f"{case}/{SIDECAR_MEMBER}", sidecar_bytes)], False
+
+
+def _name(member: tuple[str, bytes | memoryview]) -> str:
+    return member[0]
 
 
 class MetaLines:
