@@ -114,8 +114,22 @@ def _float_keys(values: np.ndarray) -> np.ndarray:
     if values.dtype.itemsize > 4 or values.dtype.kind != "f":
         values = np.clip(values, -f32, f32)  # beyond float32: the outermost bins
     u = values.astype(np.float32, copy=False).view(np.uint32)
-    keys = np.where(u >> 31 == 1, ~u, u | np.uint32(0x80000000))
-    return keys >> np.uint32(_KEY_SHIFT)
+    # negative values get every bit flipped, the others their sign bit set: u ^ mask, with mask
+    # all ones or the sign bit; in place, in one temporary (twice as fast as np.where)
+    keys = u >> np.uint32(31)
+    keys *= np.uint32(0x7FFFFFFF)
+    keys |= np.uint32(0x80000000)
+    keys ^= u
+    keys >>= np.uint32(_KEY_SHIFT)
+    return keys
+
+
+def _add_keys(counts: np.ndarray, keys: np.ndarray) -> None:
+    """Count ``keys`` into ``counts``. Binned from the smallest key up: real data fills a narrow
+    band of the 2**20 bins, and a full-length ``bincount`` (8 MiB) per piece cost a 4D series of
+    small volumes most of its statistics time."""
+    lo, hi = int(keys.min()), int(keys.max())
+    counts[lo : hi + 1] += np.bincount(keys - np.uint32(lo), minlength=hi - lo + 1)
 
 
 def _key_value(key: int) -> float:
@@ -159,7 +173,8 @@ class StatsBuilder:
                 self._add_float(chunk)
 
     def _add_float(self, chunk: np.ndarray) -> None:
-        fin = chunk[np.isfinite(chunk)] if chunk.dtype.kind == "f" else chunk
+        finite = np.isfinite(chunk) if chunk.dtype.kind == "f" else None
+        fin = chunk if finite is None or finite.all() else chunk[finite]
         keys = _float_keys(fin) if fin.size else None
         full: list[np.ndarray] = []
         with self._lock:
@@ -173,14 +188,14 @@ class StatsBuilder:
             if self._buffered >= CHUNK:
                 full, self._keys, self._buffered = self._keys, [], 0
         if full:
-            counts = np.bincount(np.concatenate(full), minlength=self._counts.size)
+            keys = np.concatenate(full)
             with self._lock:
-                self._counts += counts
+                _add_keys(self._counts, keys)
 
     def result(self) -> RawStats:
         """The statistics of everything added (call once every ``add`` has returned)."""
         if self._keys:
-            self._counts += np.bincount(np.concatenate(self._keys), minlength=self._counts.size)
+            _add_keys(self._counts, np.concatenate(self._keys))
             self._keys, self._buffered = [], 0
         nan, nonfinite = float("nan"), self._nonfinite
         if not self.exact:
