@@ -204,3 +204,33 @@ def test_load_reads_a_series_once_for_its_window(tmp_path, small_head, monkeypat
     assert len(passes) == 1
     data = np.asanyarray(nib.load(src).dataobj).astype(np.float64)
     assert (vol.plan.window.low, vol.plan.window.high) == pytest.approx(_numpy_auto(data))
+
+
+@pytest.mark.parametrize("layout", ["files", "webdataset"])
+def test_convert_reads_a_series_once_when_it_fits(tmp_path, small_head, monkeypatch, layout):
+    """A series within ``HOLD_BYTES`` is decompressed once for its window and its images; a
+    longer one twice (one volume at a time); the images, sidecar and shards are the same."""
+    import niftislice.export
+    import niftislice.plan
+
+    src = _series(tmp_path, small_head)
+    real = niftislice.export.iter_volumes
+    outputs = {}
+    passes: list[object] = []
+
+    def counting(*args, **kwargs):
+        passes.append(args[1] if len(args) > 1 else None)
+        return real(*args, **kwargs)
+
+    for module in (niftislice.plan, niftislice.export):
+        monkeypatch.setattr(module, "iter_volumes", counting)
+    for hold in (niftislice.export.HOLD_BYTES, 0):
+        passes.clear()
+        monkeypatch.setattr(niftislice.export, "HOLD_BYTES", hold)
+        out = tmp_path / f"out{hold}"
+        assert main(["convert", "-q", str(src), "-o", str(out), "--layout", layout]) == 0
+        assert len(passes) == (1 if hold else 2)
+        outputs[hold] = {
+            p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()
+        }
+    assert outputs[0] and outputs[0] == outputs[niftislice.export.HOLD_BYTES]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from niftislice.naming import image_name, index_width, safe_relative_dir, stem_of
+from niftislice.naming import image_name, image_names, index_width, safe_relative_dir, stem_of
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,10 @@ def test_names_pad_to_slice_count():
         image_name("s", "axial", 7, 400, ".png", volume=3, n_volumes=200)
         == "s_t0003_axial_0007.png"
     )
+    assert image_names("s", "sagittal", [2, 0], 12, ".jpg", volume=11, n_volumes=12) == {
+        2: "s_t0011_sagittal_0002.jpg",
+        0: "s_t0011_sagittal_0000.jpg",
+    }
 
 
 @pytest.mark.parametrize(

@@ -241,9 +241,15 @@ def test_image_record_keys_have_no_dots_and_sort_like_slices() -> None:
 # spool
 
 
-def test_spool_keeps_every_file_from_many_threads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flush_bytes", [SpoolWriter.FLUSH_BYTES, 1000])
+def test_spool_keeps_every_file_from_many_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flush_bytes: int
+) -> None:
+    """Files of every size, buffered, flushed in pieces or (at least ``FLUSH_BYTES``) written
+    directly, come back whole and at their own place."""
     from concurrent.futures import ThreadPoolExecutor
 
+    monkeypatch.setattr(SpoolWriter, "FLUSH_BYTES", flush_bytes)
     w = SpoolWriter(tmp_path)
     payload = {f"axial/{i:04d}.png": bytes([i % 256]) * (i * 7 + 1) for i in range(300)}
     with ThreadPoolExecutor(4) as pool:

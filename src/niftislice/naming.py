@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -78,8 +79,23 @@ def image_name(
     n_volumes: int = 1,
 ) -> str:
     """``<stem>_<view>_0042.png`` or, for 4D, ``<stem>_t0003_<view>_0042.png``."""
+    return image_names(stem, view, [index], n_slices, ext, volume, n_volumes)[index]
+
+
+def image_names(
+    stem: str,
+    view: str,
+    indices: Iterable[int],
+    n_slices: int,
+    ext: str,
+    volume: int | None = None,
+    n_volumes: int = 1,
+) -> dict[int, str]:
+    """:func:`image_name` of each slice in ``indices`` (the prefix and padding worked out once:
+    a 4D series of small images names tens of thousands)."""
     t = f"_t{volume:0{index_width(n_volumes)}d}" if volume is not None else ""
-    return f"{stem}{t}_{view}_{index:0{index_width(n_slices)}d}{ext}"
+    prefix, width = f"{stem}{t}_{view}_", index_width(n_slices)
+    return {k: f"{prefix}{k:0{width}d}{ext}" for k in indices}
 
 
 def sample_name(file_name: str, volume: int | None = None) -> str:
