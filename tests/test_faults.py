@@ -13,7 +13,9 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,6 +183,59 @@ def test_report_names_are_printable(tmp_path: Path, capfd) -> None:
     assert "\\ud" not in text
     (record,) = json.loads(text)["inputs"]
     assert record["source"].endswith("bad\\xff\\xfe.nii")
+
+
+def _report_to(target: Path, tmp_path: Path, capfd) -> Run:
+    src = volume(tmp_path / "in" / "scan.nii.gz")
+    args = ["convert", str(src), "-o", str(tmp_path / "out"), "--skip-existing", "-q"]
+    return run_in_process([*args, "--report", str(target)], capfd)
+
+
+def test_a_report_to_a_pipe_or_descriptor_is_written_there_not_replaced(tmp_path: Path, capfd):
+    """Today the report's atomic replace put a regular file in place of a named pipe or of a
+    link to a descriptor (``/dev/stdout``; as root, ``--report /dev/null`` replaced /dev/null)."""
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as f:
+            got.append(f.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    run = _report_to(fifo, tmp_path, capfd)
+    assert run.rc == 0, run.stderr
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    reader.join(10)
+    assert got and json.loads(got[0])["summary"]["converted"] == 1
+    stdout = tmp_path / "stdout"  # as /dev/stdout is
+    stdout.symlink_to("/proc/self/fd/1")
+    run = _report_to(stdout, tmp_path, capfd)
+    assert run.rc == 0, run.stderr
+    assert stdout.is_symlink() and json.loads(run.stdout)["summary"]["skipped"] == 1
+
+
+def test_a_report_to_a_device_is_written_there_not_replaced(tmp_path: Path, capfd):
+    """Twins of /dev/null and /dev/full (made here: replacing the real ones would break the
+    machine, which is what happened as root)."""
+    devices = {}
+    for name, minor in (("null", 3), ("full", 7)):
+        try:
+            os.mknod(tmp_path / name, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+            os.close(os.open(tmp_path / name, os.O_WRONLY))
+        except OSError as e:  # not root, or a file system mounted nodev
+            pytest.skip(f"cannot make a device node here: {e}")
+        devices[name] = tmp_path / name
+    run = _report_to(devices["null"], tmp_path, capfd)
+    assert run.rc == 0, run.stderr
+    run = _report_to(devices["full"], tmp_path, capfd)
+    assert run.rc == 1
+    (error,) = run.messages("error")
+    assert str(devices["full"]) in error and "No space left" in error, error
+    for path in devices.values():
+        assert stat.S_ISCHR(path.lstat().st_mode), path
+    assert not leftover_tmp(tmp_path)
 
 
 # ------------------------------------------------------------------ unreadable folders

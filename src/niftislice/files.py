@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -108,8 +109,15 @@ def make_folder(path: Path) -> None:
 def atomic_path(path: Path, suffix: str = "", label: str = "") -> Iterator[Path]:
     """A temporary path beside ``path`` for the block to write (raising ``OSError`` if it
     fails); moved onto ``path`` when the block succeeds, removed otherwise. Failures become
-    one-line :class:`OutputError` naming ``path`` (after ``label``, e.g. ``"the report"``)."""
+    one-line :class:`OutputError` naming ``path`` (after ``label``, e.g. ``"the report"``).
+    A device, FIFO or descriptor link (``--report /dev/stdout``) is itself the path written."""
     action = f"write {label} {path}" if label else f"write {path}"
+    if _written_in_place(path):
+        try:
+            yield path
+        except OSError as e:
+            raise output_error(e, action) from None
+        return
     try:
         fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=path.parent)
         os.close(fd)
@@ -125,6 +133,18 @@ def atomic_path(path: Path, suffix: str = "", label: str = "") -> Iterator[Path]
     finally:
         with contextlib.suppress(OSError):  # gone already, or a read-only folder
             tmp.unlink()
+
+
+def _written_in_place(path: Path) -> bool:
+    """``path`` is a device, FIFO or socket (``/dev/null``, a named pipe), or a link to an open
+    descriptor (``/dev/stdout``): written where it is; replacing it would break it."""
+    try:
+        if path.is_symlink() and os.readlink(path).startswith(("/proc/", "/dev/fd/")):
+            return True
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def replace_file(path: Path, data: bytes, label: str = "") -> None:
