@@ -52,7 +52,7 @@ def test_no_option_mistakes_a_negative_value_for_an_option():
     so `--window -100:500` and `--slices -3:` failed)."""
     import argparse
 
-    from niftislice.cli.main import build_parser
+    from niftislice.cli.parser import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

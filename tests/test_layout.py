@@ -207,3 +207,45 @@ def test_known_violations_still_occur():
     """Runs last in this file: an entry of KNOWN that was fixed must be deleted from it."""
     stale = KNOWN - seen_known
     assert not stale, f"fixed, delete from KNOWN: {sorted(stale)}"
+
+
+def _bound_names(tree: ast.Module) -> dict[str, ast.AST]:
+    """Names a module binds at its top level (imports, definitions, assignments, and the keys of
+    a PEP 562 ``_LAZY`` table), each with the node that binds it."""
+    bound: dict[str, ast.AST] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for a in node.names:
+                bound[(a.asname or a.name).split(".")[0]] = node
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef):
+            bound[node.name] = node
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    bound[t.id] = node
+                    if t.id == "_LAZY" and isinstance(node.value, ast.Dict):
+                        for key in node.value.keys:
+                            if isinstance(key, ast.Constant):
+                                bound[key.value] = node
+    return bound
+
+
+def test_no_name_shadows_a_submodule():
+    """``package.x`` is the submodule ``x`` or nothing: a function or class of the same name
+    would hide the module from ``import package.x`` users and from ``monkeypatch``."""
+    mods = modules()
+    shadows = []
+    for package, path in mods.items():
+        if path.name != "__init__.py":
+            continue
+        prefix = "" if package == "__init__" else package + "."
+        for name, node in _bound_names(ast.parse(path.read_text())).items():
+            if f"{prefix}{name}" not in mods:
+                continue
+            is_module = isinstance(node, ast.ImportFrom) and any(
+                a.name == name and not a.asname and not node.module for a in node.names
+            )
+            if not is_module:
+                shadows.append(f"{prefix}{name} is a submodule and a name in {package}")
+    assert not shadows, "\n".join(shadows)

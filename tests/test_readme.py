@@ -25,7 +25,7 @@ from _formats_helpers import write_nrrd, write_sitk
 from _readme_helpers import CORE_ONLY_RUNNER, NOT_INSTALLED_HOOK, blocked_modules, dicom_export
 
 import niftislice
-from niftislice.cli.main import build_parser
+from niftislice.cli.parser import build_parser
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()

@@ -1,7 +1,8 @@
-"""The command line: a thin layer over the Python API (``niftislice.cli.main``)."""
+"""The command line: a thin layer over the Python API (the commands in :mod:`.commands`, their
+options in :mod:`.parser`); :func:`main` runs one, :func:`entry` is the console script."""
 
 from __future__ import annotations
 
-from .main import entry, main
+from .commands import entry, main
 
 __all__ = ["entry", "main"]
