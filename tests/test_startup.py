@@ -184,3 +184,25 @@ json.dump({"modules": [], "code": [after_main, after_entry]}, open(os.environ["P
     (main_code, main_frozen), (entry_code, entry_frozen) = run(tmp_path, probe)[0]
     assert main_code == entry_code == 0
     assert main_frozen == 0 and entry_frozen > 1000
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("3", "3")])
+def test_the_command_keeps_openblas_to_one_thread_unless_told(
+    tmp_path, monkeypatch, preset, expected
+):
+    """``cli.entry`` sets OPENBLAS_NUM_THREADS before numpy loads (its spinning threads cost
+    CPU and niftislice multiplies only 4 x 4 matrices), unless the environment already says."""
+    if preset is None:
+        monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", preset)
+    probe = """
+import json, os, sys
+from niftislice import cli
+sys.argv = ["niftislice", "info", sys.argv[1]]
+code = cli.entry()
+threads = os.environ.get("OPENBLAS_NUM_THREADS")
+json.dump({"modules": [threads], "code": code}, open(os.environ["PROBE_OUT"], "w"))
+"""
+    code, record = run(tmp_path, probe, TINY)
+    assert code == 0 and record == {expected}

@@ -260,8 +260,14 @@ def entry() -> int:
     is left before it ends: nothing needs collecting then (files are closed explicitly, and exit
     handlers still run). Together about 0.02-0.03 s a start (``benchmarks/startup.py``).
     :func:`main` does neither: a caller's process goes on after it.
+
+    numpy's OpenBLAS is kept to one thread (unless the environment says otherwise): at import it
+    starts a thread per core, which then spin, 0.10-0.15 s of CPU per run on 2 cores that the
+    conversion's own threads compete with, while niftislice's only BLAS work is on 4 x 4
+    matrices. It is set before numpy loads, so it holds for the pool workers too.
     """
     global _gc_held
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     gc.disable()
     _gc_held = True
     try:
