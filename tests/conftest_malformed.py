@@ -10,6 +10,7 @@ repairable input is converted with a ``niftislice: warning: <path>: ...`` line; 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import re
@@ -115,6 +116,9 @@ def run_in_process(args: Sequence[str], capfd: pytest.CaptureFixture[str]) -> Ru
     """
     from niftislice.cli import main
 
+    # Garbage earlier tests left (a library's TemporaryDirectory, say) is finalised now, not
+    # inside the run, where its ResourceWarning would be counted against the command.
+    gc.collect()
     capfd.readouterr()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
