@@ -109,7 +109,6 @@ _MTIME = _octal(MEMBER_MTIME, 12)
 # empty device numbers, as tarfile writes them for regular files
 _TYPE_TO_DEVICES = b"0" + b"\0" * 100 + b"ustar\x0000" + b"\0" * 64 + b"\0" * 16
 _FIXED_SUM = sum(_MODE_IDS) + sum(_MTIME) + sum(b" " * 8) + sum(_TYPE_TO_DEVICES)
-_NO_PREFIX_TAIL = _TYPE_TO_DEVICES + b"\0" * (155 + 12)
 _ZEROS = bytes(BLOCK)
 
 
@@ -126,13 +125,6 @@ def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
 def member_header(name: str, size: int) -> bytes:
     """The header block(s) of a regular file member with the fixed metadata."""
     raw = name.encode("ascii", "strict")
-    if len(raw) <= 100:  # the usual case, spelled out: a header for every member of a shard
-        size_field = b"%011o\0" % size
-        checksum = _FIXED_SUM + sum(raw) + sum(size_field)
-        return b"".join(
-            (raw.ljust(100, b"\0"), _MODE_IDS, size_field, _MTIME, b"%06o\0 " % checksum,
-             _NO_PREFIX_TAIL)
-        )  # fmt: skip
     split = _split_name(raw)
     if split is None:  # too long for ustar: let tarfile write a pax 'path' record
         import tarfile  # only here and in iter_members: options imports this module
