@@ -204,19 +204,20 @@ HOLD_BYTES = 128 << 20
 
 
 def _read_held(
-    pool: ThreadPoolExecutor, nf: NiftiFile, options: ConvertOptions, read: ReadResult
+    pool: ThreadPoolExecutor,
+    nf: NiftiFile,
+    options: ConvertOptions,
+    read: ReadResult,
+    selected: list[int],
 ) -> tuple[list[np.ndarray], RawStats | None] | None:
-    """Read a file's selected volumes once, keeping them, with their statistics (when the plan
+    """Read a file's ``selected`` volumes once, keeping them, with their statistics (when the plan
     needs them) gathered on the pool meanwhile, piece by piece as the data is decompressed (both
     release the GIL). None for a 4D series that needs no statistics (it is read once anyway) or
     does not fit :data:`HOLD_BYTES`."""
     stats = needs_stats(nf, options)
-    if nf.n_volumes == 1:
-        indices = None
-    else:
-        indices = list(options.volumes.indices(nf.n_volumes))
-        if not stats or len(indices) * nf.volume_bytes > HOLD_BYTES:
-            return None
+    indices = None if nf.n_volumes == 1 else selected
+    if indices is not None and (not stats or len(indices) * nf.volume_bytes > HOLD_BYTES):
+        return None
     if not stats:
         return [volume for _, volume in iter_volumes(nf, indices, read)], None
     builder = StatsBuilder(nf.dtype)
@@ -297,7 +298,7 @@ class _Render:
         """Make the plan (window statistics included); the volumes to render, in order."""
         nf, options = self.nf, self.options
         selected = list(options.volumes.indices(nf.n_volumes))
-        held = _read_held(self.pool, nf, options, self.read)
+        held = _read_held(self.pool, nf, options, self.read, selected)
         if held is not None:
             # a 3D volume, or a series that fits: read once for both statistics and images
             kept, stats = held
