@@ -206,3 +206,25 @@ json.dump({"modules": [threads], "code": code}, open(os.environ["PROBE_OUT"], "w
 """
     code, record = run(tmp_path, probe, TINY)
     assert code == 0 and record == {expected}
+
+
+def test_the_command_collects_no_garbage_while_it_imports(tmp_path, monkeypatch):
+    """Under ``cli.entry`` the collector is held while numpy, nibabel and niftislice load (each
+    collection would walk everything they made), then frozen; ``main`` alone changes nothing:
+    a caller's process collects as it always does (dozens of collections over the same run)."""
+    probe = """
+import gc, json, os, sys
+from niftislice import cli
+def collections():
+    return sum(s["collections"] for s in gc.get_stats())
+sys.argv = ["niftislice", "info", sys.argv[1]]
+start = collections()
+code = cli.entry() if os.environ["HOW"] == "entry" else cli.main(sys.argv[1:])
+json.dump({"modules": [collections() - start], "code": code}, open(os.environ["PROBE_OUT"], "w"))
+"""
+    counts = {}
+    for how in ("entry", "main"):
+        monkeypatch.setenv("HOW", how)
+        code, (counts[how],) = run(tmp_path, probe, TINY)
+        assert code == 0
+    assert counts["entry"] == 0 and counts["main"] > 10, counts
