@@ -228,3 +228,33 @@ json.dump({"modules": [collections() - start], "code": code}, open(os.environ["P
         code, (counts[how],) = run(tmp_path, probe, TINY)
         assert code == 0
     assert counts["entry"] == 0 and counts["main"] > 10, counts
+
+
+def test_the_command_defers_nibabels_url_support(tmp_path, monkeypatch):
+    """nibabel imports ``urllib.request`` (for ``from_url``, which niftislice never calls), and
+    with it ``http.client``, ``ssl``, ``email`` and OpenSSL's hashes. Under ``cli.entry`` it is
+    loaded lazily: nothing of it runs during a conversion, yet it works the moment it is used.
+    ``main`` alone leaves a caller's imports as they are."""
+    probe = """
+import json, os, sys
+from niftislice import cli
+sys.argv = ["niftislice", "convert", sys.argv[1], "-o", sys.argv[2], "-q"]
+code = cli.entry() if os.environ["HOW"] == "entry" else cli.main(sys.argv[1:])
+before = sorted({"http.client", "ssl", "email.parser"} & set(sys.modules))
+import nibabel.filebasedimages
+import urllib.request
+same = nibabel.filebasedimages.request is urllib.request is sys.modules["urllib.request"]
+url = urllib.request.Request("http://example.org/a.nii").full_url
+after = sorted({"http.client", "ssl", "email.parser"} & set(sys.modules))
+record = [json.dumps([before, same, url, after])]
+json.dump({"modules": record, "code": code}, open(os.environ["PROBE_OUT"], "w"))
+"""
+    real = ["email.parser", "http.client", "ssl"]
+    for how, loaded in (("entry", []), ("main", real)):
+        monkeypatch.setenv("HOW", how)
+        out = tmp_path / how
+        code, (record,) = run(tmp_path, probe, TINY, str(out))
+        before, same, url, after = json.loads(record)
+        assert code == 0 and len(list(out.rglob("*.png"))) == 16
+        assert before == loaded, how
+        assert same and url == "http://example.org/a.nii" and after == real
