@@ -18,7 +18,9 @@ work (16 images of at most 7 x 15 pixels) is negligible: the row "same conversio
 that conversion again inside a process that has already run it once (what the child reports,
 not its wall time), so start-up = whole run - floor, and the warm row says how little of it is
 the conversion itself. The rows before it show what the parts cost: ``--help`` and usage errors
-(which must not load numpy, nibabel or OpenCV), ``import niftislice`` and the conversion code.
+(which must not load numpy, nibabel or OpenCV), ``import niftislice`` and the conversion code,
+and the libraries alone: numpy, nibabel, OpenCV and isal imported as the command imports them,
+without anything of niftislice's (what start-up cannot go below while it uses them).
 """
 
 from __future__ import annotations
@@ -41,6 +43,20 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = Path(nibabel.tests.__file__).parent / "data" / "standard.nii.gz"  # 4 x 5 x 7 voxels
 FLOOR = "python -c pass (floor)"
 WARM = "same conversion, warm (in-process)"
+DEPS = "numpy, nibabel, OpenCV, isal alone (dependencies)"
+
+# What a conversion's start-up cannot go below while it uses these libraries: they are imported
+# as the command imports them (collector held, one OpenBLAS thread, pydicom hidden and
+# urllib.request deferred), and nothing else.
+_DEPS_CODE = """
+import gc, os
+gc.disable()
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from niftislice._startup import defer_url_support
+defer_url_support()
+from niftislice._nib import nib
+import cv2, isal.igzip
+"""
 
 _WARM_CODE = """
 import sys, time
@@ -65,6 +81,7 @@ def commands(out: str) -> dict[str, list[str]]:
         "import niftislice": [*py, "-c", "import niftislice"],
         "niftislice info (header only)": [*cli, "info", str(TINY)],
         "import niftislice.export (conversion code)": [*py, "-c", "import niftislice.export"],
+        DEPS: [*py, "-c", _DEPS_CODE],
         "convert a 4x5x7 volume (start-up)": [*cli, "convert", str(TINY), "-o", out, "-q"],
         WARM: [*py, "-c", _WARM_CODE, str(TINY), out + "-warm"],
     }

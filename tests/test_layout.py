@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
         "sample",
         "types",
         "_nib",
+        "_startup",
         "_cv2",
         "buffers",
         "files",

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._startup import defer_url_support
 from ..errors import NiftisliceError, OptionError
 from ..naming import display_name
 from ..sample import sample_path
@@ -266,11 +267,11 @@ def entry() -> int:
     conversion's own threads compete with, while niftislice's only BLAS work is on 4 x 4
     matrices. It is set before numpy loads, so it holds for the pool workers too.
 
-    nibabel's ``urllib.request`` loads on first use (:func:`_defer_url_support`).
+    nibabel's ``urllib.request`` loads on first use (``_startup.defer_url_support``).
     """
     global _gc_held
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    _defer_url_support()
+    defer_url_support()
     gc.disable()
     _gc_held = True
     try:
@@ -281,37 +282,6 @@ def entry() -> int:
 
 
 _gc_held = False
-
-
-#: imported by nibabel (for ``FileBasedImage.from_url``), never used by niftislice
-_URL_MODULE = "urllib.request"
-
-
-def _defer_url_support() -> None:
-    """Make ``urllib.request`` load on first use instead of at nibabel's import.
-
-    nibabel imports it for ``from_url`` only, and with it ``http.client``, ``email``, ``ssl`` and
-    OpenSSL's hashes: 0.045 s of the 0.30 s a conversion took to start on this machine
-    (``benchmarks/startup.py``), for a function niftislice never calls. The module is registered
-    through the standard library's ``importlib.util.LazyLoader``: importing it runs nothing, and
-    the first attribute anyone reads runs it, as a plain import would have. Only the command does
-    this, in a process of its own, before anything imports nibabel; a caller's process keeps its
-    imports as they are (Python 3.11's lazy loading is not safe against two threads reading a
-    module's first attribute at once, and none of the command's threads reads this one).
-    """
-    if _URL_MODULE in sys.modules:
-        return
-    import importlib.util
-    import urllib
-
-    spec = importlib.util.find_spec(_URL_MODULE)
-    if spec is None or spec.loader is None:
-        return
-    spec.loader = loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_URL_MODULE] = module
-    loader.exec_module(module)
-    urllib.request = module  # type: ignore[attr-defined]  # what ``from urllib import request`` reads
 
 
 def _imports_done() -> None:
