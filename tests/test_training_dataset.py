@@ -11,9 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _training_helpers import bids_tree, nnunet_tree, series_4d
+from _training_helpers import bids_tree, head, labels, nnunet_tree, series_4d, write
 
 import niftislice
+import niftislice.export
+import niftislice.plan
+import niftislice.training.dataset
 from niftislice.cli import main
 from niftislice.encoding import decode
 from niftislice.errors import InputError, OptionError
@@ -64,6 +67,86 @@ def test_4d_items_share_the_series_window(tmp_path: Path) -> None:
         assert np.array_equal(ds[i]["image"], png)
 
 
+def _series_with_mask(root: Path, frames: int = 4) -> tuple[Path, Path, Path]:
+    """A 4D series, its label map (3D, stored LPS) and its export with masks: (src, masks, out)."""
+    src = series_4d(root / "in" / "bold.nii.gz", frames=frames)
+    _, aff = head()
+    masks = write(root / "masks" / "bold.nii.gz", labels(), aff, "LPS").parent
+    assert run(src, "-o", root / "out", "--masks", masks) == 0
+    return src, masks, root / "out"
+
+
+def _exported_4d(out: Path, meta: dict, tree: str) -> np.ndarray:
+    view, name = meta["view"], f"bold_t{meta['volume']:04d}_{meta['view']}_{meta['index']:04d}"
+    return decode((out / tree / "bold" / view / f"{name}.png").read_bytes())
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every pass over a file's voxels from now on (the dataset's and the plan's)."""
+    passes: list[object] = []
+    real = niftislice.plan.iter_volumes
+
+    def counting(*args: object, **kwargs: object) -> object:
+        passes.append(args[1] if len(args) > 1 else None)
+        return real(*args, **kwargs)
+
+    for module in (niftislice.plan, niftislice.training.dataset):
+        monkeypatch.setattr(module, "iter_volumes", counting)
+    return passes
+
+
+def test_4d_series_within_and_beyond_the_hold_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A series whose volumes fit ``HOLD_BYTES`` is decompressed once for its window and every
+    slice, asked for in shuffled order; with the budget one volume short of it, it is streamed
+    as before (window pass, then front to back). Both give the same items (image, mask and
+    meta), and every item is the exported image and mask."""
+    src, masks, out = _series_with_mask(tmp_path)
+    volume_bytes = int(np.prod(head()[0].shape)) * 2  # int16
+    assert 4 * volume_bytes <= niftislice.export.HOLD_BYTES
+    passes = _count_reads(monkeypatch)
+    held = SliceDataset(src, masks=masks)
+    order = np.random.default_rng(7).permutation(len(held))
+    items = [held[int(i)] for i in order]
+    assert len(passes) == 1 and held._held is not None
+    for item in items:
+        assert np.array_equal(item["image"], _exported_4d(out, item["meta"], "images"))
+        assert np.array_equal(item["mask"], _exported_4d(out, item["meta"], "masks"))
+    monkeypatch.setattr(niftislice.export, "HOLD_BYTES", 4 * volume_bytes - 1)
+    passes.clear()
+    streamed = SliceDataset(src, masks=masks, cache_size=64)
+    for i in range(len(streamed)):  # in order: the window's pass, then one front to back
+        streamed[i]
+    assert len(passes) == 2 and streamed._held is None
+    streamed = SliceDataset(src, masks=masks, cache_size=1)  # shuffled: reads start again
+    for i, item in zip(order[:60], items, strict=False):
+        other = streamed[int(i)]
+        assert np.array_equal(item["image"], other["image"])
+        assert np.array_equal(item["mask"], other["mask"])
+        assert item["meta"].keys() == other["meta"].keys()
+        for key, value in item["meta"].items():
+            assert np.array_equal(value, other["meta"][key]), key
+    assert {it["meta"]["volume"] for it in items[:60]} == {0, 1, 2, 3}
+
+
+def test_a_held_series_is_not_pickled_and_is_dropped_for_the_next(tmp_path: Path) -> None:
+    """What a DataLoader worker gets holds no volume; the clone reads the series itself. Reading
+    another series drops the one held (at most one per process)."""
+    src, _, _ = _series_with_mask(tmp_path)
+    other = series_4d(tmp_path / "in" / "rest.nii.gz", frames=2)
+    ds = SliceDataset([src, other], views="axial", cache_size=1)
+    first = ds[5]["image"]
+    assert ds._held is not None and ds._held.file == 0
+    blob = pickle.dumps(ds)
+    assert len(blob) < 20_000  # no volume inside
+    clone = pickle.loads(blob)
+    assert clone._held is None and np.array_equal(clone[5]["image"], first)
+    ds[len(ds) - 1]  # a slice of the second series
+    assert ds._held is not None and ds._held.file == 1
+    assert set(ds._held.volumes) == {0, 1}
+
+
 def test_nnunet_masks_by_name_and_missing_masks(tmp_path: Path) -> None:
     images, labels = nnunet_tree(tmp_path, cases=2)
     ds = SliceDataset(images, masks=labels, views="axial")
@@ -106,6 +189,33 @@ def test_torch_dataloader_with_two_workers(study: tuple[Path, Path]) -> None:
             assert np.array_equal(batch["image"][3].numpy(), ds[3]["image"])
         seen += len(batch["image"])
     assert seen == len(ds)
+
+
+@pytest.mark.slow  # torch's import and two spawned worker processes
+def test_shuffled_dataloader_over_a_4d_series(tmp_path: Path) -> None:
+    """A shuffled sampler and spawned workers (the dataset pickled, after the parent has held the
+    series): every slice comes once, each the exported image and mask."""
+    torch = pytest.importorskip("torch")
+    src, masks, out = _series_with_mask(tmp_path, frames=3)
+    ds = SliceDataset(src, masks=masks, views="coronal")
+    ds[0]
+    assert ds._held is not None
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=None,
+        shuffle=True,
+        num_workers=2,
+        multiprocessing_context="spawn",
+        generator=torch.Generator().manual_seed(3),
+    )
+    seen = []
+    for item in loader:
+        meta = item["meta"]
+        meta = {"view": meta["view"], "volume": int(meta["volume"]), "index": int(meta["index"])}
+        assert np.array_equal(item["image"].numpy(), _exported_4d(out, meta, "images"))
+        assert np.array_equal(item["mask"].numpy(), _exported_4d(out, meta, "masks"))
+        seen.append((meta["volume"], meta["index"]))
+    assert len(seen) == len(set(seen)) == len(ds) and seen != sorted(seen)
 
 
 @pytest.mark.slow  # importing datasets takes seconds

@@ -11,8 +11,9 @@ Works as is with a PyTorch ``DataLoader`` (with worker processes) and never impo
 Only headers are read when the dataset is made (to count the slices); volumes are read when
 first asked for and kept in a small LRU cache of each process (each ``DataLoader`` worker has its
 own, and the cache is not pickled). Neighbouring indices are slices of the same volume, so a
-sampler that keeps a volume's slices together reads each volume once. A scan whose voxels
-cannot be read fails only when one of its slices is asked for, with its path in the message.
+sampler that keeps a volume's slices together reads each volume once. A 4D series is read as
+``convert`` reads it (see :class:`SliceDataset` for its memory). A scan whose voxels cannot be
+read fails only when one of its slices is asked for, with its path in the message.
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ from typing import Any
 
 import numpy as np
 
+from .. import export
 from ..batch.discover import check_jobs, discover
 from ..errors import InputError, OptionError
 from ..options import ConvertOptions
 from ..orientation import reorientation
-from ..plan import Plan, make_plan, series_volumes
+from ..plan import Plan, make_plan, needs_stats, series_volumes
 from ..read import NiftiFile, iter_volumes, open_source
 from ..slicing import view_geometry
+from ..stats import StatsBuilder
 from ..types import View
 from ..volume import Volume
 from .pairing import MaskIndex
@@ -40,6 +43,15 @@ from .pairing import MaskIndex
 PathLike = str | os.PathLike[str]
 MasksArg = PathLike | Sequence[PathLike | None] | None
 Transform = Callable[[dict[str, Any]], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Held:
+    """A 4D series read whole: its plan and its selected volumes (stored order, as read)."""
+
+    file: int
+    plan: Plan
+    volumes: dict[int, np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +67,16 @@ class SliceDataset:
     ``masks``: a folder of label maps paired by name as ``convert --masks`` pairs them, or one
     path (or None) per scan in discovery order. ``views`` overrides ``options.views``.
     ``cache_size``: volumes kept per process. ``transform``: applied to each item.
+
+    A 4D series (fMRI, DWI...) has one window over all its selected volumes, as ``convert``
+    makes it. When those volumes take at most ``niftislice.export.HOLD_BYTES`` (128 MiB, in
+    their stored type) the series is decompressed once, on the first request for one of its
+    slices, and its volumes are held for the window and every slice, in any order. At most one
+    series is held per process (each ``DataLoader`` worker holds its own; nothing of it is
+    pickled): it is dropped when another series is read. So memory is about one held series
+    plus ``cache_size`` volumes and their pixels. A longer series is read twice, one volume at a
+    time: once for its window, then front to back for its slices (going back to an earlier
+    volume than the last one read starts a new read).
     """
 
     def __init__(
@@ -88,6 +110,7 @@ class SliceDataset:
         self._cache: OrderedDict[tuple[int, int], Volume] = OrderedDict()
         self._plans: OrderedDict[int, Plan] = OrderedDict()
         self._cursors: dict[int, tuple[int, Iterator[tuple[int, np.ndarray]]]] = {}
+        self._held: _Held | None = None
 
     # -- the dataset protocol ----------------------------------------------------------------
 
@@ -132,6 +155,7 @@ class SliceDataset:
         """Pickled for worker processes without the loaded volumes."""
         state = dict(self.__dict__)
         state["_cache"], state["_plans"], state["_cursors"] = OrderedDict(), OrderedDict(), {}
+        state["_held"] = None
         return state
 
     def __repr__(self) -> str:
@@ -173,8 +197,13 @@ class SliceDataset:
         opts = self._options_for(f)
         path = self.sources[f].path
         nf = open_source(path, opts.limits)
-        if nf.n_volumes > 1:  # a series: one window for all volumes, read front to back
-            vol = Volume(path, opts, t, plan=self._plan(f, opts), raw=self._read(f, nf, opts, t))
+        if nf.n_volumes > 1:  # a series: one window for all volumes
+            held = self._hold(f, nf, opts)
+            if held is not None:
+                vol = Volume(path, opts, t, plan=held.plan, raw=held.volumes[t])
+            else:  # too long to hold: read front to back
+                plan = self._plan(f, opts)
+                vol = Volume(path, opts, t, plan=plan, raw=self._read(f, nf, opts, t))
         else:
             vol = Volume(path, opts, t)
         self._cache[key] = vol
@@ -191,21 +220,44 @@ class SliceDataset:
             later = [u for u in opts.volumes.indices(nf.n_volumes) if u >= t]
             cursor = (-1, iter_volumes(nf, later))
         self._cursors = {f: cursor}  # one series read at a time per process
+        self._held = None
         last, reader = cursor
         while last < t:
             last, raw = next(reader)
         self._cursors[f] = (last, reader)
         return raw
 
+    def _hold(self, f: int, nf: NiftiFile, opts: ConvertOptions) -> _Held | None:
+        """Series ``f`` read whole (once: its window's statistics are gathered as it is
+        decompressed, as convert gathers them), the one series this process holds; None when
+        its selected volumes do not fit ``export.HOLD_BYTES``."""
+        if self._held is not None and self._held.file == f:
+            return self._held
+        selected = list(opts.volumes.indices(nf.n_volumes))
+        if len(selected) * nf.volume_bytes > export.HOLD_BYTES:
+            return None
+        self._held, self._cursors = None, {}  # the previous series goes before this one comes
+        plan = self._plans.get(f)
+        builder = StatsBuilder(nf.dtype) if plan is None and needs_stats(nf, opts) else None
+        volumes = dict(iter_volumes(nf, selected, None, builder.add if builder else None))
+        if plan is None:
+            stats = builder.result() if builder else None
+            plan = self._remember(f, make_plan(nf, opts, series_volumes(nf, opts, volumes), stats))
+        self._held = _Held(f, plan, volumes)
+        return self._held
+
     def _plan(self, f: int, opts: ConvertOptions) -> Plan:
         """A 4D series' plan, with one window over every selected volume (as convert does)."""
         plan = self._plans.get(f)
         if plan is None:
             nf = open_source(self.sources[f].path, opts.limits)
-            plan = make_plan(nf, opts, series_volumes(nf, opts))
-            self._plans[f] = plan
-            while len(self._plans) > 64:
-                self._plans.popitem(last=False)
+            plan = self._remember(f, make_plan(nf, opts, series_volumes(nf, opts)))
+        return plan
+
+    def _remember(self, f: int, plan: Plan) -> Plan:
+        self._plans[f] = plan
+        while len(self._plans) > 64:
+            self._plans.popitem(last=False)
         return plan
 
 
