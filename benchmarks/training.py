@@ -1,6 +1,7 @@
 """Training sets: ``--layout files`` against ``--layout webdataset``, and ``SliceDataset``.
 
     python benchmarks/training.py [--runs 3] [--quick] [--keep DIR] [--save] [--cases bc]
+                                  [--reading-only] [--baseline OTHER/src]
 
 On the inputs of cases (b), the batch of 8 heads, and (c), the 4D series of small images
 (``cases.py``, derived as ``run.py`` derives them and cached alike with ``--keep``):
@@ -13,7 +14,10 @@ On the inputs of cases (b), the batch of 8 heads, and (c), the 4D series of smal
   only the sidecar and the packer do nothing), so ``files / floor`` is the most any layout could
   gain over files, and ``webdataset - floor`` what spooling and packing cost;
 - reading every slice back: ``SliceDataset`` (from the NIfTI, no files) against ``cv2.imread`` of
-  the exported PNGs, in slices per second, in one process.
+  the exported PNGs, in slices per second, each reader in its own process, ``--runs`` rounds
+  interleaved and rotated (medians); ``--baseline OTHER/src`` adds ``SliceDataset`` from another
+  checkout's code to the same rotation (before / after a change), ``--reading-only`` skips the
+  layouts (the files layout is converted once, or reused from an earlier run's ``--keep``).
 
 Prints a Markdown table (``--save`` also writes ``benchmarks/results_training.md``).
 """
@@ -63,7 +67,7 @@ import sys, time, cv2, numpy as np
 from pathlib import Path
 from niftislice.training import SliceDataset
 kind, target = sys.argv[1], sys.argv[2:]
-start = time.perf_counter(); n = 0; total = 0
+start, cpu = time.perf_counter(), time.process_time(); n = 0; total = 0
 if kind == "png":
     for p in sorted(Path(target[0]).rglob("*.png")):
         total += int(cv2.imread(str(p), cv2.IMREAD_UNCHANGED)[0, 0]); n += 1
@@ -71,7 +75,7 @@ else:
     ds = SliceDataset(target)
     for i in range(len(ds)):
         total += int(ds[i]["image"][0, 0]); n += 1
-print(n, time.perf_counter() - start)
+print(n, time.perf_counter() - start, time.process_time() - cpu)
 """
 
 
@@ -173,21 +177,46 @@ def bench_layouts(case: Case, inputs: list[Path], runs: int, work: Path) -> dict
     }
 
 
-def bench_reading(case: Case, inputs: list[Path], work: Path) -> dict[str, float]:
-    """Slices per second: SliceDataset from the inputs, cv2.imread of the exported PNGs."""
-    rates = {}
+def bench_reading(
+    case: Case, inputs: list[Path], work: Path, runs: int, baseline: Path | None
+) -> dict[str, float]:
+    """Slices per second (medians of ``runs`` rotated rounds): cv2.imread of the exported PNGs,
+    SliceDataset from the inputs and, with ``baseline`` (a ``src`` folder), from that code."""
     files = work / "out" / case.key / "files"
-    for kind, target in (("png", [files]), ("dataset", inputs)):
-        child = run_child(
-            [sys.executable, "-c", READ_SCRIPT, kind, *map(str, target)],
-            work / "logs" / case.key / kind,
-        )
-        if child.measurement.returncode != 0:
-            raise SystemExit(f"benchmark: reading {kind} failed:\n{child.stderr[-2000:]}")
-        n, seconds = child.stdout.split()
-        rates[kind] = int(n) / float(seconds)
-        rates[f"{kind}_n"] = int(n)
-    return rates
+    kinds = ("png", "dataset", "baseline") if baseline else ("png", "dataset")
+    rates: dict[str, list[float]] = {k: [] for k in kinds}
+    cpu_rates: dict[str, list[float]] = {k: [] for k in kinds}
+    counts: dict[str, int] = {}
+    for run in range(runs):
+        for kind in kinds[run % len(kinds) :] + kinds[: run % len(kinds)]:
+            argv = [sys.executable, "-c", READ_SCRIPT]
+            argv += ["png", str(files)] if kind == "png" else ["dataset", *map(str, inputs)]
+            if kind == "baseline":
+                argv = ["/usr/bin/env", f"PYTHONPATH={baseline}", *argv]
+            log.info("case %s reading %d/%d: %s", case.key, run + 1, runs, kind)
+            child = run_child(argv, work / "logs" / case.key / f"{kind}{run}")
+            if child.measurement.returncode != 0:
+                raise SystemExit(f"benchmark: reading {kind} failed:\n{child.stderr[-2000:]}")
+            n, seconds, cpu = child.stdout.split()
+            rates[kind].append(int(n) / float(seconds))
+            cpu_rates[kind].append(int(n) / float(cpu))
+            counts[kind] = int(n)
+    if len(set(counts.values())) != 1:
+        raise SystemExit(f"benchmark: slice counts differ: {counts}")
+    out = {k: statistics.median(v) for k, v in rates.items()}
+    out.update({f"{k}_cpu": statistics.median(v) for k, v in cpu_rates.items()})
+    out["n"] = counts["png"]
+    return out
+
+
+def files_output(case: Case, inputs: list[Path], work: Path) -> None:
+    """The files layout's output for the reading table, converted unless already there."""
+    out = work / "out" / case.key / "files"
+    if out.is_dir() and image_files(out):
+        return
+    child = run_child(convert_argv(inputs, _fresh(out), "files"), work / "logs" / case.key / "f")
+    if child.measurement.returncode != 0:
+        raise SystemExit(f"benchmark: files failed:\n{child.stderr[-2000:]}")
 
 
 def load_average() -> float:
@@ -195,21 +224,63 @@ def load_average() -> float:
 
 
 def render(
-    rows: list[tuple[Case, dict[str, object], dict[str, float]]], runs: int, load_start: float
+    rows: list[tuple[Case, dict[str, object] | None, dict[str, float]]],
+    command: str,
+    load_start: float,
 ) -> str:
     load = load_average()
     lines = [
         "# Training-set benchmark: files vs WebDataset shards, SliceDataset",
         "",
-        f"`PYTHONPATH=src python benchmarks/training.py --runs {runs}`; median of {runs} "
-        f"interleaved runs per command, load average {load_start:.1f} at the start and "
+        f"`PYTHONPATH=src python benchmarks/training.py {command}`; medians of interleaved "
+        f"runs (each command in its own process), load average {load_start:.1f} at the start and "
         f"{load:.1f} at the end, {os.cpu_count()} CPUs.",
+    ]
+    if any(lay for _, lay, _ in rows):
+        lines += ["", *layout_table(rows)]
+    baseline = all("baseline" in rd for _, _, rd in rows)
+    head = "| case | slices | SliceDataset (from NIfTI) | cv2.imread of the PNGs | ratio |"
+    rule = "|---|---|---|---|---|"
+    if baseline:
+        head += " SliceDataset, --baseline | ratio | SliceDataset ÷ baseline |"
+        rule += "---|---|---|"
+    lines += [
         "",
+        "Reading every slice back in one process (slices per second of wall time, and in "
+        "brackets per second of the process's CPU time; ratios of wall (CPU) rates):",
+        "",
+        head,
+        rule,
+    ]
+
+    def rate(rd: dict[str, float], kind: str) -> str:
+        return f"{rd[kind]:.0f} ({rd[kind + '_cpu']:.0f})"
+
+    def ratio(rd: dict[str, float], a: str, b: str) -> str:
+        return f"{rd[a] / rd[b]:.2f}x ({rd[a + '_cpu'] / rd[b + '_cpu']:.2f}x)"
+
+    for case, _, rd in rows:
+        line = (
+            f"| {case.title} | {int(rd['n'])} | {rate(rd, 'dataset')} | {rate(rd, 'png')} | "
+            f"{ratio(rd, 'dataset', 'png')} |"
+        )
+        if baseline:
+            line += (
+                f" {rate(rd, 'baseline')} | {ratio(rd, 'baseline', 'png')} | "
+                f"{ratio(rd, 'dataset', 'baseline')} |"
+            )
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def layout_table(rows: list[tuple[Case, dict[str, object] | None, dict[str, float]]]) -> list[str]:
+    lines = [
         "| case | images | files s (CPU) | webdataset s (CPU) | files ÷ webdataset "
         "| floor s (CPU) | files ÷ floor |",
         "|---|---|---|---|---|---|---|",
     ]
-    for case, lay, _ in rows:
+    done = [(case, lay) for case, lay, _ in rows if lay]
+    for case, lay in done:
         wall, cpu = lay["wall"], lay["cpu"]  # type: ignore[index]
         lines.append(
             f"| {case.title} | {lay['images']} | {wall['files']:.2f} ({cpu['files']:.2f}) | "  # type: ignore[index]
@@ -219,26 +290,14 @@ def render(
             f"{wall['floor']:.2f} ({cpu['floor']:.2f}) | "  # type: ignore[index]
             f"{wall['files'] / wall['floor']:.2f}x |"  # type: ignore[index]
         )
-    lines += [
-        "",
-        "Reading every slice back in one process (slices per second):",
-        "",
-        "| case | slices | SliceDataset (from NIfTI) | cv2.imread of the PNGs | ratio |",
-        "|---|---|---|---|---|",
-    ]
-    for case, _, rd in rows:
-        lines.append(
-            f"| {case.title} | {int(rd['dataset_n'])} | {rd['dataset']:.0f} | {rd['png']:.0f} | "
-            f"{rd['dataset'] / rd['png']:.2f}x |"
-        )
-    checked = sum(int(lay["checked"]) for _, lay, _ in rows)  # type: ignore[call-overload]
-    differ = sum(int(lay["differ"]) for _, lay, _ in rows)  # type: ignore[call-overload]
+    checked = sum(int(lay["checked"]) for _, lay in done)  # type: ignore[call-overload]
+    differ = sum(int(lay["differ"]) for _, lay in done)  # type: ignore[call-overload]
     lines += [
         "",
         f"{checked} images of the last runs' shards compared with the files layout's: "
         f"{checked - differ} byte-identical, {differ} with other bytes but identical pixels.",
     ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -248,7 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="work folder to keep (inputs cached there)")
     parser.add_argument("--save", action="store_true", help=f"also write {RESULTS_PATH.name}")
     parser.add_argument("--cases", default="bc", help="which cases (default bc)")
+    parser.add_argument("--reading-only", action="store_true", help="only the reading table")
+    parser.add_argument("--baseline", type=Path, help="SliceDataset from this src folder too")
     args = parser.parse_args(argv)
+    if args.baseline:
+        args.baseline = args.baseline.resolve()
     runs = 1 if args.quick else args.runs
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     ensure_bytecode()
@@ -258,11 +321,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     with work_dir(args.keep) as work:
         for case in cases:
             inputs = ensure_inputs(case.inputs, work / "inputs" / case.key)
-            layouts = bench_layouts(case, inputs, runs, work / "training")
-            rows.append((case, layouts, bench_reading(case, inputs, work / "training")))
-            log.info("%s", json.dumps(layouts["wall"]))
+            layouts = None
+            if args.reading_only:
+                files_output(case, inputs, work / "training")
+            else:
+                layouts = bench_layouts(case, inputs, runs, work / "training")
+                log.info("%s", json.dumps(layouts["wall"]))
+            reading = bench_reading(case, inputs, work / "training", runs, args.baseline)
+            rows.append((case, layouts, reading))
     table = (
-        render(rows, runs, load_start)
+        render(rows, " ".join(sys.argv[1:] if argv is None else argv), load_start)
         + f"\nWhole benchmark took {time.perf_counter() - start:.0f} s.\n"
     )
     print(table)
