@@ -143,6 +143,14 @@ def test_voxel_sizes_at_the_ends_of_the_range_stack(sizes, exported, tmp_path, c
     assert nib.load(out).header.get_zooms() == pytest.approx(sizes, rel=1e-7)
 
 
+def _spacing_in_itk(path: Path) -> tuple[float, ...]:
+    """Another tool reads the stacked file: ITK, which refuses a singular affine ("ITK only
+    supports orthonormal direction cosines"), as stack wrote from a voxel size of 0."""
+    import SimpleITK as sitk
+
+    return tuple(sitk.ReadImage(str(path)).GetSpacing())
+
+
 def _affine(size: float, oblique: bool) -> np.ndarray:
     """Voxels of ``size`` x 1.25 ``size`` x 0.8 ``size`` mm, tilted 12 degrees about x or not."""
     a = np.diag([size, 1.25 * size, 0.8 * size, 1.0])
@@ -167,7 +175,7 @@ REAL_SIZES = {
 
 @pytest.mark.parametrize("oblique", [False, True], ids=["straight", "oblique"])
 @pytest.mark.parametrize("size", REAL_SIZES.values(), ids=list(REAL_SIZES))
-def test_real_volumes_from_nanometres_to_a_kilometre_come_back(size, oblique, tmp_path, capsys):
+def test_real_volumes_from_nanometres_to_metres_come_back(size, oblique, tmp_path, capsys):
     """convert then stack, on the real head with its voxel size set to ``size`` (10 nm voxels
     were refused as "singular": the check was on the determinant, 1e-15 mm^3 there)."""
     affine = _affine(size, oblique)
@@ -179,6 +187,7 @@ def test_real_volumes_from_nanometres_to_a_kilometre_come_back(size, oblique, tm
     back = nib.load(out)
     np.testing.assert_allclose(back.affine, nib.load(src).affine, rtol=0, atol=1e-6 * size)
     assert abs(np.linalg.det(back.affine[:3, :3])) == pytest.approx(size**3, rel=1e-5)
+    assert _spacing_in_itk(out) == pytest.approx([size, 1.25 * size, 0.8 * size], rel=1e-6)
 
 
 @pytest.mark.parametrize("size", [1e-6, 1e6], ids=["1 nm", "1 km"])
@@ -191,6 +200,7 @@ def test_the_ends_of_the_range_go_round_and_round(size, tmp_path, capsys):
     rc, err, out = _stack(_convert(src, tmp_path / "out", "--views", "sagittal"), capsys)
     assert rc == 0, err
     np.testing.assert_array_equal(stored(out), stored(src))
+    assert _spacing_in_itk(out) == pytest.approx([size] * 3, rel=1e-6)
     assert main(["convert", str(out), "-o", str(tmp_path / "again"), "--views", "axial"]) == 0
     assert "warning" not in capsys.readouterr().err
 
