@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
         "_cv2",
         "buffers",
         "files",
+        "walk",
         "naming",
         "png",
     ),
