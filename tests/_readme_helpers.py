@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import shutil
+import sys
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
-import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the backport (the test extra installs it there)
+    import tomli as tomllib
 
 ROOT = Path(__file__).parent.parent
 
@@ -91,9 +96,26 @@ def extra_modules(extra: str | None = None) -> frozenset[str]:
     only = set().union(*(_closure(extras[n]) for n in names)) - core_distributions()
     return frozenset(
         module
-        for module, dists in md.packages_distributions().items()
+        for module, dists in _packages_distributions().items()
         if dists and all(canonicalize_name(d) in only for d in dists)
     )
+
+
+@cache
+def _packages_distributions() -> dict[str, list[str]]:
+    """``importlib.metadata.packages_distributions()`` as Python 3.11 computes it: a
+    distribution's top-level modules come from ``top_level.txt`` or else from its ``.py`` files.
+    Python 3.10 reads ``top_level.txt`` only, which meson-built wheels (scipy) do not ship."""
+    found: dict[str, list[str]] = {}
+    for dist in md.distributions():
+        tops = set((dist.read_text("top_level.txt") or "").split()) or {
+            f.parts[0] if len(f.parts) > 1 else f.with_suffix("").name
+            for f in dist.files or ()
+            if f.suffix == ".py"
+        }
+        for top in tops:
+            found.setdefault(top, []).append(dist.metadata["Name"])
+    return found
 
 
 def blocked_modules(installed_extras: Iterable[str]) -> str:

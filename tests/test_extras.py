@@ -8,11 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from niftislice.errors import OptionError
 from niftislice.extras import require
 from niftislice.options import ConvertOptions
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the backport (the test extra installs it there)
+    import tomli as tomllib
 
 ROOT = Path(__file__).parent.parent
 

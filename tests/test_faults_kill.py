@@ -467,3 +467,114 @@ def test_scheduler_dying_mid_batch_reports_what_is_on_disk(tmp_path: Path) -> No
     again = run(["convert", *inputs, "-o", str(out), "--skip-existing", "--slices", "middle"])
     assert again.rc == 0 and f"{len(on_disk)} skipped" in again.stderr, again.stderr
     assert not leftover_tmp(out)
+
+
+# A child that writes one file (a preview, a stack, a report) and, once that file is complete
+# under its temporary name, sends itself the signal SIGNAL the moment it renames it onto TARGET:
+# SIGKILL (dead: the temporary file stays, nothing cleans it) or SIGSTOP (a writer still alive).
+SIGNAL_ON_RENAMING_ONTO = """
+import os, sys
+TARGET, SIGNAL = os.environ["TARGET"], int(os.environ["SIGNAL"])
+real_replace = os.replace
+def replace(src, dst, *a, **k):
+    if os.path.abspath(dst) == TARGET:
+        os.kill(os.getpid(), SIGNAL)
+    return real_replace(src, dst, *a, **k)
+os.replace = replace
+"""
+
+
+def anatomical() -> str:
+    from nibabel.testing import data_path
+
+    return os.path.join(data_path, "anatomical.nii")
+
+
+def single_file_command(kind: str, tmp_path: Path) -> tuple[list[str], Path]:
+    """The command that writes the one file ``tmp_path/out/<name>``, and that file."""
+    out = tmp_path / "out"
+    target = out / {"preview": "p.png", "stack": "b.nii.gz", "report": "r.json"}[kind]
+    if kind == "preview":
+        return ["preview", anatomical(), "-o", str(target)], target
+    if kind == "stack":
+        exported = run(["convert", anatomical(), "-o", str(tmp_path / "exp"), "--views", "axial"])
+        assert exported.rc == 0, exported.stderr
+        return ["stack", str(tmp_path / "exp" / "anatomical"), "-o", str(target)], target
+    out.mkdir(parents=True)
+    images = str(tmp_path / "images")
+    return ["convert", anatomical(), "-o", images, "--slices", "middle", "--report", str(target)], (
+        target
+    )
+
+
+def temporaries(target: Path) -> list[str]:
+    """Temporary files beside ``target``."""
+    return sorted(n for n in os.listdir(target.parent) if n.startswith(TMP_PREFIX))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["preview", "stack", "report"])
+def test_a_killed_runs_temporary_file_goes_with_the_next_write_of_that_file(
+    tmp_path: Path, kind: str
+) -> None:
+    """Today the killed run's ``.niftislice-tmp-*`` file (a whole image, a whole volume) stays
+    for ever: nothing tells it from a live run's."""
+    args, target = single_file_command(kind, tmp_path)
+    env = {"TARGET": str(target.absolute()), "SIGNAL": str(int(signal.SIGKILL))}
+    killed = run(args, python=SIGNAL_ON_RENAMING_ONTO, env=env)
+    assert killed.rc == -signal.SIGKILL, killed.stderr
+    left = temporaries(target)
+    assert len(left) == 1 and not target.exists(), left
+    ext = target.name[target.name.index(".") :]
+    mine = [  # the user's, and another output's a killed run left: never touched
+        target.parent / f"{TMP_PREFIX}{target.name}-notes.txt",
+        target.parent / f"{TMP_PREFIX}{target.name}-k1ll3d_x{ext}.bak",
+        target.parent / f"{TMP_PREFIX}q{target.name}-k1ll3d_x{ext}",
+    ]
+    for p in mine:
+        p.write_bytes(b"keep")
+    again = run([*args, "--skip-existing"] if kind == "report" else args)
+    check_common(again)
+    assert again.rc == 0, again.stderr
+    assert sorted(os.listdir(target.parent)) == sorted([target.name, *(p.name for p in mine)])
+    assert all(p.read_bytes() == b"keep" for p in mine)
+    if kind == "report":
+        assert json.loads(target.read_text())["summary"]["skipped"] == 1
+        return
+    reference = tmp_path / "clean" / target.name  # what a run nobody killed writes
+    assert run([a.replace(str(target), str(reference)) for a in args]).rc == 0
+    assert target.read_bytes() == reference.read_bytes()
+
+
+@pytest.mark.slow
+def test_two_previews_into_one_folder_keep_each_others_temporary_file(tmp_path: Path) -> None:
+    """A second run writing the same file while the first is still writing it removes nothing
+    of the first's, which then completes."""
+    args, target = single_file_command("preview", tmp_path)
+    env = {"TARGET": str(target.absolute()), "SIGNAL": str(int(signal.SIGSTOP))}
+    main = "\nfrom niftislice.cli import main\nraise SystemExit(main(sys.argv[1:]))\n"
+    first = subprocess.Popen(
+        [sys.executable, "-c", SIGNAL_ON_RENAMING_ONTO + main, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    try:
+        end = time.monotonic() + 60
+        while Path(f"/proc/{first.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+            assert first.poll() is None and time.monotonic() < end, "the first did not stop"
+            time.sleep(0.02)
+        writing = temporaries(target)
+        assert len(writing) == 1 and not target.exists()
+        second = run(args)
+        check_common(second)
+        assert second.rc == 0 and target.is_file(), second.stderr
+        assert temporaries(target) == writing, "the live run's temporary file was removed"
+        first.send_signal(signal.SIGCONT)
+        _, err = first.communicate(timeout=60)
+        assert first.returncode == 0, err.decode()
+    finally:
+        first.kill()
+        first.wait()
+    assert temporaries(target) == [] and sorted(os.listdir(target.parent)) == ["p.png"]

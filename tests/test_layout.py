@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
         "_startup",
         "_cv2",
         "buffers",
+        "temp_files",
         "files",
         "walk",
         "naming",

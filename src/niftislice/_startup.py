@@ -27,7 +27,7 @@ def defer_url_support() -> None:
     import urllib
 
     spec = importlib.util.find_spec(URL_MODULE)
-    if spec is None or spec.loader is None:
+    if spec is None or not hasattr(spec.loader, "exec_module"):  # frozen apps: import it as usual
         return
     spec.loader = loader = importlib.util.LazyLoader(spec.loader)
     module = importlib.util.module_from_spec(spec)

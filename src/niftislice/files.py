@@ -7,6 +7,12 @@ system has one (Linux ``renameat2(RENAME_EXCHANGE)``); elsewhere it is two renam
 killed between them leaves ``.niftislice-tmp-old-*/<name>``, which :func:`clean_leftovers` puts
 back. Leftovers are cleaned only by a run that holds the output folder's lock
 (:func:`locked_folder`), so no live run ever loses its temporary folder.
+
+A single file (``stack``'s NIfTI, a ``preview``, the ``--report``) is written as
+``.niftislice-tmp-<name>-XXXXXXXX<suffix>`` beside ``<name>`` and renamed onto it. Its writer
+holds an exclusive ``flock`` on the temporary file from creating it to renaming it, and the next
+writer of ``<name>`` removes the ones whose lock it can take: their writer is dead (see
+:func:`atomic_path`).
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ from pathlib import Path
 
 from .errors import OutputError
 from .naming import display_name
+from .temp_files import TMP_PREFIX, create_temp, remove_dead_temps
 
 log = logging.getLogger(__name__)
 
-TMP_PREFIX = ".niftislice-tmp-"
 OLD_PREFIX = TMP_PREFIX + "old-"
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
@@ -110,7 +116,20 @@ def atomic_path(path: Path, suffix: str = "", label: str = "") -> Iterator[Path]
     """A temporary path beside ``path`` for the block to write (raising ``OSError`` if it
     fails); moved onto ``path`` when the block succeeds, removed otherwise. Failures become
     one-line :class:`OutputError` naming ``path`` (after ``label``, e.g. ``"the report"``).
-    A device, FIFO or descriptor link (``--report /dev/stdout``) is itself the path written."""
+    A device, FIFO or descriptor link (``--report /dev/stdout``) is itself the path written.
+
+    A run killed in the block (SIGKILL, power loss: no cleanup runs) leaves the temporary file;
+    the next :func:`atomic_path` for the same ``path`` and ``suffix`` removes it. Whether its
+    writer is dead is known from a lock, not a pid: the writer holds ``flock`` on the file until
+    it is renamed or removed, and the kernel drops that lock when the process ends, however it
+    ends. A pid (even with its start time) can be reused, belongs to one PID namespace (two
+    containers sharing a folder see different ones) and one machine; the lock has none of these
+    gaps and needs no extra file. What is removed: only regular files named exactly as this
+    function names ``path``'s temporary files, whose lock was free; a file whose lock cannot be
+    taken (a live writer, or a file system without locks) stays. NFS emulates ``flock`` with a
+    POSIX lock that closing any descriptor of the file drops: there a concurrent writer of the
+    same name can remove a live run's file, which then fails with one error, never losing data.
+    """
     action = f"write {label} {path}" if label else f"write {path}"
     if _written_in_place(path):
         try:
@@ -119,13 +138,12 @@ def atomic_path(path: Path, suffix: str = "", label: str = "") -> Iterator[Path]
             raise output_error(e, action) from None
         return
     try:
-        fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=path.parent)
-        os.close(fd)
-        os.chmod(name, FILE_MODE)  # mkstemp's file is private (0600); outputs get the umask's
+        remove_dead_temps(path, suffix)
+        fd, tmp = create_temp(path, suffix)
     except OSError as e:
         raise output_error(e, action) from None
-    tmp = Path(name)
     try:
+        os.chmod(tmp, FILE_MODE)  # mkstemp's file is private (0600); outputs get the umask's
         yield tmp
         os.replace(tmp, path)
     except OSError as e:
@@ -133,6 +151,7 @@ def atomic_path(path: Path, suffix: str = "", label: str = "") -> Iterator[Path]
     finally:
         with contextlib.suppress(OSError):  # gone already, or a read-only folder
             tmp.unlink()
+        os.close(fd)  # after the unlink: the file is never there unlocked
 
 
 def _written_in_place(path: Path) -> bool:
@@ -281,7 +300,7 @@ def clean_leftovers(folder: Path) -> int:
             e.name
             for e in os.scandir(folder)
             if e.name.startswith(TMP_PREFIX) and e.is_dir(follow_symlinks=False)
-        ]  # temporary files (``stack``, ``preview``) belong to runs that hold no lock
+        ]  # temporary files are their next writer's to clean (atomic_path): it knows whose
     except OSError:
         return 0
     names.sort(key=lambda n: not n.startswith(OLD_PREFIX))  # restore before anything else
