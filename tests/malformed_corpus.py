@@ -460,6 +460,8 @@ _add("scl_slope_zero", "header", "ok", None, _hdr(scl_slope=0.0, scl_inter=5.0))
 _add("scl_slope_nan", "header", "ok", None, _hdr(scl_slope=math.nan, scl_inter=math.nan))
 _add("scl_slope_inf", "header", "error", r"scl_slope.*inf", _hdr(scl_slope=math.inf))
 _add("scl_slope_neg_inf", "header", "error", r"scl_slope.*-inf", _hdr(scl_slope=-math.inf))
+# float32 arithmetic flushes a subnormal slope to 0, which NIfTI reads as "no scaling"
+_add("scl_slope_subnormal", "header", "error", r"scl_slope.*subnormal", _hdr(scl_slope=-1e-40))
 _add("scl_inter_nan", "header", "warn", r"scl_inter.*nan", _hdr(scl_slope=2.0, scl_inter=math.nan))
 _add("scl_inter_inf", "header", "warn", r"scl_inter.*inf", _hdr(scl_inter=math.inf))
 _add("scaling_valid", "header", "ok", None, _hdr(scl_slope=0.5, scl_inter=-100.0))

@@ -37,7 +37,22 @@ def _num(x: float) -> float | None:
 
 
 def _matrix(m: np.ndarray) -> list[list[float]]:
-    return np.round(np.asarray(m, dtype=np.float64), 9).tolist()  # type: ignore[no-any-return]
+    """A 4 x 4 matrix (or a stack of them) as JSON lists, rounded to :func:`_decimals`."""
+    a = np.asarray(m, dtype=np.float64)
+    return np.round(a, _decimals(a)).tolist()  # type: ignore[no-any-return]
+
+
+def _decimals(a: np.ndarray) -> int:
+    """9 decimals (1e-9 mm), or 7 significant digits (a float32 header's precision) of the
+    shortest voxel axis when that is under 10 um: 9 decimals leave 10 nm voxels 2 digits, too
+    few for ``stack`` to find an oblique grid's planes again. Capped at 15 (1e-6 mm voxels
+    need 13; a matrix that cannot place voxels gets no more)."""
+    with np.errstate(all="ignore"):
+        norms = np.linalg.norm(a[..., :3, :3], axis=-2)
+    usable = norms[np.isfinite(norms) & (norms > 0)]
+    if usable.size == 0:
+        return 9
+    return min(15, max(9, 7 - math.floor(math.log10(float(usable.min())))))
 
 
 def dumps(sidecar: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ Pure functions over a parsed header. Each either returns a checked value (append
 Repairs (warning), from the NIfTI-1 reference code where it has a rule:
 
 - ``scl_slope`` 0 or NaN: no scaling (the standard says so; no warning). NaN/Inf ``scl_inter``: 0.
+  Inf or subnormal (non-zero below 1.2e-38, which float32 arithmetic flushes to 0) is an error.
 - ``pixdim[i]`` 0, negative, NaN, Inf or implausible: taken from the usable sform; without one,
   0 becomes 1 mm and a negative size its magnitude, the rest is an error.
 - qform quaternion with b² + c² + d² > 1: normalised (a = 0), as ``nifti_quatern_to_mat44`` does.
@@ -54,7 +55,15 @@ DATATYPE_NAMES = {
 }
 KNOWN_XFORM_CODES = range(0, 6)  # unknown, scanner, aligned, talairach, mni152, template
 NON_VOLUME_INTENTS = {1008: "point set", 1009: "triangle mesh"}
-VOXEL_MM = (1e-6, 1e6)  # plausible voxel sizes: 1 nm to 1 km
+#: Plausible voxel sizes, in the header's space units (mm in nearly every file): 1 nm to 1 km.
+#: Not a float32 limit (pixdim holds 1e-38 to 3e38) but what a volume can be and what other tools
+#: compute with it in float32: the smallest voxels imaged are a few nm (electron microscopy),
+#: micro-CT 0.5-50 um, clinical 0.2-10 mm; a voxel volume (size cubed) stays a normal float32
+#: (1e-18 to 1e18) and an inverse affine finite. ``stack`` writes back this range only.
+VOXEL_MM = (1e-6, 1e6)
+#: The ends as a float32 header holds them (float32(1e-6) is 9.99999997e-07)
+_VOXEL_F32 = (float(np.float32(VOXEL_MM[0])), float(np.float32(VOXEL_MM[1])))
+_F32_TINY = float(np.finfo(np.float32).tiny)
 
 
 def parse_header(block: bytes) -> tuple[nib.Nifti1Header, int]:
@@ -147,6 +156,10 @@ def scaling(hdr: nib.Nifti1Header, warnings: list[str]) -> tuple[float, float]:
         return 1.0, 0.0  # NIfTI: slope 0 means unscaled; nibabel writes NaN for the same
     if math.isinf(slope):
         raise InputError(f"scl_slope is {slope}; voxel values cannot be scaled by it")
+    if abs(slope) < _F32_TINY:  # float32 arithmetic flushes it to 0: "no scaling" to some tools
+        raise InputError(
+            f"scl_slope is {slope:g}, a subnormal float32; voxel values cannot be scaled by it"
+        )
     if not math.isfinite(inter):
         warnings.append(f"scl_inter is {inter} with scl_slope {slope:g}; using 0")
         inter = 0.0
@@ -159,8 +172,9 @@ def integral_scaling(slope: float, inter: float) -> bool:
     return float(slope).is_integer() and float(inter).is_integer()
 
 
-def _plausible(size: float) -> bool:
-    return math.isfinite(size) and VOXEL_MM[0] <= size <= VOXEL_MM[1]
+def plausible_voxel_size(size: float) -> bool:
+    """Whether ``size`` lies in :data:`VOXEL_MM` (its ends as stored in float32 included)."""
+    return math.isfinite(size) and _VOXEL_F32[0] <= size <= _VOXEL_F32[1]
 
 
 def voxel_sizes(
@@ -175,13 +189,13 @@ def voxel_sizes(
         if i > ndim:
             out.append(1.0)
             continue
-        if _plausible(p):
+        if plausible_voxel_size(p):
             out.append(p)
             continue
         if sform is not None:
             size = float(np.linalg.norm(sform[:3, i - 1]))
             warnings.append(f"pixdim[{i}] is {p:g}; using {size:g} from the sform")
-        elif p == 0 or (p < 0 and _plausible(-p)):
+        elif p == 0 or (p < 0 and plausible_voxel_size(-p)):
             size = abs(p) if p < 0 else 1.0
             warnings.append(f"pixdim[{i}] is {p:g}; using {size:g} mm")
         else:
@@ -202,8 +216,10 @@ def affine_problem(a: np.ndarray) -> str | None:
         sizes = np.linalg.norm(a[:3, :3], axis=0)
         if np.any(sizes == 0):
             return "is singular (a voxel axis has length 0)"
-        if not all(_plausible(float(s)) for s in sizes):
-            return f"has implausible voxel sizes ({', '.join(f'{s:.3g}' for s in sizes)} mm)"
+        if not all(plausible_voxel_size(float(s)) for s in sizes):
+            shown = ", ".join(f"{s:.3g}" for s in sizes)
+            low, high = VOXEL_MM
+            return f"has implausible voxel sizes ({shown} mm; expected {low:g} to {high:g})"
         if abs(float(np.linalg.det(a[:3, :3] / sizes))) < 1e-6:
             return "is singular (its axes are not independent)"
     return None

@@ -194,7 +194,9 @@ def nifti_image(
     h = img.header
     zooms = list(source.voxel_sizes[: min(data.ndim, 3)])
     if data.ndim > 3:
-        zooms += [source.time_step or 1.0] + [1.0] * (data.ndim - 4)
+        # a time step of 0 is kept: pixdim[4] is read as one only when the 4th axis is time
+        step = 1.0 if source.time_step is None else source.time_step
+        zooms += [step] + [1.0] * (data.ndim - 4)
     h.set_zooms(zooms)
     for code, matrix, setter in (
         (source.qform_code, source.qform, img.set_qform),

@@ -7,6 +7,13 @@ Declared sizes are checked against :class:`~niftislice.types.Limits` (the same l
 ``convert``) before anything is allocated: voxels per volume, slices along an axis, and image
 sizes (the exporter's own bounds); ``stack`` checks the whole result once it knows the volumes.
 
+Geometry and scaling are those a volume can have, as ``convert`` reads a NIfTI header: voxel sizes
+within :data:`~niftislice.read.validate.VOXEL_MM` (1 nm to 1 km), matrices that place voxels
+(:func:`~niftislice.read.validate.affine_problem`: scale-free, so 10 nm voxels pass), slopes that
+are normal numbers (scl_slope 0 means no scaling, as in NIfTI-1), a time step >= 0 (0 is common:
+"not a time axis"). A qform/sform that cannot place the voxels is left out with a warning, as
+``convert`` ignores it; everything else is refused with one line naming the field.
+
 Conventions: ``shape`` is the source's as declared (dims beyond the 3rd included); ``spatial`` its
 first three, padded with 1; matrices are 4 x 4 float64 in mm; file names are plain names (no
 folder part) looked up in the view's folder or the folder given to ``stack``.
@@ -15,6 +22,7 @@ folder part) looked up in the view's folder or the folder given to ``stack``.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +33,13 @@ import numpy as np
 from ..errors import InputError, ResourceLimitError
 from ..naming import sample_name
 from ..read.nifti import check_limits
+from ..read.validate import affine_problem
 from ..resample import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
 from ..types import Limits, View
+from .fields import HEADER_TINY, FieldReader, show
 
 KINDS = ("window", "lossless", "label", "rgb")
 _QFORM_FIELDS = ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z")
-#: NIfTI header fields (pixdim, srow, quatern, scl_*) are float32: what they can hold
-_HEADER_MAX = float(np.finfo(np.float32).max)
-_HEADER_TINY = float(np.finfo(np.float32).tiny)
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ class SourceInfo:
     intent: int
     nifti_version: int
     big_endian: bool
+    notes: tuple[str, ...] = ()  # repairs made (a qform/sform left out): warnings for the user
 
     @property
     def n_volumes(self) -> int:
@@ -124,7 +132,7 @@ class Sidecar:
 
 def parse_sidecar(data: object, path: Path, limits: Limits = Limits()) -> Sidecar:
     """Check a parsed sidecar (``json.loads`` output) and return it typed; InputError otherwise."""
-    r = _Reader(path.name)
+    r = FieldReader(path.name)
     top = r.obj(data, "the file")
     if "niftislice" not in top:
         raise InputError(f"sidecar {path}: not a niftislice sidecar")
@@ -141,7 +149,7 @@ def parse_sidecar(data: object, path: Path, limits: Limits = Limits()) -> Sideca
         try:
             view = View(name)
         except ValueError:
-            raise r.error("views", f"unknown view {_show(name)}") from None
+            raise r.error("views", f"unknown view {show(name)}") from None
         views[view] = _view(r, view, r.obj(entry, f"views.{name}"), source, output)
     return Sidecar(path, source, intensity, output, views)
 
@@ -150,7 +158,7 @@ def parse_sidecar(data: object, path: Path, limits: Limits = Limits()) -> Sideca
 # sections
 
 
-def _source(r: _Reader, s: dict[str, Any], limits: Limits) -> SourceInfo:
+def _source(r: FieldReader, s: dict[str, Any], limits: Limits) -> SourceInfo:
     for key in ("shape", "affine", "dtype", "voxel_sizes"):
         if key not in s:
             raise r.error("source", f"lacks {key}")
@@ -159,34 +167,82 @@ def _source(r: _Reader, s: dict[str, Any], limits: Limits) -> SourceInfo:
     spatial = (*shape[:3], 1, 1)[:3]
     _check_sizes(shape, spatial, limits)
     qform_unused = s.get("qform_unused") or {}
-    sizes = r.items(s["voxel_sizes"], "source.voxel_sizes", min(len(shape), 3), 7)
     time = s.get("time_step")
-    slope = r.number(s.get("scl_slope_applied", 1.0), "source.scl_slope_applied", header=True)
-    if abs(slope) < _HEADER_TINY:
-        raise r.error("source.scl_slope_applied", f"{slope:g} cannot be inverted")
+    notes: list[str] = []
+    (qform_code, qform), (sform_code, sform) = (_xform(r, s, n, notes) for n in ("qform", "sform"))
     return SourceInfo(
         shape=shape,
         spatial=spatial,  # type: ignore[arg-type]
         affine=r.matrix(s["affine"], "source.affine", invertible=True),
         dtype=_dtype(r, s["dtype"]),
-        voxel_sizes=tuple(r.number(v, "source.voxel_sizes", 0.0, header=True) for v in sizes),
+        voxel_sizes=_voxel_sizes(r, s["voxel_sizes"], len(shape)),
         time_step=None if time is None else r.number(time, "source.time_step", 0.0, header=True),
         units=_units(r, s.get("units")),
-        qform_code=r.whole(s.get("qform_code") or 0, "source.qform_code", 0, 32767),
-        sform_code=r.whole(s.get("sform_code") or 0, "source.sform_code", 0, 32767),
-        qform=None if s.get("qform") is None else r.matrix(s["qform"], "source.qform"),
-        sform=None if s.get("sform") is None else r.matrix(s["sform"], "source.sform"),
+        qform_code=qform_code,
+        sform_code=sform_code,
+        qform=qform,
+        sform=sform,
         qform_unused={
             k: r.number(v, f"source.qform_unused.{k}", header=True)
             for k, v in r.obj(qform_unused, "source.qform_unused").items()
             if k in (*_QFORM_FIELDS, "qfac") and v is not None
         },
-        slope=slope,
-        inter=r.number(s.get("scl_inter_applied", 0.0), "source.scl_inter_applied", header=True),
+        **_scaling(r, s),
         intent=r.whole(s.get("intent") or 0, "source.intent", 0, 32767),
         nifti_version=r.whole(s.get("nifti_version", 1), "source.nifti_version", 1, 2),
         big_endian=s.get("byte_order") == "big",
+        notes=tuple(notes),
     )
+
+
+def _voxel_sizes(r: FieldReader, value: object, ndim: int) -> tuple[float, ...]:
+    """The spatial sizes (the first ``min(ndim, 3)``) within :data:`VOXEL_MM`, as ``convert``
+    reads them, so the result is a volume it (and any tool) can place; later entries (unused:
+    the time step is its own field) finite and >= 0."""
+    sizes = r.items(value, "source.voxel_sizes", min(ndim, 3), 7)
+    n = min(ndim, 3)
+    return tuple(
+        r.voxel_size(v, f"source.voxel_sizes[{i}]")
+        if i < n
+        else r.number(v, "source.voxel_sizes", 0.0, header=True)
+        for i, v in enumerate(sizes)
+    )
+
+
+def _scaling(r: FieldReader, s: dict[str, Any]) -> dict[str, float]:
+    """``slope`` and ``inter`` as NIfTI-1 reads scl_slope/scl_inter: "if the scl_slope field is
+    nonzero, then each voxel value in the dataset should be scaled", so 0 means no scaling and
+    scl_inter is ignored (nibabel: ``get_slope_inter() == (None, None)``). A subnormal slope
+    (non-zero, below float32's smallest normal 1.2e-38) is refused: float32 arithmetic flushes it
+    to 0 and the stored integers could not be recovered (``convert`` refuses such a file too)."""
+    where = "source.scl_slope_applied"
+    slope = r.number(s.get("scl_slope_applied", 1.0), where, header=True)
+    inter = r.number(s.get("scl_inter_applied", 0.0), "source.scl_inter_applied", header=True)
+    if slope == 0:
+        return {"slope": 1.0, "inter": 0.0}
+    if abs(slope) < HEADER_TINY:
+        raise r.error(
+            where,
+            f"{slope!r} is subnormal (non-zero, below {HEADER_TINY:.3g}, the smallest normal "
+            "float32): stored values cannot be recovered through it (0 would mean no scaling)",
+        )
+    return {"slope": slope, "inter": inter}
+
+
+def _xform(r: FieldReader, s: dict[str, Any], name: str, notes: list[str]) -> tuple[int, Any]:
+    """``(code, matrix)`` of the qform or sform. One in use (code > 0) that cannot place the
+    voxels (singular, or voxel sizes outside :data:`VOXEL_MM`) is left out (code 0) with a note,
+    as ``convert``'s reader ignores it: a file with a singular sform is one tools choke on."""
+    code = r.whole(s.get(f"{name}_code") or 0, f"source.{name}_code", 0, 32767)
+    matrix = None if s.get(name) is None else r.matrix(s[name], f"source.{name}")
+    problem = affine_problem(matrix) if code > 0 and matrix is not None else None
+    if problem is not None:
+        notes.append(
+            f"the sidecar's source.{name} {problem}; written with {name}_code 0 "
+            "(readers then place the volume by the other form, or pixdim)"
+        )
+        return 0, None
+    return code, matrix
 
 
 def _check_sizes(shape: tuple[int, ...], spatial: tuple[int, int, int], limits: Limits) -> None:
@@ -197,7 +253,7 @@ def _check_sizes(shape: tuple[int, ...], spatial: tuple[int, int, int], limits: 
         raise ResourceLimitError(f"the sidecar's source: {e}") from None
 
 
-def _dtype(r: _Reader, value: object) -> np.dtype | None:
+def _dtype(r: FieldReader, value: object) -> np.dtype | None:
     if value in ("rgb", "rgba"):
         return None
     try:
@@ -205,31 +261,38 @@ def _dtype(r: _Reader, value: object) -> np.dtype | None:
     except TypeError:
         dtype = None
     if dtype is None or dtype.kind not in "iuf" or dtype.itemsize > 8:
-        raise r.error("source.dtype", f"expected a numeric type such as int16, got {_show(value)}")
+        raise r.error("source.dtype", f"expected a numeric type such as int16, got {show(value)}")
     return dtype
 
 
-def _units(r: _Reader, value: object) -> tuple[str | None, str | None]:
+def _units(r: FieldReader, value: object) -> tuple[str | None, str | None]:
     units = r.obj(value or {}, "source.units")
     names = [units.get("space"), units.get("time")]
     for name in names:
         if name is not None and not isinstance(name, str):
-            raise r.error("source.units", f"expected unit names, got {_show(name)}")
+            raise r.error("source.units", f"expected unit names, got {show(name)}")
     return names[0], names[1]
 
 
-def _intensity(r: _Reader, s: dict[str, Any]) -> IntensityInfo:
+def _intensity(r: FieldReader, s: dict[str, Any]) -> IntensityInfo:
     kind = s.get("kind")
     if kind not in KINDS:
-        raise r.error("intensity.kind", f"expected one of {', '.join(KINDS)}, got {_show(kind)}")
+        raise r.error("intensity.kind", f"expected one of {', '.join(KINDS)}, got {show(kind)}")
     if kind == "rgb":
         return IntensityInfo("rgb", 1.0, 0.0, None, None)
     if "pixel_to_data" not in s:
         raise r.error("intensity", "lacks pixel_to_data")
     p2d = r.obj(s["pixel_to_data"], "intensity.pixel_to_data")
-    scale = r.number(p2d.get("scale"), "intensity.pixel_to_data.scale")
+    where = "intensity.pixel_to_data.scale"
+    scale = r.number(p2d.get("scale"), where)
     if scale == 0:
-        raise r.error("intensity.pixel_to_data.scale", "0 maps every pixel to one value")
+        raise r.error(where, "0 maps every pixel to one value")
+    if abs(scale) < sys.float_info.min:  # pixel * scale would underflow: a volume of zeros
+        raise r.error(
+            where,
+            f"{scale!r} is subnormal (non-zero, below {sys.float_info.min:.3g}, the smallest "
+            "normal float64): pixels cannot be mapped back through it",
+        )
     low, high = s.get("low"), s.get("high")
     return IntensityInfo(
         kind,
@@ -240,7 +303,7 @@ def _intensity(r: _Reader, s: dict[str, Any]) -> IntensityInfo:
     )
 
 
-def _output(r: _Reader, value: object, source: SourceInfo) -> OutputInfo:
+def _output(r: FieldReader, value: object, source: SourceInfo) -> OutputInfo:
     s = r.obj(value, "output")
     volumes = None
     if s.get("volumes") is not None:
@@ -253,10 +316,10 @@ def _output(r: _Reader, value: object, source: SourceInfo) -> OutputInfo:
         raise r.error("output.volumes", f"missing for a source of {source.n_volumes:,} volumes")
     bits = s.get("bit_depth")
     if bits not in (None, 8, 16):
-        raise r.error("output.bit_depth", f"expected 8 or 16, got {_show(bits)}")
+        raise r.error("output.bit_depth", f"expected 8 or 16, got {show(bits)}")
     for key in ("label", "skip_empty"):
         if s.get(key) not in (None, True, False):
-            raise r.error(f"output.{key}", f"expected true or false, got {_show(s[key])}")
+            raise r.error(f"output.{key}", f"expected true or false, got {show(s[key])}")
     return OutputInfo(
         volumes=volumes,
         label=bool(s.get("label")),
@@ -267,7 +330,7 @@ def _output(r: _Reader, value: object, source: SourceInfo) -> OutputInfo:
 
 
 def _view(
-    r: _Reader, view: View, v: dict[str, Any], source: SourceInfo, output: OutputInfo
+    r: FieldReader, view: View, v: dict[str, Any], source: SourceInfo, output: OutputInfo
 ) -> ViewInfo:
     where = f"views.{view.value}"
     for key in ("image_size", "n_slices_in_volume", "slices"):
@@ -300,7 +363,7 @@ def _view(
     )
 
 
-def _slice(r: _Reader, e: dict[str, Any], where: str, n: int, output: OutputInfo) -> SliceInfo:
+def _slice(r: FieldReader, e: dict[str, Any], where: str, n: int, output: OutputInfo) -> SliceInfo:
     index = r.whole(e.get("index"), f"{where}.index", 0, n - 1)
     matrix = r.matrix(e.get("pixel_to_world"), f"{where}.pixel_to_world", invertible=True)
     if output.volumes is None:
@@ -316,7 +379,7 @@ def _int_key(key: str) -> object:
     return int(key) if key.isdigit() else key
 
 
-def _selected(r: _Reader, value: object, where: str, n: int) -> frozenset[int]:
+def _selected(r: FieldReader, value: object, where: str, n: int) -> frozenset[int]:
     if value is None:
         return frozenset()
     s = r.obj(value, where)
@@ -324,78 +387,3 @@ def _selected(r: _Reader, value: object, where: str, n: int) -> frozenset[int]:
     if step == 0:
         raise r.error(where, "step is 0")
     return frozenset(k for k in range(start, stop, step) if 0 <= k < n)
-
-
-# --------------------------------------------------------------------------------------------
-# field checks
-
-
-class _Reader:
-    """Field checks whose errors name the sidecar, the field and the value."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-
-    def error(self, where: str, problem: str) -> InputError:
-        return InputError(f"sidecar {self.file}: {where}: {problem}")
-
-    def obj(self, value: object, where: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.error(where, f"expected an object, got {_show(value)}")
-        return value
-
-    def items(self, value: object, where: str, least: int, most: int) -> list[Any]:
-        if not isinstance(value, list):
-            raise self.error(where, f"expected a list, got {_show(value)}")
-        if not least <= len(value) <= most:
-            want = f"{least}" if least == most else f"{least} to {most:,}"
-            raise self.error(where, f"expected {want} entries, got {len(value):,}")
-        return value
-
-    def number(
-        self, value: object, where: str, least: float = -math.inf, *, header: bool = False
-    ) -> float:
-        """A finite number >= ``least``; with ``header``, one a NIfTI header's float32 holds."""
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(where, f"expected a number, got {_show(value)}")
-        try:
-            x = float(value)
-        except OverflowError:  # an int beyond float64
-            x = math.inf
-        if not math.isfinite(x) or x < least:
-            bound = "" if least == -math.inf else f" >= {least:g}"
-            raise self.error(where, f"expected a finite number{bound}, got {_show(value)}")
-        if header and abs(x) > _HEADER_MAX:
-            beyond = f"beyond the float32 range of NIfTI header fields ({_HEADER_MAX:.3g})"
-            raise self.error(where, f"{x:g} is {beyond}")
-        return x
-
-    def whole(self, value: object, where: str, least: int, most: int) -> int:
-        ok = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        if isinstance(value, bool) or not ok:
-            raise self.error(where, f"expected a whole number, got {_show(value)}")
-        if not least <= value <= most:  # type: ignore[operator]
-            raise self.error(where, f"expected {least} to {most:,}, got {_show(value)}")
-        return int(value)  # type: ignore[arg-type]
-
-    def matrix(self, value: object, where: str, *, invertible: bool = False) -> np.ndarray:
-        rows = self.items(value, where, 4, 4)
-        if not all(isinstance(row, list) and len(row) == 4 for row in rows):
-            raise self.error(where, "expected a 4 x 4 matrix")
-        m = np.array([[self.number(x, where, header=True) for x in row] for row in rows])
-        if invertible and abs(np.linalg.det(m[:3, :3])) < 1e-12:
-            raise self.error(where, "the matrix is singular")
-        return m
-
-    def name(self, value: object, where: str) -> str:
-        """A plain file or folder name: nothing that could lead out of the folder."""
-        if not isinstance(value, str) or not value or len(value) > 255:
-            raise self.error(where, f"expected a file name, got {_show(value)}")
-        if "/" in value or "\\" in value or "\x00" in value or value in (".", ".."):
-            raise self.error(where, f"{_show(value)} is not a plain name in the folder; refused")
-        return value
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

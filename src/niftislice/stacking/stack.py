@@ -124,7 +124,7 @@ def stack_folder(
         )
     finder = ImageFinder(root)
     view = _choose_view(sc, root, options.view, finder)
-    warnings: list[str] = []
+    warnings = list(sc.source.notes)
     job = _plan(sc, sc.views[view], options, warnings)
     finder.add(root / job.view.folder)
     acc, holes, img_dtype, read = _read_planes(job, finder, root, options)
