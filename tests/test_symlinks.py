@@ -133,6 +133,25 @@ def test_two_names_for_one_folder_convert_it_once_under_the_direct_name(tmp_path
     assert outputs(out) == ["m1/atlas", "sub-01/T1w"]
 
 
+def test_adding_a_link_to_a_converted_folder_moves_nothing(tmp_path, capfd):
+    """Converted first without links, then ``study/0_latest -> sub-01`` (sorting first) and a
+    link to a folder outside are added: ``--skip-existing`` skips ``sub-01`` (same name) and
+    converts only the new folder."""
+    study = tmp_path / "study"
+    put(study / "sub-01" / "T1w.nii.gz")
+    out = tmp_path / "out"
+    assert convert(capfd, study, "-o", out).rc == 0
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    link(study / "0_latest", "sub-01")
+    put(tmp_path / "disk2" / "sub-02" / "T1w.nii", ANATOMICAL)
+    link(study / "sub-02", "../disk2/sub-02")
+    run = convert(capfd, study, "-o", out, "--skip-existing")
+    assert run.rc == 0, run.stderr
+    assert "1 converted, 1 skipped, 0 failed" in run.stderr
+    assert outputs(out) == ["sub-01/T1w", "sub-02/T1w"]
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
 def test_the_chosen_name_does_not_depend_on_creation_order(tmp_path):
     """The same tree built in two orders gives the same jobs, in tree order."""
     trees = []
@@ -222,7 +241,6 @@ def unprivileged() -> list[str]:
     return prefix
 
 
-@pytest.mark.slow
 def test_a_real_chmod_000_linked_folder_is_a_failed_input(tmp_path):
     """The same with a real ``chmod 000`` folder, in a child process that permissions bind."""
     study = tmp_path / "study"
