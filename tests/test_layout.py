@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
         "buffers",
         "temp_files",
         "files",
+        "walk",
         "naming",
         "png",
     ),

@@ -8,10 +8,16 @@ and ``._*`` files and hidden folders are skipped; the input tree is mirrored und
 folder, and output folder names are made distinct (also on case-insensitive file systems). A
 folder that cannot be read is a job of its own that fails with the reason, never silently
 skipped.
+
+Symlinked folders are searched as if they were in the tree, each real folder once, under the
+name a search without the extra links would give it (see :mod:`niftislice.walk`: a loop or a
+second name for a folder is one warning line); a broken link is one warning line, or, named
+like an input, an input that fails with its reason.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -24,6 +30,9 @@ from ..naming import display_name, safe_relative_dir, stem_of
 from ..options import ConvertOptions
 from ..read.dicom_sniff import looks_like_dicom
 from ..read.dispatch import FORMATS
+from ..walk import broken_link_reason, walk
+
+log = logging.getLogger(__name__)
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _SINGLE_FILE_SUFFIXES = (*_NIFTI_SUFFIXES, ".nrrd", ".nhdr", ".mha", ".mhd", ".mgh", ".mgz", ".mnc")
@@ -149,22 +158,24 @@ def _dicom_jobs(
 
 
 def _search(top: Path, dicom: list[Path]) -> list[_Found]:
-    """Every NIfTI file below ``top`` and every folder there that cannot be read, in order;
-    files that start like DICOM are added to ``dicom``."""
+    """Every input file below ``top`` and every folder there that cannot be read, in order;
+    regular files that start like DICOM are added to ``dicom``. Symlinked folders are
+    followed, each real folder once (see :func:`niftislice.walk.walk`); a broken link that
+    is not named like an input is one warning line."""
     found: list[_Found] = []
-
-    def unreadable(e: OSError) -> None:
-        found.append((Path(e.filename), e.strerror or str(e)))
-
-    for root, dirs, files in os.walk(top, onerror=unreadable):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        siblings = frozenset(n.lower() for n in files)
-        for name in sorted(files):
-            f = Path(root) / name
+    for folder in walk(top):
+        if folder.error is not None:
+            found.append((folder.path, folder.error))
+            continue
+        siblings = frozenset(n.lower() for n in folder.files)
+        for name in folder.files:
+            f = folder.path / name
             if is_input_name(name, siblings):
-                found.append((f, f.parent.relative_to(top)))
-            elif _maybe_dicom(name) and looks_like_dicom(f):
-                dicom.append(f)
+                found.append((f, folder.rel))
+            elif name in folder.broken:
+                log.warning("%s: %s: skipped", f, broken_link_reason(f))
+            elif _maybe_dicom(name) and f.is_file() and looks_like_dicom(f):
+                dicom.append(f)  # a regular file only: opening a fifo would block
     return found
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..walk import broken_link_reason, walk
 from .dicom_files import BadDicom, DicomFile, Frame, NotDicom, read_file
 from .dicom_sniff import looks_like_dicom
 from .dicom_volumes import stacked
@@ -111,16 +112,16 @@ class DicomScan:
 
 
 def find_dicom_files(folder: Path) -> list[Path]:
-    """Files under ``folder`` (recursively, sorted, hidden and ``._*`` skipped) that start like
-    DICOM; the extension does not matter."""
+    """Files under ``folder`` (recursively, sorted, hidden and ``._*`` skipped, symlinked
+    folders followed once each: see :mod:`niftislice.walk`) that start like DICOM; the
+    extension does not matter."""
     found: list[Path] = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            path = Path(root) / name
-            if path.is_file() and looks_like_dicom(path):
+    for where in walk(folder):
+        for name in where.files:
+            path = where.path / name
+            if name in where.broken:
+                log.warning("%s: %s: skipped", path, broken_link_reason(path))
+            elif path.is_file() and looks_like_dicom(path):
                 found.append(path)
     return found
 

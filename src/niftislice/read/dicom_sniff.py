@@ -8,8 +8,9 @@ extension do not matter. The second kind is confirmed later by parsing the heade
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from ..walk import walk
 
 _FIRST_GROUPS = (b"\x02\x00", b"\x08\x00")  # file meta or identifying group, little-endian
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -39,15 +40,16 @@ def looks_like_dicom(path: Path) -> bool:
 
 
 def is_dicom_input(path: Path) -> bool:
-    """A DICOM file, or a folder holding at least one (searched recursively, hidden skipped)."""
+    """A DICOM file, or a folder holding at least one (searched recursively as
+    :func:`niftislice.walk.walk` searches, hidden skipped; fifos and devices are not opened)."""
     if path.is_file():
         return not path.name.lower().endswith(_NIFTI_SUFFIXES) and looks_like_dicom(path)
     if not path.is_dir():
         return False
-    for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            candidate = not name.startswith(".") and not name.lower().endswith(_NIFTI_SUFFIXES)
-            if candidate and looks_like_dicom(Path(root) / name):
+    for folder in walk(path, warn=False):  # a first look: the search proper warns
+        for name in folder.files:
+            f = folder.path / name
+            candidate = not name.lower().endswith(_NIFTI_SUFFIXES) and name not in folder.broken
+            if candidate and f.is_file() and looks_like_dicom(f):
                 return True
     return False

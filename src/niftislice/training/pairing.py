@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OptionError
+from ..walk import walk
 
 #: nnU-Net's channel suffix: ``case_0000`` is channel 0 of case ``case``.
 CHANNEL_SUFFIX = re.compile(r"_\d{4}$")
@@ -58,11 +59,10 @@ class MaskIndex:
         if not self.root.is_dir():
             raise OptionError(f"masks: no such folder {str(root)!r}")
         self._by_stem: dict[str, list[Path]] = {}
-        for folder, dirs, files in os.walk(self.root):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if name.lower().endswith(_SUFFIXES) and not name.startswith("."):
-                    self._by_stem.setdefault(volume_stem(name), []).append(Path(folder) / name)
+        for folder in walk(self.root):  # symlinked folders followed, each real one once
+            for name in folder.files:
+                if name.lower().endswith(_SUFFIXES):
+                    self._by_stem.setdefault(volume_stem(name), []).append(folder.path / name)
 
     def __len__(self) -> int:
         return sum(map(len, self._by_stem.values()))
