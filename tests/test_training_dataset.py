@@ -17,6 +17,7 @@ import niftislice
 import niftislice.export
 import niftislice.plan
 import niftislice.training.dataset
+import niftislice.volume
 from niftislice.cli import main
 from niftislice.encoding import decode
 from niftislice.errors import InputError, OptionError
@@ -81,18 +82,26 @@ def _exported_4d(out: Path, meta: dict, tree: str) -> np.ndarray:
     return decode((out / tree / "bold" / view / f"{name}.png").read_bytes())
 
 
-def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Every pass over a file's voxels from now on (the dataset's and the plan's)."""
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[list[object], list[object]]:
+    """Every pass over a file's voxels from now on (the dataset's and the plan's), and every
+    time a header is read (the dataset's and its volumes')."""
     passes: list[object] = []
-    real = niftislice.plan.iter_volumes
+    headers: list[object] = []
+    real_iter, real_open = niftislice.plan.iter_volumes, niftislice.volume.open_source
 
     def counting(*args: object, **kwargs: object) -> object:
         passes.append(args[1] if len(args) > 1 else None)
-        return real(*args, **kwargs)
+        return real_iter(*args, **kwargs)
+
+    def opening(*args: object, **kwargs: object) -> object:
+        headers.append(args[0])
+        return real_open(*args, **kwargs)
 
     for module in (niftislice.plan, niftislice.training.dataset):
         monkeypatch.setattr(module, "iter_volumes", counting)
-    return passes
+    for module in (niftislice.volume, niftislice.training.dataset):
+        monkeypatch.setattr(module, "open_source", opening)
+    return passes, headers
 
 
 def test_4d_series_within_and_beyond_the_hold_budget(
@@ -105,20 +114,22 @@ def test_4d_series_within_and_beyond_the_hold_budget(
     src, masks, out = _series_with_mask(tmp_path)
     volume_bytes = int(np.prod(head()[0].shape)) * 2  # int16
     assert 4 * volume_bytes <= niftislice.export.HOLD_BYTES
-    passes = _count_reads(monkeypatch)
     held = SliceDataset(src, masks=masks)
+    passes, headers = _count_reads(monkeypatch)
     order = np.random.default_rng(7).permutation(len(held))
     items = [held[int(i)] for i in order]
     assert len(passes) == 1 and held._held is not None
+    assert len(headers) == 1  # the series' header, kept by its plan for every volume
     for item in items:
         assert np.array_equal(item["image"], _exported_4d(out, item["meta"], "images"))
         assert np.array_equal(item["mask"], _exported_4d(out, item["meta"], "masks"))
     monkeypatch.setattr(niftislice.export, "HOLD_BYTES", 4 * volume_bytes - 1)
-    passes.clear()
     streamed = SliceDataset(src, masks=masks, cache_size=64)
+    passes.clear()
+    headers.clear()
     for i in range(len(streamed)):  # in order: the window's pass, then one front to back
         streamed[i]
-    assert len(passes) == 2 and streamed._held is None
+    assert len(passes) == 2 and len(headers) == 1 and streamed._held is None
     streamed = SliceDataset(src, masks=masks, cache_size=1)  # shuffled: reads start again
     for i, item in zip(order[:60], items, strict=False):
         other = streamed[int(i)]

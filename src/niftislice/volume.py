@@ -57,12 +57,13 @@ class Volume:
         """``volume``: the index of the volume shown in a 4D series (negative from the end;
         None: the first one ``options.volumes`` selects). ``plan``: the plan of this file and
         these options, when the caller made it already
-        (it reads every selected volume of a 4D series for the window); with it, ``raw``: the
-        volume's data, already read (as ``iter_volumes`` yields it), for a caller that reads a
-        series once from start to end rather than the whole file for each volume."""
+        (it reads every selected volume of a 4D series for the window), and the header it holds
+        is not read again; with it, ``raw``: the volume's data, already read (as
+        ``iter_volumes`` yields it), for a caller that reads a series once from start to end
+        rather than the whole file for each volume."""
         self.path = Path(path)
         self.options = options
-        self.file: NiftiFile = open_source(self.path, options.limits)
+        self.file: NiftiFile = open_source(self.path, options.limits) if plan is None else plan.nf
         n = self.file.n_volumes
         if volume is None:  # the first volume the options select, as convert's first images
             volume = next(iter(options.volumes.indices(n)), 0)

@@ -196,13 +196,14 @@ class SliceDataset:
             return vol
         opts = self._options_for(f)
         path = self.sources[f].path
-        nf = open_source(path, opts.limits)
+        plan = self._plans.get(f)  # a series planned already: its header is known
+        nf = plan.nf if plan is not None else open_source(path, opts.limits)
         if nf.n_volumes > 1:  # a series: one window for all volumes
             held = self._hold(f, nf, opts)
             if held is not None:
                 vol = Volume(path, opts, t, plan=held.plan, raw=held.volumes[t])
             else:  # too long to hold: read front to back
-                plan = self._plan(f, opts)
+                plan = self._plan(f, nf, opts)
                 vol = Volume(path, opts, t, plan=plan, raw=self._read(f, nf, opts, t))
         else:
             vol = Volume(path, opts, t)
@@ -246,11 +247,10 @@ class SliceDataset:
         self._held = _Held(f, plan, volumes)
         return self._held
 
-    def _plan(self, f: int, opts: ConvertOptions) -> Plan:
+    def _plan(self, f: int, nf: NiftiFile, opts: ConvertOptions) -> Plan:
         """A 4D series' plan, with one window over every selected volume (as convert does)."""
         plan = self._plans.get(f)
         if plan is None:
-            nf = open_source(self.sources[f].path, opts.limits)
             plan = self._remember(f, make_plan(nf, opts, series_volumes(nf, opts)))
         return plan
 
