@@ -239,3 +239,27 @@ def test_preview(tmp_path, capsys):
     img = cv2.imread(str(out))
     # three panels side by side above the histogram and caption
     assert img is not None and img.shape[1] > 1.5 * img.shape[0]
+
+
+def test_main_leaves_a_callers_logging_as_it_was(tmp_path, capsys):
+    """``main`` in a caller's process (a notebook, a test, a script) sets up its own stderr lines
+    for the run, then puts the ``niftislice`` logger back: library calls after it log through
+    the caller's handlers again, not to a stream the run held (pytest's, maybe closed by now)."""
+    import logging
+
+    from niftislice.cli import main
+
+    logger = logging.getLogger("niftislice")
+    mine = logging.NullHandler()
+    logger.handlers[:] = [mine]
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+    try:
+        out = tmp_path / "out"
+        assert main(["convert", "--sample", "-o", str(out), "-q", "--views", "axial"]) == 0
+        assert main(["convert", "--sample", "-o", str(out), "-v"]) == 1  # exists: one error line
+        assert "niftislice: error:" in capsys.readouterr().err
+        assert logger.handlers == [mine]
+        assert logger.level == logging.NOTSET and logger.propagate
+    finally:
+        logger.handlers[:] = []

@@ -295,11 +295,17 @@ def _imports_done() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status. What the run sets up in the process (the SIGTERM
+    handler, the ``niftislice`` logger's stderr lines) is put back as it was when it returns."""
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    logger = logging.getLogger("niftislice")
+    logging_was = (logger.handlers[:], logger.level, logger.propagate)
     try:
         return _main(argv)
     finally:
+        logger.handlers[:], logger.propagate = logging_was[0], logging_was[2]
+        logger.setLevel(logging_was[1])  # clears the loggers' cached levels too
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
