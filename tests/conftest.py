@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,3 +96,15 @@ def patch_header(path: Path, **fields: object) -> Path:
     body[:348] = hdr.binaryblock
     path.write_bytes(gzip.compress(bytes(body)) if gz else bytes(body))
     return path
+
+
+@pytest.fixture(scope="session")
+def unprivileged() -> list[str]:
+    """A command prefix under which permission bits apply (root drops the bypassing caps)."""
+    if os.geteuid() != 0:
+        return []
+    caps = "-dac_override,-dac_read_search"
+    prefix = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+    if not shutil.which("setpriv") or subprocess.run([*prefix, "true"]).returncode != 0:
+        pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE")
+    return prefix

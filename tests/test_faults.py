@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import stat
 import subprocess
 import threading
@@ -239,18 +238,6 @@ def test_a_report_to_a_device_is_written_there_not_replaced(tmp_path: Path, capf
 
 
 # ------------------------------------------------------------------ unreadable folders
-
-
-@pytest.fixture(scope="module")
-def unprivileged() -> list[str]:
-    """A command prefix under which permission bits apply (root drops the bypassing caps)."""
-    if os.geteuid() != 0:
-        return []
-    caps = "-dac_override,-dac_read_search"
-    prefix = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
-    if not shutil.which("setpriv") or subprocess.run([*prefix, "true"]).returncode != 0:
-        pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE")
-    return prefix
 
 
 @pytest.fixture

@@ -230,18 +230,7 @@ def test_an_unreadable_linked_folder_is_a_failed_input(tmp_path, capfd, monkeypa
     assert outputs(tmp_path / "out") == ["ok/a"]
 
 
-def unprivileged() -> list[str]:
-    """A command prefix under which permission bits apply (root drops the bypassing caps)."""
-    if os.geteuid() != 0:
-        return []
-    caps = "-dac_override,-dac_read_search"
-    prefix = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
-    if not shutil.which("setpriv") or subprocess.run([*prefix, "true"]).returncode != 0:
-        pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE")
-    return prefix
-
-
-def test_a_real_chmod_000_linked_folder_is_a_failed_input(tmp_path):
+def test_a_real_chmod_000_linked_folder_is_a_failed_input(tmp_path, unprivileged):
     """The same with a real ``chmod 000`` folder, in a child process that permissions bind."""
     study = tmp_path / "study"
     put(study / "ok" / "a.nii.gz")
@@ -250,7 +239,7 @@ def test_a_real_chmod_000_linked_folder_is_a_failed_input(tmp_path):
     (tmp_path / "locked").chmod(0)
     try:
         p = subprocess.run(
-            [*unprivileged(), *cli_command(["convert", str(study), "-o", str(tmp_path / "o")])],
+            [*unprivileged, *cli_command(["convert", str(study), "-o", str(tmp_path / "o")])],
             capture_output=True,
             text=True,
             timeout=120,
