@@ -47,12 +47,7 @@ class FieldReader:
         self, value: object, where: str, least: float = -math.inf, *, header: bool = False
     ) -> float:
         """A finite number >= ``least``; with ``header``, one a NIfTI header's float32 holds."""
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(where, f"expected a number, got {show(value)}")
-        try:
-            x = float(value)
-        except OverflowError:  # an int beyond float64
-            x = math.inf
+        x = self._float(value, where)
         if not math.isfinite(x) or x < least:
             bound = "" if least == -math.inf else f" >= {least:g}"
             raise self.error(where, f"expected a finite number{bound}, got {show(value)}")
@@ -82,12 +77,7 @@ class FieldReader:
 
     def voxel_size(self, value: object, where: str) -> float:
         """A voxel size within :data:`VOXEL_MM`."""
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(where, f"expected a number, got {show(value)}")
-        try:
-            x = float(value)
-        except OverflowError:  # an int beyond float64
-            x = math.inf
+        x = self._float(value, where)
         if not plausible_voxel_size(x):
             low, high = VOXEL_MM
             raise self.error(
@@ -96,6 +86,15 @@ class FieldReader:
                 "(the sizes convert reads)",
             )
         return x
+
+    def _float(self, value: object, where: str) -> float:
+        """A JSON number as a float (an int beyond float64 is inf); anything else is refused."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(where, f"expected a number, got {show(value)}")
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf
 
     def name(self, value: object, where: str) -> str:
         """A plain file or folder name: nothing that could lead out of the folder."""
